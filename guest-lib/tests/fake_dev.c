@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * A stand-in for /dev/apertnicN so the tools can run end to end on the build
+ * machine: linked into test builds of the tools with
+ *   -Wl,--wrap=open,--wrap=ioctl,--wrap=mmap
+ * it intercepts the library's calls on the path "/fake/apertnic0".
+ *
+ * "Device memory" is a directory ($APN_FAKE_DIR): creating an incoming aperture
+ * replaces the registered pages with a shared file (in_<index>, MAP_FIXED) and
+ * records its nonce; an outgoing aperture whose nonce and size fit maps that same
+ * file, so stores arrive as they are made. Otherwise (wrong nonce, aperture larger
+ * than the remote extent, unknown index) it maps scratch memory: the stores are
+ * dropped, as the remote NIC would drop them, and the drop is counted in
+ * drops_nonce / drops_bounds / drops_index. Single host: dest_host is ignored.
+ * Not a model of the device (no frames, no gathering, no fences).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apertnic.h"      /* uapi */
+#include "apertnic_hw.h"
+
+#define FAKE_PATH "/fake/apertnic0"
+#define MAX_FD    1024
+#define MAX_OBJ   64
+
+int __real_open(const char *path, int flags, ...);
+int __real_ioctl(int fd, unsigned long req, ...);
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+
+struct fake_mr { uint64_t addr, len; };
+struct fake_out { int target; uint32_t in_index; uint32_t size; };
+
+static struct fake_file {
+	int is_fake;
+	int endpoint;              /* -1 before CREATE_ENDPOINT */
+	struct fake_mr mr[MAX_OBJ];
+	unsigned nmr;
+	struct fake_out out[MAX_OBJ];
+	unsigned nout;
+} files[MAX_FD];
+
+static const char *fake_dir(void)
+{
+	const char *d = getenv("APN_FAKE_DIR");
+
+	return d ? d : "/tmp/apn-fake";
+}
+
+static void dir_path(char *buf, size_t n, const char *name, unsigned idx)
+{
+	snprintf(buf, n, "%s/%s_%u", fake_dir(), name, idx);
+}
+
+static int read_u32(const char *name, unsigned idx, uint32_t *v)
+{
+	char p[512];
+	FILE *f;
+	int ok;
+
+	dir_path(p, sizeof(p), name, idx);
+	f = fopen(p, "r");
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%u", v) == 1;
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+static void write_u32(const char *name, unsigned idx, uint32_t v)
+{
+	char p[512];
+	FILE *f;
+
+	dir_path(p, sizeof(p), name, idx);
+	f = fopen(p, "w");
+	if (f) {
+		fprintf(f, "%u\n", v);
+		fclose(f);
+	}
+}
+
+static void count(const char *what)
+{
+	uint32_t v = 0;
+
+	read_u32(what, 0, &v);
+	write_u32(what, 0, v + 1);
+}
+
+int __wrap_open(const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode;
+	int fd;
+
+	va_start(ap, flags);
+	mode = va_arg(ap, mode_t);
+	va_end(ap);
+	if (strcmp(path, FAKE_PATH))
+		return __real_open(path, flags, mode);
+	fd = __real_open("/dev/null", O_RDWR | (flags & O_CLOEXEC));
+	if (fd >= 0 && fd < MAX_FD) {
+		memset(&files[fd], 0, sizeof(files[fd]));
+		files[fd].is_fake = 1;
+		files[fd].endpoint = -1;
+	}
+	return fd;
+}
+
+static int fail(int e)
+{
+	errno = e;
+	return -1;
+}
+
+static int fake_ioctl(struct fake_file *f, unsigned long req, void *arg)
+{
+	static unsigned next_endpoint;
+	char p[512];
+
+	switch (req) {
+	case APN_IOC_GET_INFO: {
+		struct apn_info *i = arg;
+		const char *h = getenv("APN_FAKE_HOST");
+
+		memset(i, 0, sizeof(*i));
+		i->abi_version = APN_ABI_VERSION;
+		i->spec_version = APN_SPEC_VERSION;
+		memcpy(i->mac, "\x52\x54\x00\x12\x34\x56", 6);
+		i->host_id = h ? (uint16_t)atoi(h) : 1;
+		i->mtu = 1500;
+		i->num_out = 64;
+		i->out_slot_size = 65536;
+		i->max_in = MAX_OBJ;
+		i->num_endpoints = 16;
+		i->endpoint = f->endpoint < 0 ? ~0u : (uint32_t)f->endpoint;
+		return 0;
+	}
+	case APN_IOC_CREATE_ENDPOINT: {
+		struct apn_endpoint_create *c = arg;
+
+		if (f->endpoint >= 0)
+			return fail(EBUSY);
+		f->endpoint = (int)next_endpoint++;
+		c->endpoint = (uint32_t)f->endpoint;
+		return 0;
+	}
+	case APN_IOC_REG_MR: {
+		struct apn_mr_reg *m = arg;
+
+		if (f->endpoint < 0)
+			return fail(EINVAL);
+		if ((m->addr | m->len) & (APN_PAGE_SIZE - 1) || !m->len || f->nmr == MAX_OBJ)
+			return fail(EINVAL);
+		f->mr[f->nmr].addr = m->addr;
+		f->mr[f->nmr].len = m->len;
+		m->mr_id = f->nmr++;
+		return 0;
+	}
+	case APN_IOC_DEREG_MR:
+	case APN_IOC_DESTROY_IN_APERTURE:
+	case APN_IOC_DESTROY_OUT_APERTURE:
+		return 0;
+	case APN_IOC_CREATE_IN_APERTURE: {
+		struct apn_in_aperture_create *c = arg;
+		struct fake_mr *m;
+		uint64_t start, maplen;
+		unsigned idx;
+		void *r;
+		int fd;
+
+		if (c->mr_id >= f->nmr || c->size < 64 || (c->size & (c->size - 1)))
+			return fail(EINVAL);
+		m = &f->mr[c->mr_id];
+		if (c->mr_offset > m->len || c->size > m->len - c->mr_offset ||
+		    (c->mr_offset & (APN_PAGE_SIZE - 1)))
+			return fail(EINVAL);
+		for (idx = 0; idx < MAX_OBJ; idx++) {
+			uint32_t dummy;
+
+			if (read_u32("nonce", idx, &dummy))
+				break;
+		}
+		if (idx == MAX_OBJ)
+			return fail(ENOSPC);
+		start = m->addr + c->mr_offset;
+		maplen = (c->size + APN_PAGE_SIZE - 1) & ~(uint64_t)(APN_PAGE_SIZE - 1);
+		dir_path(p, sizeof(p), "in", idx);
+		fd = __real_open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || ftruncate(fd, (off_t)maplen))
+			return fail(EIO);
+		/* the device would DMA into these pages: share them through the file */
+		r = __real_mmap((void *)(uintptr_t)start, maplen, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_FIXED, fd, 0);
+		close(fd);
+		if (r == MAP_FAILED)
+			return fail(EIO);
+		if (!(c->flags & APN_IN_APERTURE_NONCE_GIVEN))
+			c->nonce = (uint32_t)random() ^ (uint32_t)getpid() << 8;
+		c->in_index = idx;
+		write_u32("size", idx, (uint32_t)c->size);
+		write_u32("nonce", idx, c->nonce);
+		return 0;
+	}
+	case APN_IOC_CREATE_OUT_APERTURE: {
+		struct apn_out_aperture_create *c = arg;
+		struct fake_out *o;
+		uint32_t nonce, size;
+
+		if (f->endpoint < 0 || f->nout == MAX_OBJ ||
+		    !c->size || (c->size & (c->size - 1)) || c->size > 65536)
+			return fail(EINVAL);
+		o = &f->out[f->nout];
+		o->size = c->size;
+		o->in_index = c->dest_in_index;
+		o->target = 0;
+		if (read_u32("nonce", c->dest_in_index, &nonce) ||
+		    read_u32("size", c->dest_in_index, &size))
+			count("drops_index");
+		else if (nonce != c->nonce)
+			count("drops_nonce");
+		else if (c->size > size)
+			count("drops_bounds");
+		else
+			o->target = 1;
+		c->out_index = f->nout;
+		c->mmap_offset = APN_MMAP_OUT_BASE + (uint64_t)f->nout * 65536;
+		f->nout++;
+		return 0;
+	}
+	case APN_IOC_SET_HOST_ID:
+	case APN_IOC_SET_ROUTE:
+		return 0;
+	case APN_IOC_GET_COUNTERS: {
+		struct apn_counters *c = arg;
+		unsigned i;
+
+		memset(c, 0, sizeof(*c));
+		c->count = APN_CNT__COUNT;
+		for (i = 0; i < APN_CNT__COUNT; i++)
+			c->value[i] = 1000 + i;
+		return 0;
+	}
+	}
+	return fail(ENOTTY);
+}
+
+int __wrap_ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (fd >= 0 && fd < MAX_FD && files[fd].is_fake)
+		return fake_ioctl(&files[fd], req, arg);
+	return __real_ioctl(fd, req, arg);
+}
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	struct fake_file *f;
+	struct fake_out *o;
+	uint64_t slot;
+	char p[512];
+	void *r;
+	int tfd;
+
+	if (fd < 0 || fd >= MAX_FD || !files[fd].is_fake)
+		return __real_mmap(addr, len, prot, flags, fd, off);
+	f = &files[fd];
+	if ((uint64_t)off == APN_MMAP_USER_PAGE) {
+		if (f->endpoint < 0 || len > APN_USER_PAGE_SIZE)
+			return errno = EINVAL, MAP_FAILED;
+		return __real_mmap(addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
+	slot = ((uint64_t)off - APN_MMAP_OUT_BASE) / 65536;
+	if ((uint64_t)off < APN_MMAP_OUT_BASE || slot >= f->nout || len > f->out[slot].size)
+		return errno = EINVAL, MAP_FAILED;
+	o = &f->out[slot];
+	if (!o->target)   /* dropped at the "remote NIC" */
+		return __real_mmap(addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	dir_path(p, sizeof(p), "in", o->in_index);
+	tfd = __real_open(p, O_RDWR);
+	if (tfd < 0)
+		return MAP_FAILED;
+	r = __real_mmap(addr, len, prot, MAP_SHARED, tfd, 0);
+	close(tfd);
+	return r;
+}

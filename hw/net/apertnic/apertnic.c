@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * apertnic: an aperture-mapped network interface (PCIe).
+ *
+ * QOM, PCI and network glue only; the device itself is apertnic_core.c.
+ * Specification: docs/specs/apertnic.rst in the apertnic tree.
+ */
+#include "qemu/osdep.h"
+#include "qemu/module.h"
+#include "qemu/timer.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "hw/pci/pci_device.h"
+#include "hw/pci/pcie.h"
+#include "hw/pci/msix.h"
+#include "hw/qdev-properties.h"
+#include "migration/vmstate.h"
+#include "net/net.h"
+#include "system/dma.h"
+#include "apertnic_core.h"
+#include "trace.h"
+
+#define TYPE_APERTNIC "apertnic"
+OBJECT_DECLARE_SIMPLE_TYPE(ApertnicState, APERTNIC)
+
+struct ApertnicState {
+    PCIDevice parent_obj;
+
+    NICState *nic;
+    NICConf conf;
+    MemoryRegion regs;
+    MemoryRegion apertures;
+    QEMUTimer *flush_timer;
+
+    /* properties */
+    uint32_t num_endpoints;
+    uint32_t num_out;
+    uint32_t out_slot_shift;
+    uint32_t max_in;
+    uint32_t cache_entries;
+    uint32_t mtu;
+    uint64_t flush_delay_ns;
+
+    ApnCore core;
+};
+
+/* ---- ops the core uses ------------------------------------------------------ */
+
+static bool bus_master_enabled(ApertnicState *s)
+{
+    return pci_get_word(s->parent_obj.config + PCI_COMMAND) &
+           PCI_COMMAND_MASTER;
+}
+
+static int apertnic_dma_read(void *opaque, uint64_t addr, void *buf,
+                             uint64_t len)
+{
+    ApertnicState *s = opaque;
+
+    if (!bus_master_enabled(s) ||
+        pci_dma_read(&s->parent_obj, addr, buf, len) != MEMTX_OK) {
+        trace_apertnic_dma_error("read", addr, len);
+        return -1;
+    }
+    return 0;
+}
+
+static int apertnic_dma_write(void *opaque, uint64_t addr, const void *buf,
+                              uint64_t len)
+{
+    ApertnicState *s = opaque;
+
+    if (!bus_master_enabled(s) ||
+        pci_dma_write(&s->parent_obj, addr, buf, len) != MEMTX_OK) {
+        trace_apertnic_dma_error("write", addr, len);
+        return -1;
+    }
+    return 0;
+}
+
+static void apertnic_send_frame(void *opaque, const uint8_t *frame, size_t len)
+{
+    ApertnicState *s = opaque;
+
+    qemu_send_packet(qemu_get_queue(s->nic), frame, len);
+}
+
+static void apertnic_notify(void *opaque, unsigned vector)
+{
+    PCIDevice *d = PCI_DEVICE(opaque);
+
+    /* MSI-X only: the device has no INTx pin (see the spec). */
+    if (msix_enabled(d)) {
+        msix_notify(d, vector);
+    }
+}
+
+static void apertnic_timer_arm(void *opaque, uint64_t delay_ns)
+{
+    ApertnicState *s = opaque;
+
+    timer_mod(s->flush_timer,
+              qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + delay_ns);
+}
+
+static void apertnic_timer_cancel(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    timer_del(s->flush_timer);
+}
+
+static const ApnCoreOps apertnic_core_ops = {
+    .dma_read = apertnic_dma_read,
+    .dma_write = apertnic_dma_write,
+    .send_frame = apertnic_send_frame,
+    .notify = apertnic_notify,
+    .timer_arm = apertnic_timer_arm,
+    .timer_cancel = apertnic_timer_cancel,
+};
+
+static void apertnic_flush_timer_cb(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    apn_core_flush_timer(&s->core);
+}
+
+/* ---- MMIO ------------------------------------------------------------------------ */
+
+static uint64_t apertnic_regs_read(void *opaque, hwaddr addr, unsigned size)
+{
+    ApertnicState *s = opaque;
+
+    return apn_core_reg_read(&s->core, addr, size);
+}
+
+static void apertnic_regs_write(void *opaque, hwaddr addr, uint64_t val,
+                                unsigned size)
+{
+    ApertnicState *s = opaque;
+
+    apn_core_reg_write(&s->core, addr, val, size);
+}
+
+static const MemoryRegionOps apertnic_regs_ops = {
+    .read = apertnic_regs_read,
+    .write = apertnic_regs_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 4,
+        .max_access_size = 8,
+        .unaligned = false,
+    },
+    .impl = {
+        .min_access_size = 4,
+        .max_access_size = 8,
+    },
+};
+
+static uint64_t apertnic_aperture_read(void *opaque, hwaddr addr,
+                                       unsigned size)
+{
+    ApertnicState *s = opaque;
+
+    return apn_core_aperture_read(&s->core, addr, size);
+}
+
+static void apertnic_aperture_write(void *opaque, hwaddr addr, uint64_t val,
+                                    unsigned size)
+{
+    ApertnicState *s = opaque;
+
+    apn_core_aperture_write(&s->core, addr, val, size);
+}
+
+static const MemoryRegionOps apertnic_aperture_ops = {
+    .read = apertnic_aperture_read,
+    .write = apertnic_aperture_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+    },
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+    },
+};
+
+/* ---- network ------------------------------------------------------------------- */
+
+static bool apertnic_can_receive(NetClientState *nc)
+{
+    ApertnicState *s = qemu_get_nic_opaque(nc);
+
+    return apn_core_can_receive(&s->core);
+}
+
+static ssize_t apertnic_receive(NetClientState *nc, const uint8_t *buf,
+                                size_t size)
+{
+    ApertnicState *s = qemu_get_nic_opaque(nc);
+
+    apn_core_receive(&s->core, buf, size);
+    return size;
+}
+
+static void apertnic_link_status_changed(NetClientState *nc)
+{
+    ApertnicState *s = qemu_get_nic_opaque(nc);
+
+    trace_apertnic_link(!nc->link_down);
+    apn_core_set_link(&s->core, !nc->link_down);
+}
+
+static NetClientInfo apertnic_net_info = {
+    .type = NET_CLIENT_DRIVER_NIC,
+    .size = sizeof(NICState),
+    .can_receive = apertnic_can_receive,
+    .receive = apertnic_receive,
+    .link_status_changed = apertnic_link_status_changed,
+};
+
+/* ---- QOM ---------------------------------------------------------------------------- */
+
+/* qom-get <path> counters: every device counter by its name. */
+static void apertnic_get_counters(Object *obj, Visitor *v, const char *name,
+                                  void *opaque, Error **errp)
+{
+    ApertnicState *s = APERTNIC(obj);
+    bool ok;
+
+    if (!visit_start_struct(v, name, NULL, 0, errp)) {
+        return;
+    }
+    ok = true;
+    for (unsigned i = 0; ok && i < APN_CNT__COUNT; i++) {
+        uint64_t val = s->core.regs.counters[i];
+        ok = visit_type_uint64(v, apn_counter_name(i), &val, errp);
+    }
+    if (ok) {
+        visit_check_struct(v, errp);
+    }
+    visit_end_struct(v, NULL);
+}
+
+static void apertnic_realize(PCIDevice *pci_dev, Error **errp)
+{
+    ApertnicState *s = APERTNIC(pci_dev);
+    DeviceState *dev = DEVICE(pci_dev);
+    ApnCoreConfig cfg = {
+        .num_endpoints = s->num_endpoints,
+        .num_out = s->num_out,
+        .out_slot_shift = s->out_slot_shift,
+        .max_in = s->max_in,
+        .cache_entries = s->cache_entries,
+        .mtu = s->mtu,
+        .flush_delay_ns = s->flush_delay_ns,
+    };
+    const char *why;
+    uint64_t aperture_size;
+
+    qemu_macaddr_default_if_unset(&s->conf.macaddr);
+    memcpy(cfg.mac, s->conf.macaddr.a, sizeof(cfg.mac));
+    if (apn_core_init(&s->core, &cfg, &apertnic_core_ops, s, &why)) {
+        error_setg(errp, "apertnic: %s", why);
+        return;
+    }
+
+    memory_region_init_io(&s->regs, OBJECT(s), &apertnic_regs_ops, s,
+                          "apertnic-regs", apn_core_regs_bar_size(&cfg));
+    /* A fence or doorbell must see every store batched before it. */
+    memory_region_set_flush_coalesced(&s->regs);
+    pci_register_bar(pci_dev, APN_BAR_REGS, PCI_BASE_ADDRESS_SPACE_MEMORY,
+                     &s->regs);
+
+    aperture_size = apn_core_aperture_bar_size(&cfg);
+    memory_region_init_io(&s->apertures, OBJECT(s), &apertnic_aperture_ops, s,
+                          "apertnic-apertures", aperture_size);
+    /* Under KVM, stores into apertures are batched instead of exiting. */
+    memory_region_add_coalescing(&s->apertures, 0, aperture_size);
+    pci_register_bar(pci_dev, APN_BAR_APERTURES,
+                     PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64 |
+                     PCI_BASE_ADDRESS_MEM_PREFETCH, &s->apertures);
+
+    if (pcie_endpoint_cap_init(pci_dev, 0xa0) < 0) {
+        error_setg(errp, "apertnic: cannot add the PCIe capability");
+        apn_core_cleanup(&s->core);
+        return;
+    }
+    if (msix_init_exclusive_bar(pci_dev, APN_NUM_VECTORS, APN_BAR_MSIX,
+                                errp)) {
+        apn_core_cleanup(&s->core);
+        return;
+    }
+    for (unsigned i = 0; i < APN_NUM_VECTORS; i++) {
+        msix_vector_use(pci_dev, i);
+    }
+
+    s->flush_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, apertnic_flush_timer_cb,
+                                  s);
+    s->nic = qemu_new_nic(&apertnic_net_info, &s->conf,
+                          object_get_typename(OBJECT(s)), dev->id,
+                          &dev->mem_reentrancy_guard, s);
+    qemu_format_nic_info_str(qemu_get_queue(s->nic), s->conf.macaddr.a);
+    apn_core_set_link(&s->core, !qemu_get_queue(s->nic)->link_down);
+}
+
+static void apertnic_exit(PCIDevice *pci_dev)
+{
+    ApertnicState *s = APERTNIC(pci_dev);
+
+    timer_free(s->flush_timer);
+    qemu_del_nic(s->nic);
+    msix_unuse_all_vectors(pci_dev);
+    msix_uninit_exclusive_bar(pci_dev);
+    apn_core_cleanup(&s->core);
+}
+
+static void apertnic_reset_hold(Object *obj, ResetType type)
+{
+    ApertnicState *s = APERTNIC(obj);
+
+    apn_core_reset(&s->core);
+}
+
+static int apertnic_pre_save(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    apn_core_pre_save(&s->core);
+    return 0;
+}
+
+static int apertnic_post_load(void *opaque, int version_id)
+{
+    ApertnicState *s = opaque;
+
+    apn_core_post_load(&s->core);
+    return 0;
+}
+
+/* The mapping cache is not migrated: it refills from the tables in memory. */
+static const VMStateDescription apertnic_vmstate = {
+    .name = "apertnic",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = apertnic_pre_save,
+    .post_load = apertnic_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, ApertnicState),
+        VMSTATE_MSIX(parent_obj, ApertnicState),
+        VMSTATE_UINT32(core.regs.ctrl, ApertnicState),
+        VMSTATE_UINT32(core.regs.status, ApertnicState),
+        VMSTATE_UINT32(core.regs.host_id, ApertnicState),
+        VMSTATE_UINT32(core.regs.in_table_lo, ApertnicState),
+        VMSTATE_UINT32(core.regs.in_table_hi, ApertnicState),
+        VMSTATE_UINT32(core.regs.in_table_count, ApertnicState),
+        VMSTATE_UINT32(core.regs.out_table_lo, ApertnicState),
+        VMSTATE_UINT32(core.regs.out_table_hi, ApertnicState),
+        VMSTATE_UINT32(core.regs.out_table_count, ApertnicState),
+        VMSTATE_UINT32(core.regs.osq_base_lo, ApertnicState),
+        VMSTATE_UINT32(core.regs.osq_base_hi, ApertnicState),
+        VMSTATE_UINT32(core.regs.osq_size, ApertnicState),
+        VMSTATE_UINT32(core.regs.osq_wrptr, ApertnicState),
+        VMSTATE_UINT32(core.regs.osq_rdptr, ApertnicState),
+        VMSTATE_UINT64_ARRAY(core.regs.host_mac, ApertnicState,
+                             APN_HOST_MAC_ENTRIES),
+        VMSTATE_UINT64_ARRAY(core.regs.counters, ApertnicState,
+                             APN_CNT__COUNT),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static const Property apertnic_properties[] = {
+    DEFINE_NIC_PROPERTIES(ApertnicState, conf),
+    DEFINE_PROP_UINT32("endpoints", ApertnicState, num_endpoints, 64),
+    DEFINE_PROP_UINT32("out-apertures", ApertnicState, num_out, 256),
+    DEFINE_PROP_UINT32("out-slot-shift", ApertnicState, out_slot_shift, 16),
+    DEFINE_PROP_UINT32("max-in-apertures", ApertnicState, max_in, 65536),
+    DEFINE_PROP_UINT32("cache-entries", ApertnicState, cache_entries, 64),
+    DEFINE_PROP_UINT32("mtu", ApertnicState, mtu, 1500),
+    DEFINE_PROP_UINT64("x-flush-delay-ns", ApertnicState, flush_delay_ns,
+                       20000),
+};
+
+static void apertnic_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
+    ResettableClass *rc = RESETTABLE_CLASS(klass);
+
+    k->realize = apertnic_realize;
+    k->exit = apertnic_exit;
+    k->vendor_id = APN_PCI_VENDOR_ID;
+    k->device_id = APN_PCI_DEVICE_ID;
+    k->revision = APN_PCI_REVISION;
+    k->class_id = APN_PCI_CLASS;
+
+    rc->phases.hold = apertnic_reset_hold;
+
+    dc->desc = "Aperture-mapped network interface";
+    dc->vmsd = &apertnic_vmstate;
+    device_class_set_props(dc, apertnic_properties);
+    set_bit(DEVICE_CATEGORY_NETWORK, dc->categories);
+
+    object_class_property_add(klass, "counters", "ApertnicCounters",
+                              apertnic_get_counters, NULL, NULL, NULL);
+}
+
+static const TypeInfo apertnic_info = {
+    .name = TYPE_APERTNIC,
+    .parent = TYPE_PCI_DEVICE,
+    .instance_size = sizeof(ApertnicState),
+    .class_init = apertnic_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { INTERFACE_PCIE_DEVICE },
+        { }
+    },
+};
+
+static void apertnic_register_types(void)
+{
+    type_register_static(&apertnic_info);
+}
+
+type_init(apertnic_register_types)

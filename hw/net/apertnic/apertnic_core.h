@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * apertnic device core: registers, aperture tables and their mapping cache,
+ * store gathering, frame encode/decode and receive checks.
+ *
+ * The core knows nothing of QOM. It reaches guest memory, the network, the
+ * interrupt controller and a timer through ApnCoreOps, so the same file builds
+ * into QEMU (apertnic.c supplies the ops) and into host unit tests and fuzzers.
+ */
+#ifndef APERTNIC_CORE_H
+#define APERTNIC_CORE_H
+
+#include "apertnic_hw.h"
+
+/* Largest MTU the core supports; the `mtu` property may choose less. */
+#define APN_MAX_MTU            9000
+#define APN_MAX_FRAME          (APN_ETH_HLEN + APN_MAX_MTU)
+
+typedef struct ApnCoreOps {
+    /* Guest memory; return 0 on success, -1 when the access failed. */
+    int (*dma_read)(void *opaque, uint64_t addr, void *buf, uint64_t len);
+    int (*dma_write)(void *opaque, uint64_t addr, const void *buf, uint64_t len);
+    /* Hand one Ethernet frame (no FCS) to the network. */
+    void (*send_frame)(void *opaque, const uint8_t *frame, size_t len);
+    /* Signal MSI-X vector `vector`. */
+    void (*notify)(void *opaque, unsigned vector);
+    /* One-shot timer that calls apn_core_flush_timer(); re-arming replaces it. */
+    void (*timer_arm)(void *opaque, uint64_t delay_ns);
+    void (*timer_cancel)(void *opaque);
+} ApnCoreOps;
+
+/* Sizing chosen by the device's properties; fixed after realize. */
+typedef struct ApnCoreConfig {
+    uint32_t num_endpoints;    /* user pages in BAR0 */
+    uint32_t num_out;          /* outgoing aperture slots in BAR2 */
+    uint32_t out_slot_shift;   /* log2 bytes per slot */
+    uint32_t max_in;           /* most incoming table entries */
+    uint32_t cache_entries;    /* mapping cache size */
+    uint32_t mtu;              /* largest Ethernet payload sent */
+    uint64_t flush_delay_ns;   /* gathered stores wait at most this long */
+    uint8_t mac[6];
+} ApnCoreConfig;
+
+/* A cached, host-endian copy of one table entry. */
+typedef struct ApnCachedEntry {
+    uint32_t flags;
+    uint16_t endpoint;
+    /* outgoing */
+    uint16_t dest_host;
+    uint32_t dest_in_index;
+    uint32_t size;
+    /* incoming */
+    uint16_t src_host;
+    uint16_t src_host_mask;
+    uint8_t src_mac[6];
+    uint32_t first_byte;
+    uint32_t narrow_start;
+    uint32_t narrow_len;
+    uint64_t base;
+    /* both */
+    uint32_t nonce;
+    uint32_t seq;
+} ApnCachedEntry;
+
+/*
+ * The mapping cache: `cache_entries` slots found through a hash of
+ * (table, index) and kept in LRU order, so a lookup costs the same whatever
+ * the number of apertures in the tables.
+ */
+typedef struct ApnCacheSlot {
+    uint32_t key;              /* APN_INVAL_OUT for outgoing | index */
+    int32_t hash_next;         /* next slot in this hash bucket, -1 ends */
+    int32_t lru_prev, lru_next;
+    bool in_use;
+    ApnCachedEntry entry;
+} ApnCacheSlot;
+
+typedef struct ApnCache {
+    uint32_t nslots;
+    uint32_t bucket_mask;
+    ApnCacheSlot *slots;
+    int32_t *buckets;
+    int32_t lru_head, lru_tail; /* head: most recently used */
+} ApnCache;
+
+/* Stores gathered for one outgoing aperture, not yet sent. */
+typedef struct ApnBurst {
+    bool active;
+    uint32_t out_index;
+    uint32_t start;            /* offset in the aperture of data[0] */
+    uint32_t len;
+    ApnCachedEntry entry;      /* the outgoing entry when the burst began */
+    uint8_t data[APN_MAX_MTU];
+} ApnBurst;
+
+/* Architectural state: everything here is migrated (see apertnic.c). */
+typedef struct ApnCoreRegs {
+    uint32_t ctrl;
+    uint32_t status;
+    uint32_t host_id;
+    uint32_t in_table_lo, in_table_hi, in_table_count;
+    uint32_t out_table_lo, out_table_hi, out_table_count;
+    uint32_t osq_base_lo, osq_base_hi, osq_size, osq_wrptr, osq_rdptr;
+    uint64_t host_mac[APN_HOST_MAC_ENTRIES];
+    uint64_t counters[APN_CNT__COUNT];
+} ApnCoreRegs;
+
+typedef struct ApnCore {
+    const ApnCoreOps *ops;
+    void *opaque;
+    ApnCoreConfig cfg;
+    ApnCoreRegs regs;
+    ApnCache cache;
+    ApnBurst burst;
+    bool timer_armed;
+    uint8_t frame[APN_MAX_FRAME + 64];
+} ApnCore;
+
+/* Lifecycle. apn_core_init validates cfg; returns 0 or -1 with *why set. */
+int apn_core_init(ApnCore *core, const ApnCoreConfig *cfg,
+                  const ApnCoreOps *ops, void *opaque, const char **why);
+void apn_core_cleanup(ApnCore *core);
+void apn_core_reset(ApnCore *core);
+/* After loading migrated registers: drop derived state (cache, bursts). */
+void apn_core_post_load(ApnCore *core);
+/* Before saving: send gathered stores so no burst needs migrating. */
+void apn_core_pre_save(ApnCore *core);
+
+/* BAR0 (registers and user pages) and BAR2 (outgoing apertures). */
+uint64_t apn_core_reg_read(ApnCore *core, uint64_t addr, unsigned size);
+void apn_core_reg_write(ApnCore *core, uint64_t addr, uint64_t val,
+                        unsigned size);
+uint64_t apn_core_aperture_read(ApnCore *core, uint64_t addr, unsigned size);
+void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
+                             unsigned size);
+uint64_t apn_core_regs_bar_size(const ApnCoreConfig *cfg);
+uint64_t apn_core_aperture_bar_size(const ApnCoreConfig *cfg);
+
+/* Network side. */
+bool apn_core_can_receive(ApnCore *core);
+void apn_core_receive(ApnCore *core, const uint8_t *frame, size_t len);
+void apn_core_set_link(ApnCore *core, bool up);
+void apn_core_flush_timer(ApnCore *core);
+
+/* Exposed for unit tests and the qtest's frame builder. */
+uint32_t apn_crc32c(uint32_t crc, const void *buf, size_t len);
+const char *apn_counter_name(unsigned id);
+
+#endif /* APERTNIC_CORE_H */

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * apertnic hardware interface: PCI identity, register map, in-memory table and
+ * queue formats, and the wire format. The single source of truth, included by the
+ * QEMU device, its qtests, the Linux driver and libapertnic; docs/specs/apertnic.rst
+ * describes the same facts in prose.
+ *
+ * Only fixed-width types; no compiler extensions beyond what C99 and the kernel
+ * accept. Register values are little-endian (PCI); in-memory tables, queues and
+ * events are little-endian; everything on the wire is big-endian.
+ */
+#ifndef APERTNIC_HW_H
+#define APERTNIC_HW_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#else
+#include <stdint.h>
+#endif
+
+/* ---- PCI identity --------------------------------------------------------- */
+/*
+ * Red Hat's vendor ID for emulated devices with a device ID outside the range
+ * QEMU has allocated (docs/specs/pci-ids.rst): a local, unregistered ID that
+ * must be replaced before this device could be proposed upstream.
+ */
+#define APN_PCI_VENDOR_ID          0x1b36
+#define APN_PCI_DEVICE_ID          0x11a7
+#define APN_PCI_REVISION           0x01
+#define APN_PCI_CLASS              0x0200 /* network, Ethernet */
+
+#define APN_BAR_REGS               0      /* 32-bit MMIO: registers and user pages */
+#define APN_BAR_APERTURES          2      /* 64-bit prefetchable MMIO: outgoing apertures */
+#define APN_BAR_MSIX               4      /* MSI-X table and PBA */
+
+#define APN_MAGIC                  0x41504e31u /* "APN1" */
+#define APN_SPEC_VERSION           0x00010000u /* major 1, minor 0 */
+
+/* ---- MSI-X vectors --------------------------------------------------------- */
+#define APN_VEC_OSQ                0      /* OS event queue */
+#define APN_NUM_VECTORS            2      /* vector 1 is reserved for the kernel net rings */
+
+/* ---- BAR0: privileged register page (0x0000-0x0fff), OS only ---------------- */
+#define APN_REG_MAGIC              0x000  /* RO: APN_MAGIC */
+#define APN_REG_VERSION            0x004  /* RO: APN_SPEC_VERSION */
+#define APN_REG_CAPS               0x008  /* RO: APN_CAP_* */
+#define APN_REG_STATUS             0x00c  /* RO: APN_STATUS_* */
+#define APN_REG_CTRL               0x010  /* RW: APN_CTRL_* */
+#define APN_REG_HOST_ID            0x014  /* RW: this NIC's 16-bit cluster host address */
+#define APN_REG_MAC_LO             0x018  /* RO: MAC bytes 0-3 (byte 0 in bits 7:0) */
+#define APN_REG_MAC_HI             0x01c  /* RO: MAC bytes 4-5 in bits 15:0 */
+#define APN_REG_MTU                0x020  /* RO: largest Ethernet payload sent */
+#define APN_REG_NUM_ENDPOINTS      0x024  /* RO: user pages in BAR0 */
+#define APN_REG_NUM_OUT            0x028  /* RO: outgoing aperture slots in BAR2 */
+#define APN_REG_OUT_SLOT_SHIFT     0x02c  /* RO: log2 of one slot's size in BAR2 */
+#define APN_REG_MAX_IN             0x030  /* RO: most incoming table entries */
+#define APN_REG_CACHE_ENTRIES      0x034  /* RO: mapping cache entries */
+#define APN_REG_NUM_VECTORS        0x038  /* RO: MSI-X vectors */
+
+#define APN_REG_IN_TABLE_LO        0x040  /* RW: incoming table guest address, 64-byte aligned */
+#define APN_REG_IN_TABLE_HI        0x044
+#define APN_REG_IN_TABLE_COUNT     0x048  /* RW: entries in the table, <= MAX_IN */
+#define APN_REG_OUT_TABLE_LO       0x050  /* RW: outgoing table guest address, 64-byte aligned */
+#define APN_REG_OUT_TABLE_HI       0x054
+#define APN_REG_OUT_TABLE_COUNT    0x058  /* RW: entries, <= NUM_OUT */
+#define APN_REG_TABLE_INVAL        0x060  /* WO: drop cached entries, APN_INVAL_* */
+
+#define APN_REG_OSQ_BASE_LO        0x070  /* RW: OS queue (struct apn_queue_ctrl + events) */
+#define APN_REG_OSQ_BASE_HI        0x074
+#define APN_REG_OSQ_SIZE           0x078  /* RW: events, power of two >= 2; 0 disables */
+#define APN_REG_OSQ_WRPTR          0x07c  /* RO: NIC's write pointer (free running) */
+#define APN_REG_OSQ_RDPTR          0x080  /* RW: host's read pointer (free running) */
+
+#define APN_REG_IRQ_TEST           0x090  /* WO: raise MSI-X vector N (self-test) */
+#define APN_REG_FLUSH              0x094  /* WO: send every gathered burst now */
+
+#define APN_REG_HOST_MAC_BASE      0x800  /* RW: 64-bit host table, see APN_HOST_* */
+#define APN_HOST_MAC_ENTRIES       256
+
+#define APN_CAP_CACHE              (1u << 0)  /* mapping cache present */
+#define APN_CAP_GATHER             (1u << 1)  /* stores gathered into bursts */
+
+#define APN_STATUS_LINK_UP         (1u << 0)
+
+#define APN_CTRL_ENABLE            (1u << 0)  /* send and receive CI frames */
+#define APN_CTRL_RESET             (1u << 31) /* WO: device reset; reads as 0 */
+
+/*
+ * Host table entry i (at APN_REG_HOST_MAC_BASE + 8 * i, two 32-bit accesses or
+ * one 64-bit access) routes cluster host address i to an Ethernet address.
+ */
+#define APN_HOST_MAC_MASK          0x0000ffffffffffffull /* MAC, byte 0 in bits 7:0 */
+#define APN_HOST_VALID             (1ull << 63)
+
+/* APN_REG_TABLE_INVAL: bit 31 chooses the table, bits 30:0 the index */
+#define APN_INVAL_OUT              (1u << 31)
+#define APN_INVAL_INDEX_MASK       0x7fffffffu
+#define APN_INVAL_ALL_INDEX        APN_INVAL_INDEX_MASK /* every entry of that table */
+
+/* ---- BAR0: counters (0x1000-0x17ff), 64-bit, read only ------------------------ */
+#define APN_COUNTERS_BASE          0x1000
+#define APN_COUNTER_OFFSET(id)     (APN_COUNTERS_BASE + 8 * (id))
+
+/* X-macro so device, driver and library print the same names in the same order */
+#define APN_COUNTER_LIST(C) \
+	C(TX_FRAMES,            "tx_frames") \
+	C(TX_BYTES,             "tx_bytes") \
+	C(TX_SEGMENTS,          "tx_segments") \
+	C(TX_STORES,            "tx_stores") \
+	C(TX_DROP_DISABLED,     "tx_drop_disabled") \
+	C(TX_DROP_INVALID,      "tx_drop_invalid") \
+	C(TX_DROP_BOUNDS,       "tx_drop_bounds") \
+	C(TX_DROP_NO_ROUTE,     "tx_drop_no_route") \
+	C(TX_DROP_DMA,          "tx_drop_dma") \
+	C(RX_FRAMES,            "rx_frames") \
+	C(RX_BYTES,             "rx_bytes") \
+	C(RX_SEGMENTS,          "rx_segments") \
+	C(RX_FILTERED,          "rx_filtered") \
+	C(RX_DROP_DISABLED,     "rx_drop_disabled") \
+	C(RX_DROP_MALFORMED,    "rx_drop_malformed") \
+	C(RX_DROP_CRC,          "rx_drop_crc") \
+	C(RX_DROP_NOT_CI,       "rx_drop_not_ci") \
+	C(RX_DROP_INDEX,        "rx_drop_index") \
+	C(RX_DROP_INVALID,      "rx_drop_invalid") \
+	C(RX_DROP_NONCE,        "rx_drop_nonce") \
+	C(RX_DROP_SEQ,          "rx_drop_seq") \
+	C(RX_DROP_SRC_MAC,      "rx_drop_src_mac") \
+	C(RX_DROP_SRC_HOST,     "rx_drop_src_host") \
+	C(RX_DROP_BOUNDS,       "rx_drop_bounds") \
+	C(RX_DROP_DMA,          "rx_drop_dma") \
+	C(CACHE_HITS,           "cache_hits") \
+	C(CACHE_MISSES,         "cache_misses") \
+	C(CACHE_EVICTIONS,      "cache_evictions") \
+	C(OSQ_EVENTS,           "osq_events") \
+	C(OSQ_OVERFLOWS,        "osq_overflows") \
+	C(IRQS,                 "irqs")
+
+#define APN_COUNTER_ENUM(id, name) APN_CNT_##id,
+enum apn_counter_id {
+	APN_COUNTER_LIST(APN_COUNTER_ENUM)
+	APN_CNT__COUNT
+};
+#undef APN_COUNTER_ENUM
+#define APN_COUNTERS_MAX           256    /* room reserved in BAR0 */
+
+/* ---- BAR0: user pages (0x10000 + 0x1000 * endpoint) ---------------------------- */
+/*
+ * One 4 KiB page per endpoint, mapped into the owning process. It holds only the
+ * controls a user may touch; everything that could reach another process's memory
+ * is on the privileged page.
+ */
+#define APN_USER_PAGES_BASE        0x10000
+#define APN_USER_PAGE_SIZE         0x1000
+#define APN_USER_PAGE(ep)          (APN_USER_PAGES_BASE + APN_USER_PAGE_SIZE * (ep))
+#define APN_UREG_FENCE             0x000  /* WO: send this endpoint's gathered stores now */
+
+/* ---- In-memory tables (little-endian, 64-byte entries) ------------------------ */
+#define APN_TABLE_ENTRY_SIZE       64
+
+/* flags shared by both tables */
+#define APN_ENTRY_VALID            (1u << 0)
+#define APN_ENTRY_SEQ              (1u << 1)  /* out: send sequence numbers; in: check them */
+#define APN_ENTRY_TYPE_SHIFT       4
+#define APN_ENTRY_TYPE_MASK        (0xfu << APN_ENTRY_TYPE_SHIFT)
+#define APN_ENTRY_TYPE_DATA        0u         /* CI data writes into memory */
+#define APN_ENTRY_TYPE_EVENT       1u         /* CI event frames onto an event queue */
+/* incoming only */
+#define APN_IN_CHECK_SRC_MAC       (1u << 8)
+#define APN_IN_CHECK_SRC_HOST      (1u << 9)
+#define APN_IN_CONTIG              (1u << 10) /* base is the memory itself, not a page list */
+
+#define APN_PAGE_SHIFT             12
+#define APN_PAGE_SIZE              (1u << APN_PAGE_SHIFT)
+
+/*
+ * Outgoing aperture: BAR2 slot i maps through entry i. The owner (endpoint) and
+ * size are the OS's; destination host, in-index and nonce the user's (seed 004).
+ */
+struct apn_out_entry {
+	uint32_t flags;          /* APN_ENTRY_* */
+	uint16_t endpoint;       /* OS: owning endpoint */
+	uint16_t dest_host;      /* user: cluster address of the remote NIC */
+	uint32_t dest_in_index;  /* user: incoming aperture at the remote NIC */
+	uint32_t nonce;          /* user: the remote aperture's nonce */
+	uint32_t size;           /* OS: bytes, power of two, <= slot size */
+	uint32_t seq;            /* next sequence number sent */
+	uint32_t reserved[10];
+};
+
+/*
+ * Incoming aperture: frames whose segment names in-index i are checked against
+ * entry i and written to memory. With APN_IN_CONTIG, base is the guest address of
+ * the aperture's first byte; otherwise base is the guest address of a page list
+ * (one 64-bit page address per 4 KiB page) and first_byte the aperture's start
+ * within the memory that list describes.
+ */
+struct apn_in_entry {
+	uint32_t flags;          /* APN_ENTRY_* | APN_IN_* */
+	uint16_t endpoint;       /* OS: owning endpoint */
+	uint16_t src_host;       /* OS: expected sender (with src_host_mask) */
+	uint16_t src_host_mask;  /* OS: bits of src_host compared */
+	uint8_t  src_mac[6];     /* OS: expected sender MAC */
+	uint32_t nonce;          /* user: frames must carry this nonce */
+	uint32_t seq;            /* next expected sequence number */
+	uint64_t base;           /* OS: see above */
+	uint32_t size;           /* OS: extent in bytes */
+	uint32_t first_byte;     /* OS: start within the page-list region */
+	uint32_t narrow_start;   /* user: accepted range [start, start + len) ... */
+	uint32_t narrow_len;     /* ... inside [0, size); len 0 = whole extent */
+	uint32_t reserved[4];
+};
+
+/* ---- Event queues (little-endian) -------------------------------------------- */
+/*
+ * Every event queue in memory starts with a 64-byte control block followed by
+ * `size` 16-byte events. Pointers run free; the slot is ptr & (size - 1).
+ */
+struct apn_queue_ctrl {
+	uint32_t wrptr;          /* NIC: mirror of its write pointer */
+	uint32_t rdptr;          /* consumer: its read pointer */
+	uint32_t irq;            /* consumer: nonzero asks for an interrupt */
+	uint32_t overflows;      /* NIC: events lost because the queue was full */
+	uint32_t reserved[12];
+};
+
+struct apn_event {
+	uint8_t  type;           /* APN_EV_* */
+	uint8_t  flags;
+	uint16_t endpoint;
+	uint32_t info;           /* type-specific */
+	uint64_t data;           /* type-specific */
+};
+
+#define APN_EV_LINK                1  /* info: APN_STATUS_* */
+#define APN_EV_OOB_DATA            2  /* endpoint has new out-of-band events */
+#define APN_EV_DEVICE_ERROR        3  /* info: APN_ERR_*, data: detail */
+#define APN_EV_TEST                4  /* info: value written to IRQ_TEST */
+#define APN_EV_OVERFLOW            5  /* a queue overflowed; info: events lost */
+
+#define APN_ERR_DMA                1  /* a table or queue DMA failed; data: address */
+#define APN_ERR_TABLE              2  /* a table entry was malformed; data: index */
+
+/* ---- Wire format (big-endian) -------------------------------------------------- */
+/*
+ * A CI frame: Ethernet header (EtherType APN_ETHERTYPE), struct apn_frame_hdr,
+ * then `nseg` segments, each a struct apn_seg_hdr and `len` payload bytes padded
+ * to 4, then a CRC32C (Castagnoli) of everything from the frame header to the
+ * end of the last segment. Padding after the CRC (short frames) is ignored.
+ */
+#define APN_ETHERTYPE              0x88b5 /* IEEE local experimental EtherType 1 */
+#define APN_WIRE_VERSION           1
+#define APN_ETH_HLEN               14
+
+struct apn_frame_hdr {
+	uint8_t  version;        /* APN_WIRE_VERSION */
+	uint8_t  nseg;           /* segments that follow, >= 1 */
+	uint16_t src_host;       /* sender's cluster address */
+	uint16_t dst_host;       /* receiver's cluster address */
+	uint16_t flags;          /* reserved, 0 */
+};
+
+struct apn_seg_hdr {
+	uint8_t  type;           /* APN_SEG_* */
+	uint8_t  flags;          /* APN_SEG_F_* */
+	uint16_t len;            /* payload bytes */
+	uint32_t in_index;       /* receiver's incoming aperture */
+	uint32_t nonce;
+	uint32_t seq;            /* valid with APN_SEG_F_SEQ */
+	uint32_t offset;         /* byte offset in the aperture */
+	uint32_t out_index;      /* sender's outgoing aperture */
+};
+
+#define APN_SEG_WRITE              1
+#define APN_SEG_EVENT              2
+
+#define APN_SEG_F_SEQ              (1u << 0)
+
+#define APN_FRAME_HDR_LEN          8
+#define APN_SEG_HDR_LEN            24
+#define APN_CRC_LEN                4
+#define APN_SEG_PAD(len)           (((len) + 3u) & ~3u)
+#define APN_MIN_ETH_FRAME          60
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(struct apn_out_entry) == APN_TABLE_ENTRY_SIZE, "out entry size");
+_Static_assert(sizeof(struct apn_in_entry) == APN_TABLE_ENTRY_SIZE, "in entry size");
+_Static_assert(sizeof(struct apn_queue_ctrl) == 64, "queue ctrl size");
+_Static_assert(sizeof(struct apn_event) == 16, "event size");
+_Static_assert(sizeof(struct apn_frame_hdr) == APN_FRAME_HDR_LEN, "frame header size");
+_Static_assert(sizeof(struct apn_seg_hdr) == APN_SEG_HDR_LEN, "segment header size");
+#endif
+
+#endif /* APERTNIC_HW_H */
