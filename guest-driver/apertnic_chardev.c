@@ -1,0 +1,793 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * apertnic character device (/dev/apertnicN, ABI in uapi/apertnic.h).
+ *
+ * Each open file may own one endpoint, memory registrations, and incoming and
+ * outgoing apertures; closing it destroys them all. User memory is never
+ * touched with apn_dev.lock held, because faults on our own mappings take it.
+ *
+ * Every mapping is filled in page by page by apn_vm_fault(), which checks
+ * ownership at fault time. That lets DESTROY_OUT_APERTURE (and device removal)
+ * revoke a mapping with unmap_mapping_range() without racing a concurrent
+ * mmap(): a slot handed to another file can never stay mapped by the old one,
+ * whose next access gets SIGBUS.
+ */
+
+#include <linux/bitmap.h>
+#include <linux/capability.h>
+#include <linux/dma-mapping.h>
+#include <linux/fs.h>
+#include <linux/if_ether.h>
+#include <linux/log2.h>
+#include <linux/mm.h>
+#include <linux/random.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "apertnic.h"
+#include "uapi/apertnic.h"
+
+/* An incoming entry's first_byte is 32 bits, so offsets into a region must fit. */
+#define APN_MR_MAX_LEN		(1ULL << 32)
+#define APN_MIN_APERTURE	64
+#define APN_OUT_BASE_PGOFF	((unsigned long)(APN_MMAP_OUT_BASE >> PAGE_SHIFT))
+#define APN_ENTRY_DATA \
+	(APN_ENTRY_VALID | APN_ENTRY_TYPE_DATA << APN_ENTRY_TYPE_SHIFT)
+
+/* ---- memory registrations ----------------------------------------------- */
+
+/* Pins without apn_dev.lock held: pinning takes mmap_lock, which faults hold before it. */
+static struct apn_mr *apn_mr_pin(struct apn_dev *apn, u64 addr, u64 len)
+{
+	unsigned long npages = len >> PAGE_SHIFT;
+	unsigned long lock_limit, new_pinned, pinned = 0;
+	struct apn_mr *mr;
+	int ret;
+
+	mr = kzalloc(sizeof(*mr), GFP_KERNEL);
+	if (!mr)
+		return ERR_PTR(-ENOMEM);
+	mr->len = len;
+	mr->npages = npages;
+	mr->mm = current->mm;
+	mmgrab(mr->mm);
+
+	/* Pinned pages count against RLIMIT_MEMLOCK, as RDMA memory regions do. */
+	lock_limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	new_pinned = atomic64_add_return(npages, &mr->mm->pinned_vm);
+	if (new_pinned > lock_limit && !capable(CAP_IPC_LOCK)) {
+		dev_info_ratelimited(&apn->pdev->dev,
+				     "%s[%d]: pinning %lu pages exceeds RLIMIT_MEMLOCK (%lu pages)\n",
+				     current->comm, task_pid_nr(current), npages, lock_limit);
+		ret = -ENOMEM;
+		goto err_uncharge;
+	}
+
+	mr->pages = kvmalloc_array(npages, sizeof(*mr->pages), GFP_KERNEL);
+	if (!mr->pages) {
+		ret = -ENOMEM;
+		goto err_uncharge;
+	}
+	while (pinned < npages) {
+		ret = pin_user_pages_fast(addr + pinned * PAGE_SIZE, npages - pinned,
+					  FOLL_WRITE | FOLL_LONGTERM, mr->pages + pinned);
+		if (ret <= 0) {
+			ret = ret ?: -EFAULT;
+			goto err_unpin;
+		}
+		pinned += ret;
+	}
+	return mr;
+
+err_unpin:
+	unpin_user_pages(mr->pages, pinned);
+	kvfree(mr->pages);
+err_uncharge:
+	atomic64_sub(npages, &mr->mm->pinned_vm);
+	mmdrop(mr->mm);
+	kfree(mr);
+	return ERR_PTR(ret);
+}
+
+static void apn_mr_unpin(struct apn_mr *mr)
+{
+	/* The device may have written any page. */
+	unpin_user_pages_dirty_lock(mr->pages, mr->npages, true);
+	kvfree(mr->pages);
+	atomic64_sub(mr->npages, &mr->mm->pinned_vm);
+	mmdrop(mr->mm);
+	kfree(mr);
+}
+
+static void apn_mr_unmap(struct apn_dev *apn, struct apn_mr *mr, unsigned long mapped)
+{
+	struct device *dev = &apn->pdev->dev;
+	unsigned long i;
+
+	for (i = 0; i < mapped; i++)
+		dma_unmap_page(dev, le64_to_cpu(mr->page_list[i]), PAGE_SIZE, DMA_BIDIRECTIONAL);
+	dma_free_coherent(dev, mr->npages * sizeof(__le64), mr->page_list, mr->page_list_dma);
+}
+
+/* Builds the page list the device reads: one address per 4 KiB page. Lock held. */
+static int apn_mr_map(struct apn_dev *apn, struct apn_mr *mr)
+{
+	struct device *dev = &apn->pdev->dev;
+	unsigned long i;
+	dma_addr_t addr;
+
+	BUILD_BUG_ON(PAGE_SIZE != APN_PAGE_SIZE);
+	mr->page_list = dma_alloc_coherent(dev, mr->npages * sizeof(__le64),
+					   &mr->page_list_dma, GFP_KERNEL);
+	if (!mr->page_list)
+		return -ENOMEM;
+	for (i = 0; i < mr->npages; i++) {
+		addr = dma_map_page(dev, mr->pages[i], 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
+		if (dma_mapping_error(dev, addr)) {
+			apn_mr_unmap(apn, mr, i);
+			return -ENOMEM;
+		}
+		mr->page_list[i] = cpu_to_le64(addr);
+	}
+	return 0;
+}
+
+/* Lock held, device alive, no aperture uses it. */
+static void apn_mr_destroy(struct apn_dev *apn, struct apn_mr *mr)
+{
+	apn_mr_unmap(apn, mr, mr->npages);
+	apn_mr_unpin(mr);
+}
+
+/* ---- table entries -------------------------------------------------------- */
+
+/*
+ * A free entry has flags 0, so the device ignores it while the other fields
+ * are written; VALID goes in last, then the device drops any cached copy.
+ */
+static void apn_in_publish(struct apn_dev *apn, u32 idx, const struct apn_in_entry *ent,
+			   u32 flags)
+{
+	struct apn_in_entry *e = &apn->in_table[idx];
+
+	*e = *ent;
+	dma_wmb();
+	WRITE_ONCE(e->flags, cpu_to_le32(flags));
+	writel(idx, apn->regs + APN_REG_TABLE_INVAL);
+}
+
+static void apn_out_publish(struct apn_dev *apn, u32 idx, const struct apn_out_entry *ent,
+			    u32 flags)
+{
+	struct apn_out_entry *e = &apn->out_table[idx];
+
+	*e = *ent;
+	dma_wmb();
+	WRITE_ONCE(e->flags, cpu_to_le32(flags));
+	writel(APN_INVAL_OUT | idx, apn->regs + APN_REG_TABLE_INVAL);
+}
+
+/*
+ * Invalidates an incoming entry. The caller reads a register afterwards (to
+ * flush the posted writes) before unpinning the memory behind it.
+ */
+static void apn_in_clear(struct apn_dev *apn, u32 idx)
+{
+	struct apn_in_slot *slot = &apn->in_slots[idx];
+
+	WRITE_ONCE(apn->in_table[idx].flags, 0);
+	writel(idx, apn->regs + APN_REG_TABLE_INVAL);
+	slot->mr->users--;
+	slot->mr = NULL;
+	slot->owner = NULL;
+}
+
+/* Invalidates an outgoing entry and revokes the owner's mappings of its slot. */
+static void apn_out_clear(struct apn_dev *apn, u32 idx)
+{
+	struct apn_out_slot *slot = &apn->out_slots[idx];
+	struct apn_file *f = slot->owner;
+
+	WRITE_ONCE(apn->out_table[idx].flags, 0);
+	writel(APN_INVAL_OUT | idx, apn->regs + APN_REG_TABLE_INVAL);
+	slot->owner = NULL;
+	slot->size = 0;
+	unmap_mapping_range(f->mapping, APN_MMAP_OUT_BASE + ((u64)idx << apn->out_slot_shift),
+			    1ULL << apn->out_slot_shift, 1);
+}
+
+/* Lock held, device alive: returns everything @f holds to the device. */
+static void apn_file_teardown(struct apn_file *f)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_mr *mr;
+	unsigned long id;
+	u32 i;
+
+	for (i = 0; i < apn->num_in; i++)
+		if (apn->in_slots[i].owner == f)
+			apn_in_clear(apn, i);
+	for (i = 0; i < apn->num_out; i++)
+		if (apn->out_slots[i].owner == f)
+			apn_out_clear(apn, i);
+	/* Once the invalidations have landed the device leaves the memory alone. */
+	readl(apn->regs + APN_REG_STATUS);
+
+	xa_for_each(&f->mrs, id, mr) {
+		xa_erase(&f->mrs, id);
+		apn_mr_destroy(apn, mr);
+	}
+	if (f->endpoint >= 0) {
+		clear_bit(f->endpoint, apn->endpoints);
+		f->endpoint = -1;
+	}
+}
+
+/*
+ * Called by remove() before devres frees the device's memory: tears every
+ * file down while the device can still be told, then revokes all mappings.
+ * The files stay open until their owners close them; they now fail with -ENODEV.
+ */
+void apn_revoke_files(struct apn_dev *apn)
+{
+	struct apn_file *f;
+
+	mutex_lock(&apn->lock);
+	apn->dead = true;
+	list_for_each_entry(f, &apn->files, node) {
+		apn_file_teardown(f);
+		unmap_mapping_range(f->mapping, 0, 0, 1);
+	}
+	mutex_unlock(&apn->lock);
+}
+
+/* ---- ioctls ---------------------------------------------------------------- */
+
+static int apn_get_info(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_info info = {};
+
+	mutex_lock(&apn->lock);
+	if (apn->dead) {
+		mutex_unlock(&apn->lock);
+		return -ENODEV;
+	}
+	info.abi_version = APN_ABI_VERSION;
+	info.spec_version = apn->spec_version;
+	memcpy(info.mac, apn->mac, sizeof(info.mac));
+	info.host_id = apn->host_id;
+	info.mtu = apn->mtu;
+	info.num_out = apn->num_out;
+	info.out_slot_size = 1U << apn->out_slot_shift;
+	info.max_in = apn->num_in;
+	info.num_endpoints = apn->num_endpoints;
+	info.endpoint = f->endpoint < 0 ? ~0U : f->endpoint;
+	mutex_unlock(&apn->lock);
+
+	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+/*
+ * Objects a create call made stay with the file even if copying the result
+ * out fails: another thread may already use them, and close frees them.
+ */
+static int apn_create_endpoint(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_endpoint_create req;
+	unsigned long ep;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.reserved)
+		return -EINVAL;
+
+	mutex_lock(&apn->lock);
+	ep = find_first_zero_bit(apn->endpoints, apn->num_endpoints);
+	if (apn->dead)
+		ret = -ENODEV;
+	else if (f->endpoint >= 0)
+		ret = -EBUSY;
+	else if (ep == apn->num_endpoints)
+		ret = -ENOSPC;
+	if (!ret) {
+		set_bit(ep, apn->endpoints);
+		f->endpoint = ep;
+		/* Ports are only recorded for now; 0 asks for the endpoint number. */
+		f->port = req.port ?: ep;
+		dev_dbg(&apn->pdev->dev, "%s[%d]: endpoint %lu, port %u\n", current->comm,
+			task_pid_nr(current), ep, f->port);
+	}
+	mutex_unlock(&apn->lock);
+	if (ret)
+		return ret;
+
+	req.endpoint = ep;
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
+static int apn_reg_mr(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_mr_reg req;
+	struct apn_mr *mr;
+	int ret;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !req.len || req.len > APN_MR_MAX_LEN || !PAGE_ALIGNED(req.addr) ||
+	    !PAGE_ALIGNED(req.len) || req.addr + req.len < req.addr)
+		return -EINVAL;
+
+	mr = apn_mr_pin(apn, req.addr, req.len);
+	if (IS_ERR(mr))
+		return PTR_ERR(mr);
+
+	mutex_lock(&apn->lock);
+	if (apn->dead) {
+		ret = -ENODEV;
+		goto err_unpin;
+	}
+	ret = apn_mr_map(apn, mr);
+	if (ret)
+		goto err_unpin;
+	ret = xa_alloc(&f->mrs, &mr->id, mr, xa_limit_31b, GFP_KERNEL);
+	if (ret) {
+		apn_mr_unmap(apn, mr, mr->npages);
+		goto err_unpin;
+	}
+	req.mr_id = mr->id;
+	mutex_unlock(&apn->lock);
+
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+
+err_unpin:
+	mutex_unlock(&apn->lock);
+	apn_mr_unpin(mr);
+	return ret;
+}
+
+static int apn_dereg_mr(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_mr_dereg req;
+	struct apn_mr *mr;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.reserved)
+		return -EINVAL;
+
+	mutex_lock(&apn->lock);
+	mr = xa_load(&f->mrs, req.mr_id);
+	if (apn->dead)
+		ret = -ENODEV;
+	else if (!mr)
+		ret = -ENOENT;
+	else if (mr->users)
+		ret = -EBUSY;
+	if (!ret) {
+		xa_erase(&f->mrs, req.mr_id);
+		apn_mr_destroy(apn, mr);
+	}
+	mutex_unlock(&apn->lock);
+	return ret;
+}
+
+static int apn_create_in_aperture(struct apn_file *f, void __user *uarg)
+{
+	const u32 known_flags = APN_IN_APERTURE_CHECK_SRC_HOST | APN_IN_APERTURE_NONCE_GIVEN;
+	struct apn_dev *apn = f->apn;
+	struct apn_in_aperture_create req;
+	struct apn_in_entry ent = {};
+	u32 flags = APN_ENTRY_DATA;
+	struct apn_mr *mr;
+	u32 idx = 0;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if ((req.flags & ~known_flags) || req.reserved)
+		return -EINVAL;
+	/* The entry's size is 32 bits. */
+	if (req.size < APN_MIN_APERTURE || req.size > (1ULL << 31) || !is_power_of_2(req.size))
+		return -EINVAL;
+	if (!(req.flags & APN_IN_APERTURE_NONCE_GIVEN))
+		req.nonce = get_random_u32();
+
+	mutex_lock(&apn->lock);
+	mr = xa_load(&f->mrs, req.mr_id);
+	if (apn->dead)
+		ret = -ENODEV;
+	else if (f->endpoint < 0)
+		ret = -EBADFD;
+	else if (!mr)
+		ret = -ENOENT;
+	else if (req.size > mr->len || req.mr_offset > mr->len - req.size)
+		ret = -EINVAL;
+	if (!ret) {
+		while (idx < apn->num_in && apn->in_slots[idx].owner)
+			idx++;
+		if (idx == apn->num_in)
+			ret = -ENOSPC;
+	}
+	if (!ret) {
+		ent.endpoint = cpu_to_le16(f->endpoint);
+		ent.nonce = cpu_to_le32(req.nonce);
+		ent.base = cpu_to_le64(mr->page_list_dma);
+		ent.size = cpu_to_le32(req.size);
+		ent.first_byte = cpu_to_le32(req.mr_offset);
+		if (req.flags & APN_IN_APERTURE_CHECK_SRC_HOST) {
+			flags |= APN_IN_CHECK_SRC_HOST;
+			ent.src_host = cpu_to_le16(req.src_host);
+			ent.src_host_mask = cpu_to_le16(req.src_host_mask);
+		}
+		apn->in_slots[idx].owner = f;
+		apn->in_slots[idx].mr = mr;
+		mr->users++;
+		apn_in_publish(apn, idx, &ent, flags);
+	}
+	mutex_unlock(&apn->lock);
+	if (ret)
+		return ret;
+
+	req.in_index = idx;
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
+static int apn_destroy_in_aperture(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_in_aperture_destroy req;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.reserved)
+		return -EINVAL;
+
+	mutex_lock(&apn->lock);
+	if (apn->dead)
+		ret = -ENODEV;
+	else if (req.in_index >= apn->num_in)
+		ret = -EINVAL;
+	else if (apn->in_slots[req.in_index].owner != f)
+		ret = -ENOENT;
+	if (!ret) {
+		apn_in_clear(apn, req.in_index);
+		/* Flush, so the region may be deregistered as soon as we return. */
+		readl(apn->regs + APN_REG_STATUS);
+	}
+	mutex_unlock(&apn->lock);
+	return ret;
+}
+
+static int apn_create_out_aperture(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_out_aperture_create req;
+	struct apn_out_entry ent = {};
+	u32 idx = 0;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.reserved)
+		return -EINVAL;
+	if (req.size < APN_MIN_APERTURE || req.size > 1U << apn->out_slot_shift ||
+	    !is_power_of_2(req.size))
+		return -EINVAL;
+
+	mutex_lock(&apn->lock);
+	if (apn->dead)
+		ret = -ENODEV;
+	else if (f->endpoint < 0)
+		ret = -EBADFD;
+	if (!ret) {
+		while (idx < apn->num_out && apn->out_slots[idx].owner)
+			idx++;
+		if (idx == apn->num_out)
+			ret = -ENOSPC;
+	}
+	if (!ret) {
+		ent.endpoint = cpu_to_le16(f->endpoint);
+		ent.dest_host = cpu_to_le16(req.dest_host);
+		ent.dest_in_index = cpu_to_le32(req.dest_in_index);
+		ent.nonce = cpu_to_le32(req.nonce);
+		ent.size = cpu_to_le32(req.size);
+		apn->out_slots[idx].owner = f;
+		apn->out_slots[idx].size = req.size;
+		apn_out_publish(apn, idx, &ent, APN_ENTRY_DATA);
+	}
+	mutex_unlock(&apn->lock);
+	if (ret)
+		return ret;
+
+	req.out_index = idx;
+	req.mmap_offset = APN_MMAP_OUT_BASE + ((u64)idx << apn->out_slot_shift);
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
+/* Also revokes the file's mappings of the slot: later accesses get SIGBUS. */
+static int apn_destroy_out_aperture(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_out_aperture_destroy req;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.reserved)
+		return -EINVAL;
+
+	mutex_lock(&apn->lock);
+	if (apn->dead)
+		ret = -ENODEV;
+	else if (req.out_index >= apn->num_out)
+		ret = -EINVAL;
+	else if (apn->out_slots[req.out_index].owner != f)
+		ret = -ENOENT;
+	if (!ret)
+		apn_out_clear(apn, req.out_index);
+	mutex_unlock(&apn->lock);
+	return ret;
+}
+
+static int apn_ioc_set_host_id(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_host_id req;
+	int ret = 0;
+
+	if (!capable(CAP_NET_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.reserved[0] || req.reserved[1] || req.reserved[2])
+		return -EINVAL;
+
+	mutex_lock(&apn->lock);
+	if (apn->dead)
+		ret = -ENODEV;
+	else
+		apn_set_host_id(apn, req.host_id);
+	mutex_unlock(&apn->lock);
+	return ret;
+}
+
+static int apn_set_route(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_route req;
+	u64 entry = 0;
+	int ret = 0;
+	int i;
+
+	if (!capable(CAP_NET_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if ((req.flags & ~APN_ROUTE_CLEAR) || req.reserved || req.host >= APN_HOST_MAC_ENTRIES)
+		return -EINVAL;
+	if (!(req.flags & APN_ROUTE_CLEAR)) {
+		for (i = 0; i < ETH_ALEN; i++)
+			entry |= (u64)req.mac[i] << (8 * i);
+		entry |= APN_HOST_VALID;
+	}
+
+	mutex_lock(&apn->lock);
+	if (apn->dead)
+		ret = -ENODEV;
+	else
+		/* One 64-bit write, so the device never sees half a route. */
+		writeq(entry, apn->regs + APN_REG_HOST_MAC_BASE + 8 * req.host);
+	mutex_unlock(&apn->lock);
+	return ret;
+}
+
+static int apn_get_counters(struct apn_file *f, void __user *uarg)
+{
+	struct apn_dev *apn = f->apn;
+	struct apn_counters *c;
+	unsigned int i;
+	int ret = 0;
+
+	BUILD_BUG_ON(APN_CNT__COUNT > APN_IOC_COUNTERS_MAX);
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c)
+		return -ENOMEM;
+
+	mutex_lock(&apn->lock);
+	if (apn->dead) {
+		ret = -ENODEV;
+	} else {
+		c->count = APN_CNT__COUNT;
+		for (i = 0; i < APN_CNT__COUNT; i++)
+			c->value[i] = apn_read_counter(apn, i);
+	}
+	mutex_unlock(&apn->lock);
+
+	if (!ret && copy_to_user(uarg, c, sizeof(*c)))
+		ret = -EFAULT;
+	kfree(c);
+	return ret;
+}
+
+static long apn_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	struct apn_file *f = filp->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case APN_IOC_GET_INFO:
+		return apn_get_info(f, uarg);
+	case APN_IOC_CREATE_ENDPOINT:
+		return apn_create_endpoint(f, uarg);
+	case APN_IOC_REG_MR:
+		return apn_reg_mr(f, uarg);
+	case APN_IOC_DEREG_MR:
+		return apn_dereg_mr(f, uarg);
+	case APN_IOC_CREATE_IN_APERTURE:
+		return apn_create_in_aperture(f, uarg);
+	case APN_IOC_DESTROY_IN_APERTURE:
+		return apn_destroy_in_aperture(f, uarg);
+	case APN_IOC_CREATE_OUT_APERTURE:
+		return apn_create_out_aperture(f, uarg);
+	case APN_IOC_DESTROY_OUT_APERTURE:
+		return apn_destroy_out_aperture(f, uarg);
+	case APN_IOC_SET_HOST_ID:
+		return apn_ioc_set_host_id(f, uarg);
+	case APN_IOC_SET_ROUTE:
+		return apn_set_route(f, uarg);
+	case APN_IOC_GET_COUNTERS:
+		return apn_get_counters(f, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/* ---- mmap ------------------------------------------------------------------ */
+
+/*
+ * The BAR page behind page @pgoff of @f's mmap space, or 0 if @f may not map
+ * it: the only pages it may map are its endpoint's user page (at offset
+ * APN_MMAP_USER_PAGE) and, in each outgoing aperture it owns, the pages
+ * covering the aperture's size. Lock held.
+ */
+static unsigned long apn_pfn(struct apn_file *f, unsigned long pgoff)
+{
+	struct apn_dev *apn = f->apn;
+	unsigned int shift = apn->out_slot_shift - PAGE_SHIFT;
+	struct apn_out_slot *slot;
+	unsigned long idx, page;
+
+	if (pgoff == APN_MMAP_USER_PAGE >> PAGE_SHIFT)
+		return f->endpoint < 0 ? 0 :
+		       PHYS_PFN(apn->regs_phys + APN_USER_PAGE((resource_size_t)f->endpoint));
+	if (pgoff < APN_OUT_BASE_PGOFF)
+		return 0;
+	pgoff -= APN_OUT_BASE_PGOFF;
+	idx = pgoff >> shift;
+	page = pgoff & ((1UL << shift) - 1);
+	if (idx >= apn->num_out)
+		return 0;
+	slot = &apn->out_slots[idx];
+	if (slot->owner != f || page >= DIV_ROUND_UP(slot->size, PAGE_SIZE))
+		return 0;
+	return PHYS_PFN(apn->ap_phys) + pgoff;
+}
+
+static vm_fault_t apn_vm_fault(struct vm_fault *vmf)
+{
+	struct apn_file *f = vmf->vma->vm_file->private_data;
+	struct apn_dev *apn = f->apn;
+	unsigned long pfn = 0;
+	vm_fault_t ret;
+
+	mutex_lock(&apn->lock);
+	if (!apn->dead)
+		pfn = apn_pfn(f, vmf->pgoff);
+	/* Inserted under the lock, so a concurrent revoke cannot miss it. */
+	ret = pfn ? vmf_insert_pfn(vmf->vma, vmf->address, pfn) : VM_FAULT_SIGBUS;
+	mutex_unlock(&apn->lock);
+	return ret;
+}
+
+static const struct vm_operations_struct apn_vm_ops = {
+	.fault = apn_vm_fault,
+};
+
+/* The mappable pages of an aperture are a prefix of its slot: checking the ends suffices. */
+static bool apn_mmap_allowed(struct apn_file *f, unsigned long first, unsigned long last)
+{
+	unsigned int shift = f->apn->out_slot_shift - PAGE_SHIFT;
+
+	if (!apn_pfn(f, first) || !apn_pfn(f, last))
+		return false;
+	if (first < APN_OUT_BASE_PGOFF)
+		return last == first;
+	return (first - APN_OUT_BASE_PGOFF) >> shift == (last - APN_OUT_BASE_PGOFF) >> shift;
+}
+
+static int apn_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct apn_file *f = filp->private_data;
+	struct apn_dev *apn = f->apn;
+	int ret = 0;
+
+	/* Copy-on-write mappings of device registers make no sense. */
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+
+	mutex_lock(&apn->lock);
+	if (apn->dead)
+		ret = -ENODEV;
+	else if (!apn_mmap_allowed(f, vma->vm_pgoff, vma->vm_pgoff + vma_pages(vma) - 1))
+		ret = -EINVAL;
+	mutex_unlock(&apn->lock);
+	if (ret)
+		return ret;
+
+	/* Nothing is mapped yet: apn_vm_fault() fills pages in as they are touched. */
+	vma->vm_flags |= VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
+	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
+	vma->vm_ops = &apn_vm_ops;
+	return 0;
+}
+
+/* ---- open/release ------------------------------------------------------------ */
+
+static int apn_open(struct inode *inode, struct file *filp)
+{
+	/* misc_open() holds misc_mtx, so remove() cannot have freed us yet. */
+	struct apn_dev *apn = container_of(filp->private_data, struct apn_dev, misc);
+	struct apn_file *f;
+
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+	f->apn = apn;
+	f->mapping = filp->f_mapping;
+	f->endpoint = -1;
+	xa_init_flags(&f->mrs, XA_FLAGS_ALLOC1);
+	kref_get(&apn->kref);
+
+	mutex_lock(&apn->lock);
+	list_add(&f->node, &apn->files);
+	mutex_unlock(&apn->lock);
+	filp->private_data = f;
+	return 0;
+}
+
+/* Runs after the last mapping is gone (each holds the file), so none is left to revoke. */
+static int apn_release(struct inode *inode, struct file *filp)
+{
+	struct apn_file *f = filp->private_data;
+	struct apn_dev *apn = f->apn;
+
+	mutex_lock(&apn->lock);
+	if (!apn->dead)
+		apn_file_teardown(f);
+	list_del(&f->node);
+	mutex_unlock(&apn->lock);
+
+	xa_destroy(&f->mrs);
+	kfree(f);
+	apn_dev_put(apn);
+	return 0;
+}
+
+const struct file_operations apn_fops = {
+	.owner = THIS_MODULE,
+	.open = apn_open,
+	.release = apn_release,
+	.unlocked_ioctl = apn_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = apn_mmap,
+	.llseek = noop_llseek,
+};
