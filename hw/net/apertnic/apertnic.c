@@ -383,7 +383,7 @@ static const Property apertnic_properties[] = {
     DEFINE_PROP_UINT32("cache-entries", ApertnicState, cache_entries, 64),
     DEFINE_PROP_UINT32("mtu", ApertnicState, mtu, 1500),
     DEFINE_PROP_UINT64("x-flush-delay-ns", ApertnicState, flush_delay_ns,
-                       20000),
+                       50000),
 };
 
 static void apertnic_class_init(ObjectClass *klass, void *data)

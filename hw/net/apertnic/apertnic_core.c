@@ -594,7 +594,8 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
 
     if (b->len + 8 > max_burst(core)) {
         burst_flush(core);
-    } else if (!core->timer_armed) {
+    } else {
+        /* An idle timer: a burst goes out once stores pause, not mid-run. */
         core->timer_armed = true;
         core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns);
     }

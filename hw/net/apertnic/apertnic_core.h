@@ -37,7 +37,7 @@ typedef struct ApnCoreConfig {
     uint32_t max_in;           /* most incoming table entries */
     uint32_t cache_entries;    /* mapping cache size */
     uint32_t mtu;              /* largest Ethernet payload sent */
-    uint64_t flush_delay_ns;   /* gathered stores wait at most this long */
+    uint64_t flush_delay_ns;   /* a burst is sent once stores pause this long */
     uint8_t mac[6];
 } ApnCoreConfig;
 
