@@ -423,7 +423,7 @@ static struct pci_driver apn_pci_driver = {
 	.probe = apn_probe,
 	.remove = apn_remove,
 	/* Created after probe succeeds and removed before remove() runs. */
-	.driver.dev_groups = apn_groups,
+	.dev_groups = apn_groups,
 };
 module_pci_driver(apn_pci_driver);
 

@@ -5,6 +5,7 @@
  * Everything a process creates hangs off its file: closing it (or dying) destroys
  * the endpoint's apertures on the device, unpins its memory and unmaps its pages.
  * Every ioctl returns 0 or -1 with errno set; sizes and indices are checked.
+ * Reserved fields and flag bits not defined here must be 0 (EINVAL otherwise).
  */
 #ifndef _UAPI_APERTNIC_H
 #define _UAPI_APERTNIC_H
@@ -83,7 +84,10 @@ struct apn_out_aperture_create {
 	__u64 mmap_offset;       /* out: pass to mmap() to map the aperture */
 };
 
-/* APN_IOC_DESTROY_OUT_APERTURE */
+/*
+ * APN_IOC_DESTROY_OUT_APERTURE: also revokes the file's mappings of the slot;
+ * touching them afterwards raises SIGBUS (munmap them first).
+ */
 struct apn_out_aperture_destroy {
 	__u32 out_index;
 	__u32 reserved;
@@ -128,7 +132,8 @@ struct apn_counters {
 /*
  * mmap() offsets. The user page of this file's endpoint is at offset 0 (one
  * page); an outgoing aperture at the mmap_offset its create call returned. Any
- * other offset, or a length past the object, fails with EINVAL.
+ * other offset, a length past the object, or a MAP_PRIVATE mapping fails with
+ * EINVAL.
  */
 #define APN_MMAP_USER_PAGE      0x0ull
 #define APN_MMAP_OUT_BASE       (1ull << 32)
