@@ -41,7 +41,7 @@ static const char *const cnt_name[APN_CNT__COUNT] = {
 #undef C
 };
 
-/* ---- harness ------------------------------------------------------------ */
+/* ---- harness ------------------------------------------------------------- */
 
 typedef struct Apn {
     QTestState *qts;
@@ -54,19 +54,28 @@ typedef struct Apn {
     uint64_t in_table, out_table;
 } Apn;
 
-/* Start QEMU with the device at 04.0 on a socketpair; map BAR0 and BAR2. */
-static Apn *apn_start(const char *props)
+/*
+ * Start QEMU with the device at 04.0 on a socketpair netdev. Unless
+ * @incoming, enable the device and map BAR0 and BAR2.
+ */
+static Apn *apn_start_full(const char *props, bool incoming)
 {
     Apn *a = g_new0(Apn, 1);
     int sv[2];
 
     g_assert_cmpint(socketpair(PF_UNIX, SOCK_DGRAM, 0, sv), ==, 0);
-    a->qts = qtest_initf("-M q35 -nodefaults -m 256 "
+    qemu_set_cloexec(sv[0]);            /* other QEMUs must not hold it */
+    a->qts = qtest_initf("-M q35 -nodefaults -m 256 %s"
                          "-netdev dgram,id=hs0,local.type=fd,local.str=%d "
                          "-device apertnic,addr=04.0,id=apn0,netdev=hs0,"
-                         "mac=" DEV_MAC_STR "%s", sv[1], props ? props : "");
+                         "mac=" DEV_MAC_STR "%s",
+                         incoming ? "-incoming defer " : "",
+                         sv[1], props ? props : "");
     close(sv[1]);
     a->sock = sv[0];
+    if (incoming) {
+        return a;
+    }
     pc_alloc_init(&a->alloc, a->qts, ALLOC_NO_FLAGS);
     a->bus = qpci_new_pc(a->qts, &a->alloc);
     a->dev = qpci_device_find(a->bus, QPCI_DEVFN(4, 0));
@@ -75,6 +84,11 @@ static Apn *apn_start(const char *props)
     a->bar0 = qpci_iomap(a->dev, APN_BAR_REGS, &a->bar0_size);
     a->bar2 = qpci_iomap(a->dev, APN_BAR_APERTURES, &a->bar2_size);
     return a;
+}
+
+static Apn *apn_start(const char *props)
+{
+    return apn_start_full(props, false);
 }
 
 static void apn_stop(Apn *a)
@@ -109,10 +123,12 @@ static void cnt_snap(Apn *a, uint64_t *c)
     }
 }
 
+/* Every counter that counts a frame, segment or store not acted on */
 static bool is_drop_counter(int id)
 {
-    return (id >= APN_CNT_TX_DROP_DISABLED && id <= APN_CNT_TX_DROP_DMA) ||
-           (id >= APN_CNT_RX_FILTERED && id <= APN_CNT_RX_DROP_DMA);
+    return g_str_has_prefix(cnt_name[id], "tx_drop_") ||
+           g_str_has_prefix(cnt_name[id], "rx_drop_") ||
+           !strcmp(cnt_name[id], "rx_filtered");
 }
 
 /*
@@ -202,7 +218,7 @@ static Apn *apn_up(const char *props)
     return a;
 }
 
-/* ---- table entries (little-endian in guest memory) ---------------------- */
+/* ---- table entries (little-endian in guest memory) ----------------------- */
 
 static void put_in_entry(Apn *a, uint32_t idx, const struct apn_in_entry *e)
 {
@@ -273,7 +289,12 @@ static uint32_t out_entry_seq(Apn *a, uint32_t idx)
                        offsetof(struct apn_out_entry, seq));
 }
 
-/* ---- wire format ---------------------------------------------------------- */
+static uint32_t be32(const void *p)
+{
+    return ldl_be_p(p);
+}
+
+/* ---- wire format --------------------------------------------------------- */
 
 /* Standard CRC-32C; QEMU's crc32c() takes a raw seed and inverts the result */
 static uint32_t crc32c_std(const void *buf, size_t len)
@@ -443,17 +464,17 @@ static void check_tx_frame(const uint8_t *f, size_t n, const TxExpect *x)
     g_assert_cmpuint(seg[0], ==, APN_SEG_WRITE);
     g_assert_cmphex(seg[1], ==, x->seg_flags);
     g_assert_cmpuint(lduw_be_p(seg + 2), ==, x->len);
-    g_assert_cmpuint(ldl_be_p(seg + 4), ==, x->in_index);
-    g_assert_cmphex(ldl_be_p(seg + 8), ==, x->nonce);
-    g_assert_cmpuint(ldl_be_p(seg + 12), ==, x->seq);
-    g_assert_cmphex(ldl_be_p(seg + 16), ==, x->offset);
-    g_assert_cmpuint(ldl_be_p(seg + 20), ==, x->out_index);
+    g_assert_cmpuint(be32(seg + 4), ==, x->in_index);
+    g_assert_cmphex(be32(seg + 8), ==, x->nonce);
+    g_assert_cmpuint(be32(seg + 12), ==, x->seq);
+    g_assert_cmphex(be32(seg + 16), ==, x->offset);
+    g_assert_cmpuint(be32(seg + 20), ==, x->out_index);
     g_assert_cmpmem(seg + APN_SEG_HDR_LEN, x->len, x->payload, x->len);
     for (size_t i = APN_SEG_HDR_LEN + x->len;
          i < APN_SEG_HDR_LEN + APN_SEG_PAD(x->len); i++) {
         g_assert_cmphex(seg[i], ==, 0);
     }
-    g_assert_cmphex(ldl_be_p(ci + ci_len), ==, crc32c_std(ci, ci_len));
+    g_assert_cmphex(be32(ci + ci_len), ==, crc32c_std(ci, ci_len));
     for (size_t i = end; i < n; i++) {
         g_assert_cmphex(f[i], ==, 0);
     }
@@ -478,7 +499,7 @@ static void fence(Apn *a, unsigned ep)
     wr(a, APN_USER_PAGE(ep) + APN_UREG_FENCE, 0);
 }
 
-/* ---- probe ------------------------------------------------------------------ */
+/* ---- probe --------------------------------------------------------------- */
 
 static void test_probe(void)
 {
@@ -516,6 +537,9 @@ static void test_probe(void)
                      PCI_MSIX_FLAGS_BIRMASK, ==, APN_BAR_MSIX);
     g_assert_cmpuint(qpci_msix_table_size(d), ==, APN_NUM_VECTORS);
     g_assert_cmphex(qpci_find_capability(d, PCI_CAP_ID_EXP, 0), !=, 0);
+    /* MSI-X only: no INTx pin, no MSI capability */
+    g_assert_cmpuint(qpci_config_readb(d, PCI_INTERRUPT_PIN), ==, 0);
+    g_assert_cmphex(qpci_find_capability(d, PCI_CAP_ID_MSI, 0), ==, 0);
 
     g_assert_cmphex(rd(a, APN_REG_MAGIC), ==, APN_MAGIC);
     g_assert_cmphex(rd(a, APN_REG_VERSION), ==, APN_SPEC_VERSION);
@@ -561,7 +585,7 @@ static void test_probe_properties(void)
     apn_stop(a);
 }
 
-/* ---- receive ---------------------------------------------------------------- */
+/* ---- receive ------------------------------------------------------------- */
 
 static void test_rx_write_contig(void)
 {
@@ -644,7 +668,10 @@ static void test_rx_multi_segment(void)
 {
     Apn *a = apn_up(NULL);
     uint64_t buf = gmem(a, 0x1000, 0);
-    uint8_t expect[0x1000], p0[6] = "abcdef", p1[9] = "012345678";
+    static const uint8_t p0[6] = { 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5 };
+    static const uint8_t p1[9] = { 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5,
+                                   0xb6, 0xb7, 0xb8 };
+    uint8_t expect[0x1000];
     uint64_t before[APN_CNT__COUNT];
     Frame f;
 
@@ -694,7 +721,10 @@ typedef struct DropFixture {
     uint64_t before[APN_CNT__COUNT];
 } DropFixture;
 
-static const uint8_t drop_payload[16] = "0123456789abcdef";
+static const uint8_t drop_payload[16] = {
+    0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7,
+    0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf,
+};
 
 static void drop_setup(DropFixture *x, struct apn_in_entry *e)
 {
@@ -721,7 +751,7 @@ static void drop_expect(DropFixture *x, const Frame *f, const char *counter)
     assert_drops(x->a, x->before, expect);
 }
 
-/* Inject @f; assert it is delivered at @off (updating the expected image). */
+/* Inject @f; assert its segment is delivered, and nothing else written. */
 static void drop_accept(DropFixture *x, const Frame *f)
 {
     cnt_snap(x->a, x->before);
@@ -792,6 +822,30 @@ static void test_rx_drop_narrowed(void)
     apn_stop(x.a);
 }
 
+/* A narrowing that reaches past the extent, or wraps, never widens it. */
+static void test_rx_drop_narrowed_outside(void)
+{
+    struct apn_in_entry e = in_contig(0, DROP_SIZE / 2, DROP_NONCE);
+    DropFixture x;
+    Frame f;
+
+    e.narrow_start = DROP_SIZE / 4;
+    e.narrow_len = DROP_SIZE;
+    drop_setup(&x, &e);
+    drop_frame(&f, DROP_SIZE / 2, 16);              /* past the extent */
+    drop_expect(&x, &f, "rx_drop_bounds");
+    drop_frame(&f, DROP_SIZE - 16, 16);
+    drop_expect(&x, &f, "rx_drop_bounds");
+
+    e.narrow_start = 0xfffffff0;
+    e.narrow_len = 0x20;                            /* wraps to 0x10 */
+    put_in_entry(x.a, DROP_IDX, &e);
+    wr(x.a, APN_REG_TABLE_INVAL, DROP_IDX);
+    drop_frame(&f, 0, 16);
+    drop_expect(&x, &f, "rx_drop_bounds");
+    apn_stop(x.a);
+}
+
 static void test_rx_drop_invalid(void)
 {
     struct apn_in_entry e = in_contig(0, DROP_SIZE, DROP_NONCE);
@@ -804,6 +858,13 @@ static void test_rx_drop_invalid(void)
     drop_expect(&x, &f, "rx_drop_invalid");
     /* an all-zero entry inside the table is invalid too */
     frame_init(&f, DROP_IDX + 1, 0, 0, drop_payload, 16);
+    drop_expect(&x, &f, "rx_drop_invalid");
+    /* so is a valid entry that is not a data aperture */
+    e.flags = APN_ENTRY_VALID | APN_IN_CONTIG |
+              APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT;
+    put_in_entry(x.a, DROP_IDX, &e);
+    wr(x.a, APN_REG_TABLE_INVAL, DROP_IDX);
+    drop_frame(&f, 0, 16);
     drop_expect(&x, &f, "rx_drop_invalid");
     apn_stop(x.a);
 }
@@ -905,6 +966,10 @@ static void test_rx_drop_filtered(void)
     drop_frame(&f, 0, 16);
     f.dst_host = SELF_HOST + 1;
     drop_expect(&x, &f, "rx_filtered");
+    /* broadcast is accepted */
+    drop_frame(&f, 0, 16);
+    memset(f.dst, 0xff, 6);
+    drop_accept(&x, &f);
     apn_stop(x.a);
 }
 
@@ -1034,7 +1099,49 @@ static void test_rx_drop_dma(void)
     apn_stop(x.a);
 }
 
-/* ---- transmit --------------------------------------------------------------- */
+/* A page list naming a page that is not memory: rx_drop_dma. */
+static void test_rx_drop_dma_page(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t page = gmem(a, 0x1000, 0x55);
+    uint64_t list = gmem(a, 0x1000, 0);
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t b[8] = { 0 };
+
+    qtest_writeq(a->qts, list, page);
+    qtest_writeq(a->qts, list + 8, 0x1000000000ull);    /* 64 GiB */
+    put_in_entry(a, 0, &(struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID, .base = list, .size = 0x2000, .nonce = 1,
+    });
+    cnt_snap(a, before);
+    inject_write(a, 0, 1, 0x1000, b, sizeof(b));
+    assert_drops(a, before, "rx_drop_dma+1");
+    cnt_snap(a, before);
+    inject_write(a, 0, 1, 0xffc, b, sizeof(b));         /* part way */
+    assert_drops(a, before, "rx_drop_dma+1");
+    cnt_snap(a, before);
+    inject_write(a, 0, 1, 0xff8, b, sizeof(b));         /* all in page 0 */
+    assert_drops(a, before, "");
+    apn_stop(a);
+}
+
+/* An incoming entry the device cannot read counts as rx_drop_index. */
+static void test_rx_drop_unreadable(void)
+{
+    DropFixture x;
+    Frame f;
+
+    drop_setup(&x, NULL);
+    wr(x.a, APN_REG_CTRL, 0);
+    wr(x.a, APN_REG_IN_TABLE_LO, 0);
+    wr(x.a, APN_REG_IN_TABLE_HI, 0x10);             /* 64 GiB: nothing */
+    apn_enable(x.a);
+    drop_frame(&f, 0, 16);
+    drop_expect(&x, &f, "rx_drop_index");
+    apn_stop(x.a);
+}
+
+/* ---- transmit ------------------------------------------------------------ */
 
 #define TX_SLOT         3
 #define TX_IN_INDEX     42
@@ -1173,6 +1280,11 @@ static void test_tx_split(void)
     x.payload = d + 4;
     recv_check(a, &x);
     assert_no_frame(a);
+
+    /* a read from the window does not pass the stores before it */
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT + 1, 0x24), ldl_le_p(d + 4));
+    qtest_readl(a->qts, slot_addr(a, TX_SLOT + 1, 0x800));
+    recv_check(a, &x);
     apn_stop(a);
 }
 
@@ -1209,11 +1321,14 @@ static void test_tx_mtu(void)
     apn_stop(a);
 }
 
-/* Without a fence a burst goes out once x-flush-delay-ns has passed. */
+/*
+ * Without a fence a burst goes out once no store has arrived for
+ * x-flush-delay-ns (an idle timer, restarted by every store).
+ */
 static void test_tx_timer(void)
 {
     Apn *a = tx_up(",x-flush-delay-ns=100000");
-    static const uint8_t d[4] = { 9, 8, 7, 6 };
+    static const uint8_t d[8] = { 9, 8, 7, 6, 5, 4, 3, 2 };
     TxExpect x = tx_expect(0x200, d, 4);
 
     qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x200), ldl_le_p(d));
@@ -1222,6 +1337,65 @@ static void test_tx_timer(void)
     qtest_clock_step(a->qts, 60000);
     recv_check(a, &x);
     qtest_clock_step(a->qts, 1000000);
+    assert_no_frame(a);
+
+    /* each store restarts the wait */
+    x = tx_expect(0x200, d, 8);
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x200), ldl_le_p(d));
+    qtest_clock_step(a->qts, 60000);
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x204), ldl_le_p(d + 4));
+    qtest_clock_step(a->qts, 60000);
+    assert_no_frame(a);
+    qtest_clock_step(a->qts, 50000);
+    recv_check(a, &x);
+    apn_stop(a);
+}
+
+/* The default idle time is 50 us. */
+static void test_tx_timer_default(void)
+{
+    Apn *a = tx_up(NULL);
+    static const uint8_t d[4] = { 9, 8, 7, 6 };
+    TxExpect x = tx_expect(0x200, d, 4);
+
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x200), ldl_le_p(d));
+    qtest_clock_step(a->qts, 49000);
+    assert_no_frame(a);
+    qtest_clock_step(a->qts, 2000);
+    recv_check(a, &x);
+    apn_stop(a);
+}
+
+/*
+ * TABLE_INVAL, HOST_ID, a route and clearing CTRL.ENABLE each send the
+ * gathered burst first, under the state it was gathered with.
+ */
+static void test_tx_flush_triggers(void)
+{
+    Apn *a = tx_up(NULL);
+    static const uint8_t d[4] = { 0x31, 0x32, 0x33, 0x34 };
+    TxExpect x = tx_expect(0, d, 4);
+
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    wr(a, APN_REG_TABLE_INVAL, APN_INVAL_OUT | TX_SLOT);
+    recv_check(a, &x);
+
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    wr(a, APN_REG_HOST_ID, SELF_HOST);              /* same value */
+    recv_check(a, &x);
+
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    set_route(a, PEER_HOST + 1, other_mac);         /* another route */
+    recv_check(a, &x);
+
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    set_route(a, PEER_HOST, other_mac);             /* re-routed after */
+    recv_check(a, &x);
+    x.dst = other_mac;
+
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    wr(a, APN_REG_CTRL, 0);
+    recv_check(a, &x);
     assert_no_frame(a);
     apn_stop(a);
 }
@@ -1337,6 +1511,18 @@ static void test_tx_drop_no_route(void)
     apn_stop(a);
 }
 
+/* An outgoing entry the device cannot read counts as tx_drop_invalid. */
+static void test_tx_drop_unreadable(void)
+{
+    Apn *a = tx_up(NULL);
+
+    wr(a, APN_REG_CTRL, 0);
+    wr(a, APN_REG_OUT_TABLE_HI, 0x10);              /* 64 GiB: nothing */
+    apn_enable(a);
+    tx_drop_expect(a, TX_SLOT, 0, "tx_drop_invalid+1");
+    apn_stop(a);
+}
+
 static void test_tx_drop_disabled(void)
 {
     Apn *a = tx_up(NULL);
@@ -1377,7 +1563,7 @@ static void test_loopback(void)
     apn_stop(a);
 }
 
-/* ---- mapping cache ------------------------------------------------------------ */
+/* ---- mapping cache ------------------------------------------------------- */
 
 static void assert_cache(Apn *a, const uint64_t *before, uint64_t hits,
                          uint64_t misses, uint64_t evictions)
@@ -1423,6 +1609,16 @@ static void test_cache_lru(void)
     inject_write(a, 1, 101, 1, &b, 1);
     assert_cache(a, before, 0, 1, 1);
     assert_drops(a, before, "");
+
+    /* cached now: 1, 4, 0, 3; an invalidated entry's slot is reused first */
+    wr(a, APN_REG_TABLE_INVAL, 4);
+    cnt_snap(a, before);
+    inject_write(a, 2, 102, 1, &b, 1);
+    assert_cache(a, before, 0, 1, 0);
+    inject_write(a, 1, 101, 2, &b, 1);
+    inject_write(a, 0, 100, 4, &b, 1);
+    inject_write(a, 3, 103, 4, &b, 1);
+    assert_cache(a, before, 3, 1, 0);
     apn_stop(a);
 }
 
@@ -1499,10 +1695,22 @@ static void test_cache_inval(void)
     fence(a, 0);
     x.in_index = TX_IN_INDEX + 1;
     recv_check(a, &x);
+
+    o.dest_in_index = TX_IN_INDEX + 2;
+    put_out_entry(a, TX_SLOT, &o);
+    wr(a, APN_REG_TABLE_INVAL, APN_INVAL_ALL_INDEX);    /* incoming only */
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    fence(a, 0);
+    recv_check(a, &x);
+    wr(a, APN_REG_TABLE_INVAL, APN_INVAL_OUT | APN_INVAL_ALL_INDEX);
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    fence(a, 0);
+    x.in_index = TX_IN_INDEX + 2;
+    recv_check(a, &x);
     apn_stop(a);
 }
 
-/* ---- OS queue and MSI-X --------------------------------------------------------- */
+/* ---- OS queue and MSI-X -------------------------------------------------- */
 
 #define OSQ_SIZE        8
 #define OSQ_BYTES       (sizeof(struct apn_queue_ctrl) + \
@@ -1636,6 +1844,7 @@ static void test_osq_overflow(void)
     g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, OSQ_SIZE);
     g_assert_cmpuint(delta(a, before, APN_CNT_OSQ_OVERFLOWS), ==, 2);
     g_assert_cmpuint(delta(a, before, APN_CNT_OSQ_EVENTS), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_IRQS), ==, 2);
     qtest_memread(a->qts, q, now, sizeof(now));
     /* only the control block's overflow count changed */
     g_assert_cmpuint(ldl_le_p(now + offsetof(struct apn_queue_ctrl,
@@ -1662,6 +1871,74 @@ static void test_osq_overflow(void)
     apn_stop(a);
 }
 
+static void check_event_data(Apn *a, uint64_t q, uint32_t slot, uint8_t type,
+                             uint32_t info, uint64_t data)
+{
+    uint8_t ev[16];
+
+    qtest_memread(a->qts, q + sizeof(struct apn_queue_ctrl) + 16 * slot,
+                  ev, sizeof(ev));
+    g_assert_cmpuint(ev[0], ==, type);
+    g_assert_cmpuint(ldl_le_p(ev + 4), ==, info);
+    g_assert_cmphex(ldq_le_p(ev + 8), ==, data);
+}
+
+/* A table entry the device cannot read is reported on the OS queue. */
+static void test_osq_device_error(void)
+{
+    Apn *a = apn_start(NULL);
+    uint64_t q = osq_up(a);
+    const uint64_t nowhere = 0x1000000000ull;      /* 64 GiB: no memory */
+    uint8_t b = 0;
+
+    apn_tables(a);
+    wr(a, APN_REG_IN_TABLE_LO, (uint32_t)nowhere);
+    wr(a, APN_REG_IN_TABLE_HI, nowhere >> 32);
+    wr(a, APN_REG_OUT_TABLE_LO, (uint32_t)nowhere);
+    wr(a, APN_REG_OUT_TABLE_HI, nowhere >> 32);
+    apn_enable(a);
+
+    inject_write(a, 5, 0, 0, &b, 1);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
+    check_event_data(a, q, 0, APN_EV_DEVICE_ERROR, APN_ERR_DMA,
+                     nowhere + 5 * APN_TABLE_ENTRY_SIZE);
+    qtest_writel(a->qts, slot_addr(a, 7, 0), 0);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    check_event_data(a, q, 1, APN_EV_DEVICE_ERROR, APN_ERR_DMA,
+                     nowhere + 7 * APN_TABLE_ENTRY_SIZE);
+    fence(a, 0);
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+static void set_link(Apn *a, bool up)
+{
+    qtest_qmp_assert_success(a->qts, "{ 'execute': 'set_link', 'arguments':"
+                             " { 'name': 'apn0', 'up': %i } }", up);
+}
+
+/* Link changes show in STATUS and, while enabled, as APN_EV_LINK events. */
+static void test_osq_link(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t q = osq_up(a);
+
+    set_link(a, false);
+    g_assert_cmphex(rd(a, APN_REG_STATUS), ==, 0);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
+    check_event(a, q, 0, APN_EV_LINK, 0);
+    set_link(a, true);
+    g_assert_cmphex(rd(a, APN_REG_STATUS), ==, APN_STATUS_LINK_UP);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    check_event(a, q, 1, APN_EV_LINK, APN_STATUS_LINK_UP);
+
+    wr(a, APN_REG_CTRL, 0);
+    set_link(a, false);
+    g_assert_cmphex(rd(a, APN_REG_STATUS), ==, 0);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    apn_stop(a);
+}
+
 /* RDPTR may not pass WRPTR nor go backwards. */
 static void test_osq_rdptr(void)
 {
@@ -1682,10 +1959,16 @@ static void test_osq_rdptr(void)
     g_assert_cmpuint(rd(a, APN_REG_OSQ_RDPTR), ==, 2);
     wr(a, APN_REG_OSQ_RDPTR, 3);
     g_assert_cmpuint(rd(a, APN_REG_OSQ_RDPTR), ==, 3);
+
+    /* (re)programming the size starts the queue empty */
+    wr(a, APN_REG_IRQ_TEST, 0);
+    wr(a, APN_REG_OSQ_SIZE, OSQ_SIZE);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 0);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_RDPTR), ==, 0);
     apn_stop(a);
 }
 
-/* ---- registers ------------------------------------------------------------------ */
+/* ---- registers ----------------------------------------------------------- */
 
 /* Out-of-range values are ignored; the register keeps its value. */
 static void test_registers_ignored(void)
@@ -1836,6 +2119,38 @@ static void test_registers_reset(void)
     apn_stop(a);
 }
 
+/* A PCI (system) reset resets the device as CTRL.RESET does. */
+static void test_registers_pci_reset(void)
+{
+    Apn *a = tx_up(NULL);
+    uint8_t b = 1;
+
+    inject_write(a, 0, 0, 0, &b, 1);
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), 0x12345678);
+    g_assert_cmpuint(cnt(a, APN_CNT_TX_STORES), ==, 1);
+
+    qtest_qmp_assert_success(a->qts, "{ 'execute': 'system_reset' }");
+    qtest_qmp_eventwait(a->qts, "RESET");
+    qpci_device_enable(a->dev);
+    a->bar0 = qpci_iomap(a->dev, APN_BAR_REGS, NULL);
+    a->bar2 = qpci_iomap(a->dev, APN_BAR_APERTURES, NULL);
+
+    g_assert_cmphex(rd(a, APN_REG_CTRL), ==, 0);
+    g_assert_cmphex(rd(a, APN_REG_HOST_ID), ==, 0);
+    g_assert_cmphex(rd(a, APN_REG_IN_TABLE_COUNT), ==, 0);
+    g_assert_cmphex(rd(a, APN_REG_OUT_TABLE_COUNT), ==, 0);
+    g_assert_cmphex(qpci_io_readq(a->dev, a->bar0,
+                                  APN_REG_HOST_MAC_BASE + 8 * PEER_HOST),
+                    ==, 0);
+    for (int i = 0; i < APN_CNT__COUNT; i++) {
+        g_assert_cmpuint(cnt(a, i), ==, 0);
+    }
+    g_assert_cmphex(rd(a, APN_REG_STATUS), ==, APN_STATUS_LINK_UP);
+    qtest_clock_step(a->qts, 10 * 1000 * 1000);
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
 /* qom-get <device> counters: every counter, by name, as BAR0 reads it. */
 static void test_registers_qom_counters(void)
 {
@@ -1872,6 +2187,162 @@ static void test_registers_qom_counters(void)
     apn_stop(a);
 }
 
+/* ---- migration ----------------------------------------------------------- */
+
+static const char *migrate_status(QTestState *qts, char *buf, size_t size)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts,
+                                              "{ 'execute': 'query-migrate' }");
+
+    g_strlcpy(buf, qdict_get_try_str(ret, "status") ?: "", size);
+    qobject_unref(ret);
+    return buf;
+}
+
+static bool vm_running(QTestState *qts)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts,
+                                              "{ 'execute': 'query-status' }");
+    bool running = qdict_get_bool(ret, "running");
+
+    qobject_unref(ret);
+    return running;
+}
+
+static void migrate(Apn *src, Apn *dst)
+{
+    g_autofree char *path = g_strdup_printf("%s/apertnic-test-%d.mig",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    char st[32];
+
+    /* no RARP self-announcements on the destination's wire */
+    qtest_qmp_assert_success(dst->qts, "{ 'execute': "
+                             "'migrate-set-parameters', 'arguments': "
+                             "{ 'announce-rounds': 0 } }");
+    qtest_qmp_assert_success(dst->qts, "{ 'execute': 'migrate-incoming',"
+                             " 'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src->qts, "{ 'execute': 'migrate',"
+                             " 'arguments': { 'uri': %s } }", uri);
+    while (strcmp(migrate_status(src->qts, st, sizeof(st)), "completed")) {
+        g_assert_cmpstr(st, !=, "failed");
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+    }
+    while (!vm_running(dst->qts)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+    }
+    unlink(path);
+
+    /* the destination's PCI config came with the stream: BARs included */
+    pc_alloc_init(&dst->alloc, dst->qts, ALLOC_NO_FLAGS);
+    dst->bus = qpci_new_pc(dst->qts, &dst->alloc);
+    dst->dev = qpci_device_find(dst->bus, QPCI_DEVFN(4, 0));
+    g_assert_nonnull(dst->dev);
+    dst->bar0 = src->bar0;
+    dst->bar2 = src->bar2;
+    dst->in_table = src->in_table;
+    dst->out_table = src->out_table;
+}
+
+/* The next frame already sent to @a's wire, or 0 if there is none. */
+static size_t try_recv(Apn *a, uint8_t *buf)
+{
+    ssize_t n;
+
+    rd(a, APN_REG_MAGIC);
+    n = recv(a->sock, buf, FRAME_MAX, MSG_DONTWAIT);
+    if (n < 0) {
+        g_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+        return 0;
+    }
+    return n;
+}
+
+/*
+ * Registers, routes and counters migrate; the destination's cache refills
+ * from the tables in (migrated) memory. A burst gathered when the migration
+ * starts is not lost: it reaches a wire, from the source or the destination,
+ * and the destination's next burst carries the next sequence number.
+ */
+static void test_migration(void)
+{
+    static const uint32_t regs[] = {
+        APN_REG_CTRL, APN_REG_HOST_ID, APN_REG_IN_TABLE_LO,
+        APN_REG_IN_TABLE_HI, APN_REG_IN_TABLE_COUNT, APN_REG_OUT_TABLE_LO,
+        APN_REG_OUT_TABLE_HI, APN_REG_OUT_TABLE_COUNT, APN_REG_OSQ_BASE_LO,
+        APN_REG_OSQ_BASE_HI, APN_REG_OSQ_SIZE, APN_REG_OSQ_WRPTR,
+        APN_REG_OSQ_RDPTR, APN_REG_STATUS,
+        APN_REG_HOST_MAC_BASE + 8 * PEER_HOST,
+        APN_REG_HOST_MAC_BASE + 8 * PEER_HOST + 4,
+    };
+    static const uint8_t d[4] = { 0xa1, 0xb2, 0xc3, 0xd4 };
+    Apn *src = tx_up(NULL);
+    Apn *dst = apn_start_full(NULL, true);
+    uint64_t buf = gmem(src, 0x1000, 0x33);
+    struct apn_in_entry e = in_contig(buf, 0x1000, 77);
+    struct apn_out_entry o = out_entry(PEER_HOST, TX_IN_INDEX, TX_NONCE,
+                                       0x1000);
+    uint8_t expect[0x1000], frame[FRAME_MAX], b = 0x44;
+    TxExpect x = tx_expect(0x10, d, 4);
+    size_t n;
+
+    osq_up(src);
+    wr(src, APN_REG_IRQ_TEST, 0);
+    o.flags |= APN_ENTRY_SEQ;
+    o.seq = 10;
+    put_out_entry(src, TX_SLOT, &o);
+    put_in_entry(src, 0, &e);
+    inject_write(src, 0, 77, 0, &b, 1);
+    /* gathered, not sent: no fence, and no time passes */
+    qtest_writel(src->qts, slot_addr(src, TX_SLOT, 0x10), ldl_le_p(d));
+
+    migrate(src, dst);
+    for (int i = 0; i < ARRAY_SIZE(regs); i++) {
+        g_assert_cmphex(rd(dst, regs[i]), ==, rd(src, regs[i]));
+    }
+    for (int i = 0; i < APN_CNT__COUNT; i++) {
+        if (i != APN_CNT_TX_FRAMES && i != APN_CNT_TX_BYTES &&
+            i != APN_CNT_TX_SEGMENTS && i != APN_CNT_CACHE_HITS &&
+            i != APN_CNT_CACHE_MISSES) {
+            g_assert_cmpuint(cnt(dst, i), ==, cnt(src, i));
+        }
+    }
+    g_assert_cmpuint(cnt(dst, APN_CNT_TX_STORES), ==, 1);
+    g_assert_cmpuint(cnt(dst, APN_CNT_RX_FRAMES), ==, 1);
+
+    /* the destination receives into the migrated aperture */
+    inject_write(dst, 0, 77, 1, &b, 1);
+    memset(expect, 0x33, sizeof(expect));
+    expect[0] = expect[1] = 0x44;
+    assert_mem(dst, buf, expect, sizeof(expect));
+
+    /* the burst gathered before the migration went out, with seq 10 */
+    x.seg_flags = APN_SEG_F_SEQ;
+    x.seq = 10;
+    qtest_clock_step(dst->qts, 1000 * 1000);
+    n = try_recv(src, frame);
+    if (!n) {
+        n = try_recv(dst, frame);
+    }
+    g_assert_cmpuint(n, >, 0);
+    check_tx_frame(frame, n, &x);
+    g_assert_cmpuint(try_recv(src, frame), ==, 0);
+
+    /* the destination's next burst: migrated route, seq 11 */
+    x.offset = 0x20;
+    x.seq = 11;
+    qtest_writel(dst->qts, slot_addr(dst, TX_SLOT, 0x20), ldl_le_p(d));
+    fence(dst, 0);
+    recv_check(dst, &x);
+    assert_no_frame(dst);
+    g_assert_cmpuint(out_entry_seq(dst, TX_SLOT), ==, 12);
+    apn_stop(dst);
+    apn_stop(src);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1896,7 +2367,11 @@ int main(int argc, char **argv)
     qtest_add_func("/apertnic/rx/drop/disabled", test_rx_drop_disabled);
     qtest_add_func("/apertnic/rx/drop/src-host", test_rx_drop_src_host);
     qtest_add_func("/apertnic/rx/drop/src-mac", test_rx_drop_src_mac);
+    qtest_add_func("/apertnic/rx/drop/narrowed-outside",
+                   test_rx_drop_narrowed_outside);
     qtest_add_func("/apertnic/rx/drop/dma", test_rx_drop_dma);
+    qtest_add_func("/apertnic/rx/drop/dma-page", test_rx_drop_dma_page);
+    qtest_add_func("/apertnic/rx/drop/unreadable", test_rx_drop_unreadable);
     qtest_add_func("/apertnic/rx/seq", test_rx_seq);
     qtest_add_func("/apertnic/tx/store", test_tx_store);
     qtest_add_func("/apertnic/tx/pad", test_tx_pad);
@@ -1904,11 +2379,14 @@ int main(int argc, char **argv)
     qtest_add_func("/apertnic/tx/split", test_tx_split);
     qtest_add_func("/apertnic/tx/mtu", test_tx_mtu);
     qtest_add_func("/apertnic/tx/timer", test_tx_timer);
+    qtest_add_func("/apertnic/tx/timer-default", test_tx_timer_default);
+    qtest_add_func("/apertnic/tx/flush-triggers", test_tx_flush_triggers);
     qtest_add_func("/apertnic/tx/seq", test_tx_seq);
     qtest_add_func("/apertnic/tx/drop/invalid", test_tx_drop_invalid);
     qtest_add_func("/apertnic/tx/drop/no-slot", test_tx_drop_no_slot);
     qtest_add_func("/apertnic/tx/drop/bounds", test_tx_drop_bounds);
     qtest_add_func("/apertnic/tx/drop/no-route", test_tx_drop_no_route);
+    qtest_add_func("/apertnic/tx/drop/unreadable", test_tx_drop_unreadable);
     qtest_add_func("/apertnic/tx/drop/disabled", test_tx_drop_disabled);
     qtest_add_func("/apertnic/loopback", test_loopback);
     qtest_add_func("/apertnic/cache/lru", test_cache_lru);
@@ -1916,13 +2394,17 @@ int main(int argc, char **argv)
     qtest_add_func("/apertnic/osq/irq-test", test_osq_irq_test);
     qtest_add_func("/apertnic/osq/overflow", test_osq_overflow);
     qtest_add_func("/apertnic/osq/rdptr", test_osq_rdptr);
+    qtest_add_func("/apertnic/osq/device-error", test_osq_device_error);
+    qtest_add_func("/apertnic/osq/link", test_osq_link);
     qtest_add_func("/apertnic/registers/ignored", test_registers_ignored);
     qtest_add_func("/apertnic/registers/host-table",
                    test_registers_host_table);
     qtest_add_func("/apertnic/registers/counters-ro",
                    test_registers_counters_ro);
     qtest_add_func("/apertnic/registers/reset", test_registers_reset);
+    qtest_add_func("/apertnic/registers/pci-reset", test_registers_pci_reset);
     qtest_add_func("/apertnic/registers/qom-counters",
                    test_registers_qom_counters);
+    qtest_add_func("/apertnic/migration", test_migration);
     return g_test_run();
 }

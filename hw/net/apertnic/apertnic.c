@@ -326,14 +326,6 @@ static void apertnic_reset_hold(Object *obj, ResetType type)
     apn_core_reset(&s->core);
 }
 
-static int apertnic_pre_save(void *opaque)
-{
-    ApertnicState *s = opaque;
-
-    apn_core_pre_save(&s->core);
-    return 0;
-}
-
 static int apertnic_post_load(void *opaque, int version_id)
 {
     ApertnicState *s = opaque;
@@ -342,12 +334,41 @@ static int apertnic_post_load(void *opaque, int version_id)
     return 0;
 }
 
+static bool apertnic_burst_needed(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    return s->core.burst.active;
+}
+
+/* Stores gathered but not yet sent when the VM stopped. */
+static const VMStateDescription apertnic_vmstate_burst = {
+    .name = "apertnic/burst",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = apertnic_burst_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(core.burst.active, ApertnicState),
+        VMSTATE_UINT32(core.burst.out_index, ApertnicState),
+        VMSTATE_UINT32(core.burst.start, ApertnicState),
+        VMSTATE_UINT32(core.burst.len, ApertnicState),
+        VMSTATE_UINT32(core.burst.entry.flags, ApertnicState),
+        VMSTATE_UINT16(core.burst.entry.endpoint, ApertnicState),
+        VMSTATE_UINT16(core.burst.entry.dest_host, ApertnicState),
+        VMSTATE_UINT32(core.burst.entry.dest_in_index, ApertnicState),
+        VMSTATE_UINT32(core.burst.entry.size, ApertnicState),
+        VMSTATE_UINT32(core.burst.entry.nonce, ApertnicState),
+        VMSTATE_UINT32(core.burst.entry.seq, ApertnicState),
+        VMSTATE_UINT8_ARRAY(core.burst.data, ApertnicState, APN_MAX_MTU),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
 /* The mapping cache is not migrated: it refills from the tables in memory. */
 static const VMStateDescription apertnic_vmstate = {
     .name = "apertnic",
     .version_id = 1,
     .minimum_version_id = 1,
-    .pre_save = apertnic_pre_save,
     .post_load = apertnic_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, ApertnicState),
@@ -371,6 +392,10 @@ static const VMStateDescription apertnic_vmstate = {
         VMSTATE_UINT64_ARRAY(core.regs.counters, ApertnicState,
                              APN_CNT__COUNT),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &apertnic_vmstate_burst,
+        NULL
     }
 };
 

@@ -1166,11 +1166,6 @@ void apn_core_reset(ApnCore *core)
     cache_clear(&core->cache);
 }
 
-void apn_core_pre_save(ApnCore *core)
-{
-    burst_flush(core);
-}
-
 void apn_core_post_load(ApnCore *core)
 {
     ApnCoreRegs *r = &core->regs;
@@ -1185,7 +1180,21 @@ void apn_core_post_load(ApnCore *core)
     if (r->osq_size && (!is_pow2(r->osq_size) || r->osq_size > (1u << 20))) {
         r->osq_size = 0;
     }
-    core->burst.active = false;
-    core->timer_armed = false;
     cache_clear(&core->cache);
+
+    /*
+     * A burst gathered when the VM stopped migrates with it (the source can
+     * no longer send, and its RAM is already copied): send it from here.
+     */
+    core->timer_armed = false;
+    if (core->burst.active) {
+        ApnBurst *b = &core->burst;
+        if (b->out_index >= core->cfg.num_out || b->len > max_burst(core) ||
+            (uint64_t)b->start + b->len > b->entry.size) {
+            b->active = false;
+        } else {
+            core->timer_armed = true;
+            core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns);
+        }
+    }
 }

@@ -121,10 +121,8 @@ int apn_core_init(ApnCore *core, const ApnCoreConfig *cfg,
                   const ApnCoreOps *ops, void *opaque, const char **why);
 void apn_core_cleanup(ApnCore *core);
 void apn_core_reset(ApnCore *core);
-/* After loading migrated registers: drop derived state (cache, bursts). */
+/* After loading migrated state: drop the cache, check and resume a burst. */
 void apn_core_post_load(ApnCore *core);
-/* Before saving: send gathered stores so no burst needs migrating. */
-void apn_core_pre_save(ApnCore *core);
 
 /* BAR0 (registers and user pages) and BAR2 (outgoing apertures). */
 uint64_t apn_core_reg_read(ApnCore *core, uint64_t addr, unsigned size);

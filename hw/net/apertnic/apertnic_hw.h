@@ -73,6 +73,35 @@
 
 #define APN_REG_IRQ_TEST           0x090  /* WO: raise MSI-X vector N (self-test) */
 #define APN_REG_FLUSH              0x094  /* WO: send every gathered burst now */
+#define APN_REG_IP_ADDR            0x098  /* RW: this NIC's IPv4 address (a.b.c.d = 0xaabbccdd) */
+
+/*
+ * Privileged command block (0x100-0x17f): the user page's command registers
+ * (APN_UREG_CMD_* below, same offsets from 0x100) acting for endpoint
+ * APN_REG_CMD_EP whatever its trust level: kernel connection management
+ * for untrusted endpoints.
+ */
+#define APN_REG_CMD_BLOCK          0x100
+#define APN_REG_CMD_EP             0x11c  /* RW: endpoint the block acts for */
+
+/*
+ * Per-endpoint registers (OS only), 0x40 bytes each from 0x2000: queue
+ * placement, port binding and trust. APN_EP_REG(ep, APN_EPR_*).
+ */
+#define APN_EP_REGS_BASE           0x2000
+#define APN_EP_REGS_SIZE           0x40
+#define APN_EP_REG(ep, r)          (APN_EP_REGS_BASE + APN_EP_REGS_SIZE * (ep) + (r))
+#define APN_EPR_CTRL               0x00   /* RW: APN_EP_* */
+#define APN_EPR_PORT               0x04   /* RW: UDP port bound to the endpoint, 0 = none */
+#define APN_EPR_EVQ_LO             0x08   /* RW: fixed-size event queue (ctrl block + events) */
+#define APN_EPR_EVQ_HI             0x0c
+#define APN_EPR_EVQ_SIZE           0x10   /* RW: events, power of two in [2, 2^16]; 0 = none */
+#define APN_EPR_VARQ_LO            0x14   /* RW: variable-length queue (ctrl block + bytes) */
+#define APN_EPR_VARQ_HI            0x18
+#define APN_EPR_VARQ_SIZE          0x1c   /* RW: bytes, power of two in [64, 2^24]; 0 = none */
+#define APN_EP_VALID               (1u << 0)
+#define APN_EP_TRUSTED             (1u << 1)  /* may program apertures and send messages */
+#define APN_MAX_ENDPOINTS          512    /* the registers above must end below 0x10000 */
 
 #define APN_REG_HOST_MAC_BASE      0x800  /* RW: 64-bit host table, see APN_HOST_* */
 #define APN_HOST_MAC_ENTRIES       256
@@ -92,6 +121,9 @@
 #define APN_HOST_MAC_MASK          0x0000ffffffffffffull /* MAC, byte 0 in bits 7:0 */
 #define APN_HOST_VALID             (1ull << 63)
 
+/* Host IPv4 table: cluster address i -> IPv4 address, for connection datagrams. */
+#define APN_REG_HOST_IP_BASE       0x1800 /* RW: 32-bit entries, 0 = none */
+
 /* APN_REG_TABLE_INVAL: bit 31 chooses the table, bits 30:0 the index */
 #define APN_INVAL_OUT              (1u << 31)
 #define APN_INVAL_INDEX_MASK       0x7fffffffu
@@ -100,6 +132,7 @@
 /* ---- BAR0: counters (0x1000-0x17ff), 64-bit, read only ------------------------ */
 #define APN_COUNTERS_BASE          0x1000
 #define APN_COUNTER_OFFSET(id)     (APN_COUNTERS_BASE + 8 * (id))
+/* New counters are only ever appended, so ids stay stable. */
 
 /* X-macro so device, driver and library print the same names in the same order */
 #define APN_COUNTER_LIST(C) \
@@ -133,7 +166,16 @@
 	C(CACHE_EVICTIONS,      "cache_evictions") \
 	C(OSQ_EVENTS,           "osq_events") \
 	C(OSQ_OVERFLOWS,        "osq_overflows") \
-	C(IRQS,                 "irqs")
+	C(IRQS,                 "irqs") \
+	C(EVQ_EVENTS,           "evq_events") \
+	C(EVQ_OVERFLOWS,        "evq_overflows") \
+	C(CMD_REFUSED,          "cmd_refused") \
+	C(TX_MSGS,              "tx_msgs") \
+	C(RX_MSGS,              "rx_msgs") \
+	C(RX_DROP_NO_PORT,      "rx_drop_no_port") \
+	C(RX_DROP_BAD_IP,       "rx_drop_bad_ip") \
+	C(TX_ERROR_MSGS,        "tx_error_msgs") \
+	C(RX_ERROR_MSGS,        "rx_error_msgs")
 
 #define APN_COUNTER_ENUM(id, name) APN_CNT_##id,
 enum apn_counter_id {
@@ -141,7 +183,7 @@ enum apn_counter_id {
 	APN_CNT__COUNT
 };
 #undef APN_COUNTER_ENUM
-#define APN_COUNTERS_MAX           256    /* room reserved in BAR0 */
+#define APN_COUNTERS_MAX           256    /* room reserved in BAR0 (0x1000-0x17ff) */
 
 /* ---- BAR0: user pages (0x10000 + 0x1000 * endpoint) ---------------------------- */
 /*
@@ -153,6 +195,42 @@ enum apn_counter_id {
 #define APN_USER_PAGE_SIZE         0x1000
 #define APN_USER_PAGE(ep)          (APN_USER_PAGES_BASE + APN_USER_PAGE_SIZE * (ep))
 #define APN_UREG_FENCE             0x000  /* WO: send this endpoint's gathered stores now */
+#define APN_UREG_EVQ_RDPTR         0x004  /* RW: consumer's event read pointer (RDPTR') */
+#define APN_UREG_EVQ_WRPTR         0x008  /* RO: NIC's event write pointer */
+#define APN_UREG_VARQ_RDPTR        0x00c  /* RW: consumer's byte read pointer */
+#define APN_UREG_VARQ_WRPTR        0x010  /* RO: NIC's byte write pointer */
+#define APN_UREG_ARM               0x014  /* WO: 1 = interrupt on the next event (or now, if
+					   * events are pending); one-shot */
+#define APN_UREG_CMD_STATUS        0x018  /* RO: result of the last command, APN_CMD_* */
+
+/*
+ * Commands (trusted endpoints; the privileged command block for others). Write
+ * the arguments, then the command register; APN_UREG_CMD_STATUS says how it went.
+ */
+#define APN_UREG_OUT_INDEX         0x020  /* RW: an outgoing aperture this endpoint owns */
+#define APN_UREG_OUT_DEST_HOST     0x024  /* RW */
+#define APN_UREG_OUT_DEST_IN_INDEX 0x028  /* RW */
+#define APN_UREG_OUT_NONCE         0x02c  /* RW */
+#define APN_UREG_OUT_COMMIT        0x030  /* WO: write dest host, in-index, nonce into the entry */
+#define APN_UREG_IN_INDEX          0x040  /* RW: an incoming aperture this endpoint owns */
+#define APN_UREG_IN_NONCE          0x044  /* RW */
+#define APN_UREG_IN_NARROW_START   0x048  /* RW */
+#define APN_UREG_IN_NARROW_LEN     0x04c  /* RW: 0 = whole extent */
+#define APN_UREG_IN_COMMIT         0x050  /* WO: write nonce and narrowing into the entry */
+#define APN_UREG_MSG_DEST_HOST     0x060  /* RW: connection message to <host:port> */
+#define APN_UREG_MSG_DEST_PORT     0x064  /* RW */
+#define APN_UREG_MSG_TYPE          0x068  /* RW: APN_MSG_* */
+#define APN_UREG_MSG_IN_INDEX      0x06c  /* RW */
+#define APN_UREG_MSG_NONCE         0x070  /* RW */
+#define APN_UREG_MSG_INFO          0x074  /* RW: ERROR: reason; others: 0 */
+#define APN_UREG_MSG_SEND          0x078  /* WO: send it from this endpoint's port */
+
+#define APN_CMD_OK                 0
+#define APN_CMD_EPERM              1  /* endpoint not trusted, or not valid */
+#define APN_CMD_ENOENT             2  /* no such aperture, or not this endpoint's */
+#define APN_CMD_EINVAL             3  /* a bad argument (narrowing, message type, port) */
+#define APN_CMD_ENOROUTE           4  /* no MAC or IP for the destination host */
+#define APN_CMD_EIO                5  /* a DMA to the table failed */
 
 /* ---- In-memory tables (little-endian, 64-byte entries) ------------------------ */
 #define APN_TABLE_ENTRY_SIZE       64
@@ -231,11 +309,43 @@ struct apn_event {
 	uint64_t data;           /* type-specific */
 };
 
+/* OS queue events */
 #define APN_EV_LINK                1  /* info: APN_STATUS_* */
-#define APN_EV_OOB_DATA            2  /* endpoint has new out-of-band events */
+#define APN_EV_OOB_DATA            2  /* endpoint (armed) has new events */
 #define APN_EV_DEVICE_ERROR        3  /* info: APN_ERR_*, data: detail */
 #define APN_EV_TEST                4  /* info: value written to IRQ_TEST */
-#define APN_EV_OVERFLOW            5  /* a queue overflowed; info: events lost */
+#define APN_EV_OVERFLOW            5  /* endpoint's queue lost events; info: total lost */
+#define APN_EV_NO_PORT             6  /* datagram for an unbound port; info: port,
+				     * data: source IPv4 << 16 | source port */
+
+/*
+ * Endpoint queue events. Connection messages carry the sender's address:
+ * info = in-index, data = nonce | src_host << 32 | reply port << 48.
+ */
+#define APN_EV_CONNECT             16
+#define APN_EV_ACCEPT              17
+#define APN_EV_CLOSE               18
+#define APN_EV_ALIVE               19
+#define APN_EV_ALIVEACK            20
+#define APN_EV_ERROR_MSG           21 /* a peer's ERROR message: same layout, info = reason */
+#define APN_EV_EVENT               22 /* an event frame: info = offset, data = payload */
+#define APN_EV_VAR                 23 /* a datagram on the variable-length queue:
+				     * info = bytes, data = its byte position */
+#define APN_EV_RX_DROP             24 /* a segment for this endpoint's aperture was dropped:
+				     * info = counter id, data = in-index | src_host << 32 */
+#define APN_EV_TX_ERROR            25 /* the remote NIC refused our segment: info = its
+				     * counter id, data = out-index | remote in-index << 32 */
+#define APN_EV_MSG_DATA(type)      ((type) - APN_MSG_CONNECT + APN_EV_CONNECT)
+
+/*
+ * Variable-length queue: records of an 8-byte header (length, source IPv4)
+ * and the datagram payload, padded to 8 bytes; a record may wrap around the
+ * end of the queue.
+ */
+struct apn_var_hdr {
+	uint32_t len;            /* payload bytes */
+	uint32_t src_ip;         /* sender, with the port in the APN_EV_VAR event */
+};
 
 #define APN_ERR_DMA                1  /* a table or queue DMA failed; data: address */
 #define APN_ERR_TABLE              2  /* a table entry was malformed; data: index */
@@ -271,7 +381,9 @@ struct apn_seg_hdr {
 };
 
 #define APN_SEG_WRITE              1
-#define APN_SEG_EVENT              2
+#define APN_SEG_EVENT              2  /* payload (<= 8 bytes) becomes one APN_EV_EVENT */
+#define APN_SEG_ERROR              3  /* len 0: the receiver refused a segment of
+				     * out_index; offset = its counter id */
 
 #define APN_SEG_F_SEQ              (1u << 0)
 
@@ -281,6 +393,35 @@ struct apn_seg_hdr {
 #define APN_SEG_PAD(len)           (((len) + 3u) & ~3u)
 #define APN_MIN_ETH_FRAME          60
 
+/*
+ * Connection messages (seed 004): UDP/IPv4 datagrams to <host:port>. The UDP
+ * payload is struct apn_msg (big-endian). A datagram to a bound port that is
+ * not a message goes to that endpoint's variable-length queue; one to an
+ * unbound port is reported to the OS (APN_EV_NO_PORT) and dropped.
+ */
+#define APN_MSG_MAGIC              0x41504e4du /* "APNM" */
+#define APN_MSG_CONNECT            1  /* in_index, nonce: my aperture for you */
+#define APN_MSG_ACCEPT             2  /* in_index, nonce; port = the accepting port' */
+#define APN_MSG_CLOSE              3
+#define APN_MSG_ALIVE              4
+#define APN_MSG_ALIVEACK           5
+#define APN_MSG_ERROR              6  /* info = reason */
+
+struct apn_msg {
+	uint32_t magic;          /* APN_MSG_MAGIC */
+	uint8_t  version;        /* APN_WIRE_VERSION */
+	uint8_t  type;           /* APN_MSG_* */
+	uint16_t port;           /* sender's port, to reply to */
+	uint16_t src_host;       /* sender's cluster address */
+	uint16_t reserved;
+	uint32_t in_index;
+	uint32_t nonce;
+	uint32_t info;
+};
+#define APN_MSG_LEN                24
+#define APN_IPV4_HLEN              20
+#define APN_UDP_HLEN               8
+
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct apn_out_entry) == APN_TABLE_ENTRY_SIZE, "out entry size");
 _Static_assert(sizeof(struct apn_in_entry) == APN_TABLE_ENTRY_SIZE, "in entry size");
@@ -288,6 +429,8 @@ _Static_assert(sizeof(struct apn_queue_ctrl) == 64, "queue ctrl size");
 _Static_assert(sizeof(struct apn_event) == 16, "event size");
 _Static_assert(sizeof(struct apn_frame_hdr) == APN_FRAME_HDR_LEN, "frame header size");
 _Static_assert(sizeof(struct apn_seg_hdr) == APN_SEG_HDR_LEN, "segment header size");
+_Static_assert(sizeof(struct apn_msg) == APN_MSG_LEN, "message size");
+_Static_assert(sizeof(struct apn_var_hdr) == 8, "variable record header size");
 #endif
 
 #endif /* APERTNIC_HW_H */
