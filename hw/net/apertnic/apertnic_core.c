@@ -414,7 +414,9 @@ static void host_mac(ApnCore *core, uint16_t host, uint8_t mac[6], bool *ok)
 /* Largest payload one segment of a single-segment frame can carry. */
 static uint32_t max_burst(ApnCore *core)
 {
-    return core->cfg.mtu - APN_FRAME_HDR_LEN - APN_SEG_HDR_LEN - APN_CRC_LEN;
+    /* Rounded down: the payload is padded to 4 bytes on the wire. */
+    return (core->cfg.mtu - APN_FRAME_HDR_LEN - APN_SEG_HDR_LEN - APN_CRC_LEN) &
+           ~3u;
 }
 
 /*
@@ -497,7 +499,12 @@ static void burst_flush(ApnCore *core)
     }
     b->active = false;
 
-    host_mac(core, e->dest_host, mac, &routed);
+    if (e->dest_host == (uint16_t)core->regs.host_id) {
+        memcpy(mac, core->cfg.mac, 6); /* looped back: no route needed */
+        routed = true;
+    } else {
+        host_mac(core, e->dest_host, mac, &routed);
+    }
     if (!routed) {
         count(core, APN_CNT_TX_DROP_NO_ROUTE);
         trace_apertnic_tx_drop("no_route", b->out_index);
@@ -731,6 +738,7 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
 bool apn_core_can_receive(ApnCore *core)
 {
     /* Every frame is consumed at once (delivered or counted as dropped). */
+    (void)core;
     return true;
 }
 
@@ -1177,7 +1185,8 @@ void apn_core_post_load(ApnCore *core)
     if (r->out_table_count > core->cfg.num_out) {
         r->out_table_count = 0;
     }
-    if (r->osq_size && (!is_pow2(r->osq_size) || r->osq_size > (1u << 20))) {
+    if (r->osq_size && (!is_pow2(r->osq_size) || r->osq_size < 2 ||
+                        r->osq_size > (1u << 20))) {
         r->osq_size = 0;
     }
     cache_clear(&core->cache);
@@ -1189,7 +1198,8 @@ void apn_core_post_load(ApnCore *core)
     core->timer_armed = false;
     if (core->burst.active) {
         ApnBurst *b = &core->burst;
-        if (b->out_index >= core->cfg.num_out || b->len > max_burst(core) ||
+        if (b->out_index >= core->cfg.num_out || !b->len ||
+            b->len > max_burst(core) ||
             (uint64_t)b->start + b->len > b->entry.size) {
             b->active = false;
         } else {

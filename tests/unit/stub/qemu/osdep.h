@@ -22,6 +22,10 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #endif
 
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
+#endif
+
 #ifndef G_GNUC_PRINTF
 #define G_GNUC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #endif

@@ -1,0 +1,2905 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests for the apertnic device core (hw/net/apertnic/apertnic_core.c),
+ * built outside QEMU against the fake machine in fake.c.
+ *
+ * Every test pins behaviour a driver, a user of the apertures or the QEMU
+ * glue relies on: register semantics, the wire format, the receive checks,
+ * store gathering, the mapping cache, the OS queue and migration clamping.
+ *
+ * Tests that expose known core bugs are in the "known_bugs" case, which only
+ * runs with APN_TEST_KNOWN_BUGS set (make check-known-bugs).
+ */
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include <check.h>
+#include "apertnic_core.h"
+#include "fake.h"
+
+/* ---- guest memory layout of the fake machine ------------------------------ */
+#define MEM_SIZE        (4u << 20)
+#define OSQ_ADDR        0x8000u
+#define OSQ_EVENTS      16u
+#define OUT_TABLE       0x10000u
+#define IN_TABLE        0x20000u
+#define PAGE_LIST       0x30000u
+#define RX_BUF          0x200000u
+#define NONCE           0x5eed1234u
+#define NONCE2          0x0badf00du
+
+#define TX_HOST         3
+#define RX_HOST         7
+#define TABLE_COUNT     16
+#define TX_SLOT         5
+#define RX_INDEX        9
+
+static const uint8_t tx_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x03 };
+static const uint8_t rx_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x07 };
+
+/* ---- byte helpers ------------------------------------------------------------ */
+
+static void st_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+}
+
+static void st_le32(uint8_t *p, uint32_t v)
+{
+    st_le16(p, v);
+    st_le16(p + 2, v >> 16);
+}
+
+static void st_le64(uint8_t *p, uint64_t v)
+{
+    st_le32(p, v);
+    st_le32(p + 4, v >> 32);
+}
+
+static uint32_t ld_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t ld_le64(const uint8_t *p)
+{
+    return ld_le32(p) | (uint64_t)ld_le32(p + 4) << 32;
+}
+
+static void st_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = v >> 8;
+    p[1] = v;
+}
+
+static void st_be32(uint8_t *p, uint32_t v)
+{
+    st_be16(p, v >> 16);
+    st_be16(p + 2, v);
+}
+
+static uint16_t ld_be16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t ld_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | p[3];
+}
+
+static const uint8_t *pattern(void)
+{
+    static uint8_t pat[65536];
+
+    if (!pat[1]) {
+        for (unsigned i = 0; i < sizeof(pat); i++) {
+            pat[i] = (uint8_t)(i * 7 + 3 + (i >> 8));
+        }
+    }
+    return pat;
+}
+
+/* ---- a NIC on the fake machine ----------------------------------------------- */
+
+typedef struct Nic {
+    ApnCore core;
+    Fake fake;
+} Nic;
+
+static ApnCoreConfig default_cfg(const uint8_t mac[6])
+{
+    ApnCoreConfig cfg = {
+        .num_endpoints = 64,
+        .num_out = 256,
+        .out_slot_shift = 16,
+        .max_in = 65536,
+        .cache_entries = 64,
+        .mtu = 1500,
+        .flush_delay_ns = 5000,
+    };
+
+    memcpy(cfg.mac, mac, 6);
+    return cfg;
+}
+
+static Nic *nic_new_cfg(const ApnCoreConfig *cfg, uint64_t mem_size)
+{
+    Nic *n = calloc(1, sizeof(*n));
+    const char *why = NULL;
+
+    ck_assert_ptr_nonnull(n);
+    fake_init(&n->fake, mem_size);
+    ck_assert_msg(apn_core_init(&n->core, cfg, &fake_ops, &n->fake, &why) == 0,
+                  "apn_core_init: %s", why);
+    return n;
+}
+
+static void nic_free(Nic *n)
+{
+    apn_core_cleanup(&n->core);
+    fake_destroy(&n->fake);
+    free(n);
+}
+
+static uint32_t rd(Nic *n, uint32_t addr)
+{
+    return apn_core_reg_read(&n->core, addr, 4);
+}
+
+static uint64_t rd64(Nic *n, uint32_t addr)
+{
+    return apn_core_reg_read(&n->core, addr, 8);
+}
+
+static void wr(Nic *n, uint32_t addr, uint32_t val)
+{
+    apn_core_reg_write(&n->core, addr, val, 4);
+}
+
+static uint64_t cnt(Nic *n, enum apn_counter_id id)
+{
+    return rd64(n, APN_COUNTER_OFFSET(id));
+}
+
+static void set_route(Nic *n, uint16_t host, const uint8_t mac[6])
+{
+    uint64_t v = APN_HOST_VALID;
+
+    for (int i = 0; i < 6; i++) {
+        v |= (uint64_t)mac[i] << (8 * i);
+    }
+    apn_core_reg_write(&n->core, APN_REG_HOST_MAC_BASE + 8 * host, v, 8);
+}
+
+static void fence(Nic *n)
+{
+    wr(n, APN_USER_PAGE(0) + APN_UREG_FENCE, 1);
+}
+
+/* Program tables, host id and the OS queue, then set CTRL.ENABLE. */
+static void nic_program(Nic *n, uint16_t host, uint32_t in_count,
+                        uint32_t out_count)
+{
+    wr(n, APN_REG_IN_TABLE_LO, IN_TABLE);
+    wr(n, APN_REG_IN_TABLE_HI, 0);
+    wr(n, APN_REG_IN_TABLE_COUNT, in_count);
+    wr(n, APN_REG_OUT_TABLE_LO, OUT_TABLE);
+    wr(n, APN_REG_OUT_TABLE_HI, 0);
+    wr(n, APN_REG_OUT_TABLE_COUNT, out_count);
+    wr(n, APN_REG_HOST_ID, host);
+    wr(n, APN_REG_OSQ_BASE_LO, OSQ_ADDR);
+    wr(n, APN_REG_OSQ_BASE_HI, 0);
+    wr(n, APN_REG_OSQ_SIZE, OSQ_EVENTS);
+    wr(n, APN_REG_CTRL, APN_CTRL_ENABLE);
+    ck_assert_uint_eq(rd(n, APN_REG_CTRL), APN_CTRL_ENABLE);
+}
+
+static uint64_t table_base(Nic *n, bool out)
+{
+    return out ? (uint64_t)rd(n, APN_REG_OUT_TABLE_HI) << 32 |
+                 rd(n, APN_REG_OUT_TABLE_LO)
+               : (uint64_t)rd(n, APN_REG_IN_TABLE_HI) << 32 |
+                 rd(n, APN_REG_IN_TABLE_LO);
+}
+
+/* Entry `idx` of a table in fake memory, or NULL when it is outside. */
+static uint8_t *entry_ptr(Nic *n, bool out, uint32_t idx)
+{
+    uint64_t a = table_base(n, out) + (uint64_t)idx * APN_TABLE_ENTRY_SIZE;
+
+    if (a > n->fake.mem_size || n->fake.mem_size - a < APN_TABLE_ENTRY_SIZE) {
+        return NULL;
+    }
+    return n->fake.mem + a;
+}
+
+static void put_out(Nic *n, uint32_t idx, const struct apn_out_entry *e)
+{
+    uint8_t *p = entry_ptr(n, true, idx);
+
+    if (!p) {
+        return;
+    }
+    memset(p, 0, APN_TABLE_ENTRY_SIZE);
+    st_le32(p + offsetof(struct apn_out_entry, flags), e->flags);
+    st_le16(p + offsetof(struct apn_out_entry, endpoint), e->endpoint);
+    st_le16(p + offsetof(struct apn_out_entry, dest_host), e->dest_host);
+    st_le32(p + offsetof(struct apn_out_entry, dest_in_index),
+            e->dest_in_index);
+    st_le32(p + offsetof(struct apn_out_entry, nonce), e->nonce);
+    st_le32(p + offsetof(struct apn_out_entry, size), e->size);
+    st_le32(p + offsetof(struct apn_out_entry, seq), e->seq);
+}
+
+static void put_in(Nic *n, uint32_t idx, const struct apn_in_entry *e)
+{
+    uint8_t *p = entry_ptr(n, false, idx);
+
+    if (!p) {
+        return;
+    }
+    memset(p, 0, APN_TABLE_ENTRY_SIZE);
+    st_le32(p + offsetof(struct apn_in_entry, flags), e->flags);
+    st_le16(p + offsetof(struct apn_in_entry, endpoint), e->endpoint);
+    st_le16(p + offsetof(struct apn_in_entry, src_host), e->src_host);
+    st_le16(p + offsetof(struct apn_in_entry, src_host_mask),
+            e->src_host_mask);
+    memcpy(p + offsetof(struct apn_in_entry, src_mac), e->src_mac, 6);
+    st_le32(p + offsetof(struct apn_in_entry, nonce), e->nonce);
+    st_le32(p + offsetof(struct apn_in_entry, seq), e->seq);
+    st_le64(p + offsetof(struct apn_in_entry, base), e->base);
+    st_le32(p + offsetof(struct apn_in_entry, size), e->size);
+    st_le32(p + offsetof(struct apn_in_entry, first_byte), e->first_byte);
+    st_le32(p + offsetof(struct apn_in_entry, narrow_start), e->narrow_start);
+    st_le32(p + offsetof(struct apn_in_entry, narrow_len), e->narrow_len);
+}
+
+static uint32_t out_seq_in_mem(Nic *n, uint32_t idx)
+{
+    return ld_le32(n->fake.mem + table_base(n, true) + idx * 64 +
+                   offsetof(struct apn_out_entry, seq));
+}
+
+static uint32_t in_seq_in_mem(Nic *n, uint32_t idx)
+{
+    return ld_le32(n->fake.mem + table_base(n, false) + idx * 64 +
+                   offsetof(struct apn_in_entry, seq));
+}
+
+static struct apn_out_entry out_entry(uint16_t dest_host, uint32_t in_index,
+                                      uint32_t size)
+{
+    return (struct apn_out_entry) {
+        .flags = APN_ENTRY_VALID,
+        .dest_host = dest_host,
+        .dest_in_index = in_index,
+        .nonce = NONCE,
+        .size = size,
+    };
+}
+
+static struct apn_in_entry contig_in(uint64_t base, uint32_t size)
+{
+    return (struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID | APN_IN_CONTIG,
+        .nonce = NONCE,
+        .base = base,
+        .size = size,
+    };
+}
+
+/* Sender: host TX_HOST, slot TX_SLOT -> RX_HOST's incoming aperture RX_INDEX. */
+static Nic *tx_nic(void)
+{
+    ApnCoreConfig cfg = default_cfg(tx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+    struct apn_out_entry e = out_entry(RX_HOST, RX_INDEX, 4096);
+
+    nic_program(n, TX_HOST, TABLE_COUNT, TABLE_COUNT);
+    set_route(n, RX_HOST, rx_mac);
+    put_out(n, TX_SLOT, &e);
+    return n;
+}
+
+/* Receiver: host RX_HOST, aperture RX_INDEX is 4 KiB at RX_BUF. */
+static Nic *rx_nic_cfg(const ApnCoreConfig *cfg)
+{
+    Nic *n = nic_new_cfg(cfg, MEM_SIZE);
+    struct apn_in_entry e = contig_in(RX_BUF, 4096);
+
+    nic_program(n, RX_HOST, TABLE_COUNT, TABLE_COUNT);
+    put_in(n, RX_INDEX, &e);
+    return n;
+}
+
+static Nic *rx_nic(void)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+
+    return rx_nic_cfg(&cfg);
+}
+
+static uint64_t ap(Nic *n, uint32_t slot, uint32_t off)
+{
+    return (uint64_t)slot << n->core.cfg.out_slot_shift | off;
+}
+
+static void store(Nic *n, uint32_t slot, uint32_t off, uint64_t val,
+                  unsigned size)
+{
+    apn_core_aperture_write(&n->core, ap(n, slot, off), val, size);
+}
+
+/* Store `len` bytes of `data` with 8-byte stores (the tail narrower). */
+static void store_bytes(Nic *n, uint32_t slot, uint32_t off,
+                        const uint8_t *data, uint32_t len)
+{
+    while (len) {
+        unsigned size = len >= 8 ? 8 : len >= 4 ? 4 : len >= 2 ? 2 : 1;
+        uint64_t v = 0;
+
+        for (unsigned i = 0; i < size; i++) {
+            v |= (uint64_t)data[i] << (8 * i);
+        }
+        store(n, slot, off, v, size);
+        off += size;
+        data += size;
+        len -= size;
+    }
+}
+
+/* Hand a frame to the core in a buffer of exactly `len` bytes (for ASan). */
+static void receive(Nic *n, const uint8_t *frame, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, frame, len);
+    apn_core_receive(&n->core, copy, len);
+    free(copy);
+}
+
+static uint8_t *snapshot(Nic *n)
+{
+    uint8_t *s = malloc(n->fake.mem_size);
+
+    ck_assert_ptr_nonnull(s);
+    memcpy(s, n->fake.mem, n->fake.mem_size);
+    return s;
+}
+
+/* Memory equals the snapshot except [skip, skip + skip_len). */
+static void assert_mem_unchanged(Nic *n, const uint8_t *snap, uint64_t skip,
+                                 uint64_t skip_len)
+{
+    for (uint64_t a = 0; a < n->fake.mem_size; a++) {
+        if (a >= skip && a < skip + skip_len) {
+            continue;
+        }
+        if (n->fake.mem[a] != snap[a]) {
+            ck_abort_msg("guest memory at 0x%" PRIx64 " changed: 0x%02x -> "
+                         "0x%02x", a, snap[a], n->fake.mem[a]);
+        }
+    }
+}
+
+static const enum apn_counter_id rx_drop_ids[] = {
+    APN_CNT_RX_FILTERED, APN_CNT_RX_DROP_DISABLED, APN_CNT_RX_DROP_MALFORMED,
+    APN_CNT_RX_DROP_CRC, APN_CNT_RX_DROP_NOT_CI, APN_CNT_RX_DROP_INDEX,
+    APN_CNT_RX_DROP_INVALID, APN_CNT_RX_DROP_NONCE, APN_CNT_RX_DROP_SEQ,
+    APN_CNT_RX_DROP_SRC_MAC, APN_CNT_RX_DROP_SRC_HOST, APN_CNT_RX_DROP_BOUNDS,
+    APN_CNT_RX_DROP_DMA,
+};
+
+static const enum apn_counter_id tx_drop_ids[] = {
+    APN_CNT_TX_DROP_DISABLED, APN_CNT_TX_DROP_INVALID, APN_CNT_TX_DROP_BOUNDS,
+    APN_CNT_TX_DROP_NO_ROUTE, APN_CNT_TX_DROP_DMA,
+};
+
+static uint64_t rx_drops(Nic *n)
+{
+    uint64_t sum = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(rx_drop_ids); i++) {
+        sum += cnt(n, rx_drop_ids[i]);
+    }
+    return sum;
+}
+
+/* `id` (or none, for APN_CNT__COUNT) is the only RX drop counter that moved. */
+static void assert_only_rx_drop(Nic *n, enum apn_counter_id id, uint64_t val)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(rx_drop_ids); i++) {
+        uint64_t expect = rx_drop_ids[i] == id ? val : 0;
+
+        ck_assert_msg(cnt(n, rx_drop_ids[i]) == expect,
+                      "counter %s is %" PRIu64 ", expected %" PRIu64,
+                      apn_counter_name(rx_drop_ids[i]),
+                      cnt(n, rx_drop_ids[i]), expect);
+    }
+}
+
+static void assert_only_tx_drop(Nic *n, enum apn_counter_id id, uint64_t val)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(tx_drop_ids); i++) {
+        uint64_t expect = tx_drop_ids[i] == id ? val : 0;
+
+        ck_assert_msg(cnt(n, tx_drop_ids[i]) == expect,
+                      "counter %s is %" PRIu64 ", expected %" PRIu64,
+                      apn_counter_name(tx_drop_ids[i]),
+                      cnt(n, tx_drop_ids[i]), expect);
+    }
+}
+
+/* ---- an independent CI frame builder ------------------------------------------ */
+
+typedef struct SegSpec {
+    uint8_t type, flags;
+    uint16_t len;
+    uint32_t in_index, nonce, seq, offset, out_index;
+    const uint8_t *payload;
+} SegSpec;
+
+typedef struct FrameSpec {
+    uint8_t dst[6], src[6];
+    uint16_t ethertype;
+    uint8_t version;
+    int nseg_field;            /* < 0: the number of segments built */
+    uint16_t src_host, dst_host, flags;
+    unsigned nseg;
+    SegSpec seg[4];
+    size_t pad_to;             /* 0: APN_MIN_ETH_FRAME */
+    uint8_t pad_byte;
+} FrameSpec;
+
+static size_t build_frame(uint8_t *buf, size_t cap, const FrameSpec *fs)
+{
+    uint8_t *ci = buf + APN_ETH_HLEN;
+    size_t pos = APN_FRAME_HDR_LEN;
+    size_t total, min = fs->pad_to ? fs->pad_to : APN_MIN_ETH_FRAME;
+
+    ck_assert_uint_ge(cap, APN_ETH_HLEN + APN_FRAME_HDR_LEN);
+    memcpy(buf, fs->dst, 6);
+    memcpy(buf + 6, fs->src, 6);
+    st_be16(buf + 12, fs->ethertype);
+    ci[0] = fs->version;
+    ci[1] = fs->nseg_field < 0 ? fs->nseg : (unsigned)fs->nseg_field;
+    st_be16(ci + 2, fs->src_host);
+    st_be16(ci + 4, fs->dst_host);
+    st_be16(ci + 6, fs->flags);
+    for (unsigned i = 0; i < fs->nseg; i++) {
+        const SegSpec *s = &fs->seg[i];
+        uint8_t *h = ci + pos;
+
+        ck_assert_uint_le(APN_ETH_HLEN + pos + APN_SEG_HDR_LEN +
+                          APN_SEG_PAD(s->len) + APN_CRC_LEN, cap);
+        h[0] = s->type;
+        h[1] = s->flags;
+        st_be16(h + 2, s->len);
+        st_be32(h + 4, s->in_index);
+        st_be32(h + 8, s->nonce);
+        st_be32(h + 12, s->seq);
+        st_be32(h + 16, s->offset);
+        st_be32(h + 20, s->out_index);
+        memcpy(h + APN_SEG_HDR_LEN, s->payload, s->len);
+        memset(h + APN_SEG_HDR_LEN + s->len, 0, APN_SEG_PAD(s->len) - s->len);
+        pos += APN_SEG_HDR_LEN + APN_SEG_PAD(s->len);
+    }
+    st_be32(ci + pos, apn_crc32c(0, ci, pos));
+    total = APN_ETH_HLEN + pos + APN_CRC_LEN;
+    if (total < min) {
+        ck_assert_uint_le(min, cap);
+        memset(buf + total, fs->pad_byte, min - total);
+        total = min;
+    }
+    return total;
+}
+
+/* One WRITE segment of `len` pattern bytes from TX_HOST to RX_INDEX. */
+static void spec_default(FrameSpec *fs, uint32_t offset, uint16_t len)
+{
+    memset(fs, 0, sizeof(*fs));
+    memcpy(fs->dst, rx_mac, 6);
+    memcpy(fs->src, tx_mac, 6);
+    fs->ethertype = APN_ETHERTYPE;
+    fs->version = APN_WIRE_VERSION;
+    fs->nseg_field = -1;
+    fs->src_host = TX_HOST;
+    fs->dst_host = RX_HOST;
+    fs->nseg = 1;
+    fs->seg[0] = (SegSpec) {
+        .type = APN_SEG_WRITE,
+        .len = len,
+        .in_index = RX_INDEX,
+        .nonce = NONCE,
+        .offset = offset,
+        .out_index = TX_SLOT,
+        .payload = pattern(),
+    };
+}
+
+/* Parsed view of a single-segment frame the core sent. */
+typedef struct SentSeg {
+    uint16_t src_host, dst_host;
+    uint8_t type, flags;
+    uint16_t len;
+    uint32_t in_index, nonce, seq, offset, out_index;
+    const uint8_t *payload;
+} SentSeg;
+
+static SentSeg parse_sent(const FakeFrame *f)
+{
+    const uint8_t *ci = f->data + APN_ETH_HLEN;
+    const uint8_t *h = ci + APN_FRAME_HDR_LEN;
+    SentSeg s;
+    size_t ci_len;
+
+    ck_assert_uint_ge(f->len, APN_MIN_ETH_FRAME);
+    ck_assert_uint_eq(ld_be16(f->data + 12), APN_ETHERTYPE);
+    ck_assert_uint_eq(ci[0], APN_WIRE_VERSION);
+    ck_assert_uint_eq(ci[1], 1);
+    s.src_host = ld_be16(ci + 2);
+    s.dst_host = ld_be16(ci + 4);
+    ck_assert_uint_eq(ld_be16(ci + 6), 0);
+    s.type = h[0];
+    s.flags = h[1];
+    s.len = ld_be16(h + 2);
+    s.in_index = ld_be32(h + 4);
+    s.nonce = ld_be32(h + 8);
+    s.seq = ld_be32(h + 12);
+    s.offset = ld_be32(h + 16);
+    s.out_index = ld_be32(h + 20);
+    s.payload = h + APN_SEG_HDR_LEN;
+    ci_len = APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN + APN_SEG_PAD(s.len);
+    ck_assert_uint_le(APN_ETH_HLEN + ci_len + APN_CRC_LEN, f->len);
+    ck_assert_uint_eq(ld_be32(ci + ci_len), apn_crc32c(0, ci, ci_len));
+    return s;
+}
+
+/* ============================================================================ */
+/* CRC32C and counter names                                                      */
+/* ============================================================================ */
+
+START_TEST(test_crc32c_check_value)
+{
+    static const char check[] = "123456789";
+    uint8_t buf[32];
+
+    /* The CRC-32C check value and the RFC 3720 B.4 test vectors. */
+    ck_assert_uint_eq(apn_crc32c(0, check, 9), 0xe3069283u);
+    ck_assert_uint_eq(apn_crc32c(0, check, 0), 0);
+    memset(buf, 0, sizeof(buf));
+    ck_assert_uint_eq(apn_crc32c(0, buf, 32), 0x8a9136aau);
+    memset(buf, 0xff, sizeof(buf));
+    ck_assert_uint_eq(apn_crc32c(0, buf, 32), 0x62a8ab43u);
+    for (int i = 0; i < 32; i++) {
+        buf[i] = i;
+    }
+    ck_assert_uint_eq(apn_crc32c(0, buf, 32), 0x46dd794eu);
+    for (int i = 0; i < 32; i++) {
+        buf[i] = 31 - i;
+    }
+    ck_assert_uint_eq(apn_crc32c(0, buf, 32), 0x113fdb5cu);
+}
+END_TEST
+
+START_TEST(test_crc32c_incremental)
+{
+    static const char check[] = "123456789";
+    const uint8_t *p = pattern();
+    uint32_t whole = apn_crc32c(0, p, 1000);
+
+    /* Feeding the previous result back in continues the CRC. */
+    for (size_t split = 0; split <= 9; split++) {
+        uint32_t c = apn_crc32c(0, check, split);
+        ck_assert_uint_eq(apn_crc32c(c, check + split, 9 - split),
+                          0xe3069283u);
+    }
+    for (size_t split = 0; split <= 1000; split += 37) {
+        uint32_t c = apn_crc32c(0, p, split);
+        ck_assert_uint_eq(apn_crc32c(c, p + split, 1000 - split), whole);
+    }
+    {
+        uint32_t c = 0;
+        for (size_t i = 0; i < 1000; i++) {
+            c = apn_crc32c(c, p + i, 1);
+        }
+        ck_assert_uint_eq(c, whole);
+    }
+}
+END_TEST
+
+START_TEST(test_counter_names)
+{
+    /* Device, driver and library print the same names in the same order. */
+    ck_assert_str_eq(apn_counter_name(APN_CNT_TX_FRAMES), "tx_frames");
+    ck_assert_str_eq(apn_counter_name(APN_CNT_RX_DROP_NONCE),
+                     "rx_drop_nonce");
+    ck_assert_str_eq(apn_counter_name(APN_CNT_IRQS), "irqs");
+    ck_assert_ptr_null(apn_counter_name(APN_CNT__COUNT));
+    ck_assert_ptr_null(apn_counter_name(~0u));
+    for (unsigned i = 0; i < APN_CNT__COUNT; i++) {
+        ck_assert_ptr_nonnull(apn_counter_name(i));
+        for (unsigned j = 0; j < i; j++) {
+            ck_assert_str_ne(apn_counter_name(i), apn_counter_name(j));
+        }
+    }
+    ck_assert_uint_le(APN_CNT__COUNT, APN_COUNTERS_MAX);
+}
+END_TEST
+
+/* ============================================================================ */
+/* apn_core_init and BAR sizes                                                   */
+/* ============================================================================ */
+
+START_TEST(test_init_defaults)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    ck_assert_uint_eq(rd(n, APN_REG_NUM_ENDPOINTS), 64);
+    ck_assert_uint_eq(rd(n, APN_REG_NUM_OUT), 256);
+    ck_assert_uint_eq(rd(n, APN_REG_OUT_SLOT_SHIFT), 16);
+    ck_assert_uint_eq(rd(n, APN_REG_MAX_IN), 65536);
+    ck_assert_uint_eq(rd(n, APN_REG_CACHE_ENTRIES), 64);
+    ck_assert_uint_eq(rd(n, APN_REG_MTU), 1500);
+    /* Out of reset: disabled, nothing programmed, nothing counted. */
+    ck_assert_uint_eq(rd(n, APN_REG_CTRL), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_IN_TABLE_COUNT), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OUT_TABLE_COUNT), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_SIZE), 0);
+    for (unsigned i = 0; i < APN_CNT__COUNT; i++) {
+        ck_assert_uint_eq(cnt(n, i), 0);
+    }
+    ck_assert_uint_eq(n->fake.dma_reads + n->fake.dma_writes, 0);
+    nic_free(n);
+}
+END_TEST
+
+typedef struct BadCfg {
+    const char *what;
+    void (*set)(ApnCoreConfig *cfg);
+} BadCfg;
+
+#define BAD(name, stmt) \
+    static void bad_##name(ApnCoreConfig *c) { stmt; }
+BAD(endpoints0, c->num_endpoints = 0)
+BAD(endpoints1025, c->num_endpoints = 1025)
+BAD(shift11, c->out_slot_shift = 11)
+BAD(shift25, c->out_slot_shift = 25)
+BAD(shift_huge, c->out_slot_shift = 64)
+BAD(out0, c->num_out = 0)
+BAD(out65537, c->num_out = 65537)
+BAD(window8g, { c->num_out = 65536; c->out_slot_shift = 17; })
+BAD(window_shift24, { c->num_out = 257; c->out_slot_shift = 24; })
+BAD(in0, c->max_in = 0)
+BAD(in_big, c->max_in = (1u << 24) + 1)
+BAD(cache0, c->cache_entries = 0)
+BAD(cache65537, c->cache_entries = 65537)
+BAD(cache_huge, c->cache_entries = 0x80000000u)
+BAD(mtu255, c->mtu = 255)
+BAD(mtu9001, c->mtu = 9001)
+BAD(mtu0, c->mtu = 0)
+#undef BAD
+
+static const BadCfg bad_cfgs[] = {
+    { "endpoints 0", bad_endpoints0 },
+    { "endpoints 1025", bad_endpoints1025 },
+    { "out_slot_shift 11", bad_shift11 },
+    { "out_slot_shift 25", bad_shift25 },
+    { "out_slot_shift 64", bad_shift_huge },
+    { "num_out 0", bad_out0 },
+    { "num_out 65537", bad_out65537 },
+    { "8 GiB aperture window", bad_window8g },
+    { "257 16 MiB slots", bad_window_shift24 },
+    { "max_in 0", bad_in0 },
+    { "max_in 2^24 + 1", bad_in_big },
+    { "cache 0", bad_cache0 },
+    { "cache 65537", bad_cache65537 },
+    { "cache 2^31", bad_cache_huge },
+    { "mtu 255", bad_mtu255 },
+    { "mtu 9001", bad_mtu9001 },
+    { "mtu 0", bad_mtu0 },
+};
+
+START_TEST(test_init_rejects)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    ApnCore *core = calloc(1, sizeof(*core));
+    Fake fake;
+    const char *why = NULL;
+
+    fake_init(&fake, 4096);
+    bad_cfgs[_i].set(&cfg);
+    ck_assert_msg(apn_core_init(core, &cfg, &fake_ops, &fake, &why) == -1,
+                  "%s accepted", bad_cfgs[_i].what);
+    ck_assert_msg(why && *why, "%s: no reason given", bad_cfgs[_i].what);
+    /* A rejected core owns nothing: cleanup is safe. */
+    apn_core_cleanup(core);
+    free(core);
+    fake_destroy(&fake);
+}
+END_TEST
+
+START_TEST(test_init_limits_accepted)
+{
+    static const ApnCoreConfig edges[] = {
+        { 1, 1, 12, 1, 1, 256, 0, { 0 } },
+        { APN_MAX_ENDPOINTS, 65536, 16, 1u << 24, 65536, 9000, 0, { 0 } },
+        { 64, 256, 24, 65536, 64, 1500, 0, { 0 } },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(edges); i++) {
+        ApnCore *core = calloc(1, sizeof(*core));
+        const char *why = NULL;
+        Fake fake;
+
+        fake_init(&fake, 4096);
+        ck_assert_msg(apn_core_init(core, &edges[i], &fake_ops, &fake,
+                                    &why) == 0, "edge %zu: %s", i, why);
+        ck_assert_uint_eq(apn_core_reg_read(core, APN_REG_MAGIC, 4),
+                          APN_MAGIC);
+        apn_core_cleanup(core);
+        free(core);
+        fake_destroy(&fake);
+    }
+}
+END_TEST
+
+static bool is_pow2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+START_TEST(test_bar_sizes)
+{
+    static const uint32_t eps[] = { 1, 2, 3, 63, 64, 65, 1000, 1024 };
+    static const struct { uint32_t num_out, shift; } outs[] = {
+        { 1, 12 }, { 3, 12 }, { 256, 16 }, { 255, 16 }, { 257, 16 },
+        { 65536, 16 }, { 256, 24 }, { 1000, 13 },
+    };
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+
+    for (size_t i = 0; i < ARRAY_SIZE(eps); i++) {
+        uint64_t s;
+
+        cfg.num_endpoints = eps[i];
+        s = apn_core_regs_bar_size(&cfg);
+        ck_assert_msg(is_pow2(s), "regs BAR 0x%" PRIx64 " for %u endpoints",
+                      s, eps[i]);
+        /* Privileged page, counters and every user page fit. */
+        ck_assert_uint_ge(s, APN_USER_PAGE(eps[i]));
+        ck_assert_uint_ge(s, APN_COUNTERS_BASE + 8 * APN_COUNTERS_MAX);
+        ck_assert_uint_lt(s / 2, APN_USER_PAGE(eps[i]));
+    }
+    cfg = default_cfg(rx_mac);
+    ck_assert_uint_eq(apn_core_regs_bar_size(&cfg), 0x80000);
+    ck_assert_uint_eq(apn_core_aperture_bar_size(&cfg), 16u << 20);
+    for (size_t i = 0; i < ARRAY_SIZE(outs); i++) {
+        uint64_t need = (uint64_t)outs[i].num_out << outs[i].shift;
+        uint64_t s;
+
+        cfg.num_out = outs[i].num_out;
+        cfg.out_slot_shift = outs[i].shift;
+        s = apn_core_aperture_bar_size(&cfg);
+        ck_assert_msg(is_pow2(s), "aperture BAR 0x%" PRIx64, s);
+        ck_assert_uint_ge(s, need);
+        ck_assert_uint_lt(s / 2, need);
+    }
+}
+END_TEST
+
+/* ============================================================================ */
+/* Registers                                                                     */
+/* ============================================================================ */
+
+START_TEST(test_regs_identity)
+{
+    static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+    ApnCoreConfig cfg = default_cfg(mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    qemu_log_counts_reset();
+    ck_assert_uint_eq(rd(n, APN_REG_MAGIC), APN_MAGIC);
+    ck_assert_uint_eq(rd(n, APN_REG_VERSION), APN_SPEC_VERSION);
+    ck_assert_uint_eq(rd64(n, APN_REG_MAGIC),
+                      (uint64_t)APN_SPEC_VERSION << 32 | APN_MAGIC);
+    ck_assert_uint_eq(rd(n, APN_REG_CAPS), APN_CAP_CACHE | APN_CAP_GATHER);
+    ck_assert_uint_eq(rd(n, APN_REG_NUM_VECTORS), APN_NUM_VECTORS);
+    /* MAC byte 0 in bits 7:0 of MAC_LO, bytes 4-5 in MAC_HI 15:0. */
+    ck_assert_uint_eq(rd(n, APN_REG_MAC_LO), 0x12005452u);
+    ck_assert_uint_eq(rd(n, APN_REG_MAC_HI), 0x5634u);
+    ck_assert_uint_eq(rd(n, APN_REG_STATUS) & ~APN_STATUS_LINK_UP, 0);
+    /* Write-only registers read as zero. */
+    ck_assert_uint_eq(rd(n, APN_REG_TABLE_INVAL), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_IRQ_TEST), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_FLUSH), 0);
+    ck_assert_uint_eq(rd(n, APN_USER_PAGE(0) + APN_UREG_FENCE), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    /* Unknown registers read zero and are reported. */
+    ck_assert_uint_eq(rd(n, 0x0a0), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    ck_assert_uint_eq(rd(n, 0x400), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_ro_ignore_writes)
+{
+    static const uint32_t ro[] = {
+        APN_REG_MAGIC, APN_REG_VERSION, APN_REG_CAPS, APN_REG_STATUS,
+        APN_REG_MAC_LO, APN_REG_MAC_HI, APN_REG_MTU, APN_REG_NUM_ENDPOINTS,
+        APN_REG_NUM_OUT, APN_REG_OUT_SLOT_SHIFT, APN_REG_MAX_IN,
+        APN_REG_CACHE_ENTRIES, APN_REG_NUM_VECTORS, APN_REG_OSQ_WRPTR,
+        APN_COUNTER_OFFSET(APN_CNT_TX_FRAMES),
+        APN_COUNTER_OFFSET(APN_CNT_TX_FRAMES) + 4,
+        APN_COUNTER_OFFSET(APN_CNT_IRQS),
+    };
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    apn_core_set_link(&n->core, true);
+    n->core.regs.counters[APN_CNT_IRQS] = 5;
+    for (size_t i = 0; i < ARRAY_SIZE(ro); i++) {
+        uint32_t before = rd(n, ro[i]);
+
+        qemu_log_counts_reset();
+        wr(n, ro[i], ~before);
+        ck_assert_msg(rd(n, ro[i]) == before, "register 0x%x changed", ro[i]);
+        ck_assert_msg(qemu_log_guest_errors == 1,
+                      "write to RO register 0x%x not reported", ro[i]);
+    }
+    ck_assert_uint_eq(rd(n, APN_REG_MAC_LO), ld_le32(rx_mac));
+    ck_assert_uint_eq(cnt(n, APN_CNT_IRQS), 5);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_tables_locked)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    static const uint32_t regs[] = {
+        APN_REG_IN_TABLE_LO, APN_REG_IN_TABLE_HI, APN_REG_IN_TABLE_COUNT,
+        APN_REG_OUT_TABLE_LO, APN_REG_OUT_TABLE_HI, APN_REG_OUT_TABLE_COUNT,
+    };
+    static const uint32_t v1[] = { 0x1000, 0x2, 100, 0x3000, 0x4, 200 };
+    static const uint32_t v2[] = { 0x5000, 0x6, 10, 0x7000, 0x8, 20 };
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    for (size_t i = 0; i < ARRAY_SIZE(regs); i++) {
+        wr(n, regs[i], v1[i]);
+        ck_assert_uint_eq(rd(n, regs[i]), v1[i]);
+    }
+    wr(n, APN_REG_CTRL, APN_CTRL_ENABLE);
+    qemu_log_counts_reset();
+    for (size_t i = 0; i < ARRAY_SIZE(regs); i++) {
+        wr(n, regs[i], v2[i]);
+        ck_assert_msg(rd(n, regs[i]) == v1[i],
+                      "0x%x changed while enabled", regs[i]);
+    }
+    ck_assert_uint_eq(qemu_log_guest_errors, ARRAY_SIZE(regs));
+    wr(n, APN_REG_CTRL, 0);
+    for (size_t i = 0; i < ARRAY_SIZE(regs); i++) {
+        wr(n, regs[i], v2[i]);
+        ck_assert_uint_eq(rd(n, regs[i]), v2[i]);
+    }
+
+    /* Table addresses must be 64-byte aligned (the high half is free). */
+    qemu_log_counts_reset();
+    wr(n, APN_REG_IN_TABLE_LO, 0x5020);
+    wr(n, APN_REG_OUT_TABLE_LO, 0x7001);
+    ck_assert_uint_eq(rd(n, APN_REG_IN_TABLE_LO), 0x5000);
+    ck_assert_uint_eq(rd(n, APN_REG_OUT_TABLE_LO), 0x7000);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+    wr(n, APN_REG_IN_TABLE_HI, 0xffffffff);
+    ck_assert_uint_eq(rd(n, APN_REG_IN_TABLE_HI), 0xffffffff);
+
+    /* Counts are limited by MAX_IN and NUM_OUT. */
+    qemu_log_counts_reset();
+    wr(n, APN_REG_IN_TABLE_COUNT, 65536);
+    ck_assert_uint_eq(rd(n, APN_REG_IN_TABLE_COUNT), 65536);
+    wr(n, APN_REG_IN_TABLE_COUNT, 65537);
+    ck_assert_uint_eq(rd(n, APN_REG_IN_TABLE_COUNT), 65536);
+    wr(n, APN_REG_OUT_TABLE_COUNT, 256);
+    ck_assert_uint_eq(rd(n, APN_REG_OUT_TABLE_COUNT), 256);
+    wr(n, APN_REG_OUT_TABLE_COUNT, 257);
+    ck_assert_uint_eq(rd(n, APN_REG_OUT_TABLE_COUNT), 256);
+    wr(n, APN_REG_OUT_TABLE_COUNT, 0xffffffff);
+    ck_assert_uint_eq(rd(n, APN_REG_OUT_TABLE_COUNT), 256);
+    ck_assert_uint_eq(qemu_log_guest_errors, 3);
+
+    /* One 64-bit store programs both halves. */
+    apn_core_reg_write(&n->core, APN_REG_IN_TABLE_LO, 0x123456789abcde40ull,
+                       8);
+    ck_assert_uint_eq(rd64(n, APN_REG_IN_TABLE_LO), 0x123456789abcde40ull);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_osq)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    static const uint32_t bad[] = { 1, 3, 6, 100, 1u << 21, 0x80000000u,
+                                    0xffffffffu };
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    qemu_log_counts_reset();
+    wr(n, APN_REG_OSQ_SIZE, 2);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_SIZE), 2);
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        wr(n, APN_REG_OSQ_SIZE, bad[i]);
+        ck_assert_msg(rd(n, APN_REG_OSQ_SIZE) == 2, "size %u accepted",
+                      bad[i]);
+    }
+    ck_assert_uint_eq(qemu_log_guest_errors, ARRAY_SIZE(bad));
+    wr(n, APN_REG_OSQ_SIZE, 1u << 20);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_SIZE), 1u << 20);
+    wr(n, APN_REG_OSQ_SIZE, 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_SIZE), 0);
+
+    qemu_log_counts_reset();
+    wr(n, APN_REG_OSQ_BASE_LO, OSQ_ADDR + 0x20);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_BASE_LO), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    wr(n, APN_REG_OSQ_BASE_LO, OSQ_ADDR);
+    wr(n, APN_REG_OSQ_BASE_HI, 0x1);
+    ck_assert_uint_eq(rd64(n, APN_REG_OSQ_BASE_LO), 0x100000000ull | OSQ_ADDR);
+
+    /* (Re)programming the size empties the queue. */
+    wr(n, APN_REG_OSQ_BASE_HI, 0);
+    wr(n, APN_REG_OSQ_SIZE, 8);
+    wr(n, APN_REG_IRQ_TEST, 0);
+    wr(n, APN_REG_IRQ_TEST, 0);
+    wr(n, APN_REG_IRQ_TEST, 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 3);
+
+    /* The read pointer moves only within [rdptr, wrptr]. */
+    qemu_log_counts_reset();
+    wr(n, APN_REG_OSQ_RDPTR, 4);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_RDPTR), 0);
+    wr(n, APN_REG_OSQ_RDPTR, 2);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_RDPTR), 2);
+    wr(n, APN_REG_OSQ_RDPTR, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_RDPTR), 2);
+    wr(n, APN_REG_OSQ_RDPTR, 3);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_RDPTR), 3);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+
+    wr(n, APN_REG_OSQ_SIZE, 4);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_RDPTR), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_host_id)
+{
+    Nic *n = tx_nic();
+
+    qemu_log_counts_reset();
+    wr(n, APN_REG_HOST_ID, 0xffff);
+    ck_assert_uint_eq(rd(n, APN_REG_HOST_ID), 0xffff);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    wr(n, APN_REG_HOST_ID, 0x10000);
+    ck_assert_uint_eq(rd(n, APN_REG_HOST_ID), 0xffff);
+    wr(n, APN_REG_HOST_ID, 0xffffffff);
+    ck_assert_uint_eq(rd(n, APN_REG_HOST_ID), 0xffff);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+
+    /* The host id is the frame's source address. */
+    wr(n, APN_REG_HOST_ID, 0x1234);
+    store(n, TX_SLOT, 0, 1, 8);
+    fence(n);
+    ck_assert_uint_eq(n->fake.nframes, 1);
+    ck_assert_uint_eq(parse_sent(&n->fake.frames[0]).src_host, 0x1234);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_host_table)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+    const uint32_t e5 = APN_REG_HOST_MAC_BASE + 8 * 5;
+    const uint32_t e255 = APN_REG_HOST_MAC_BASE + 8 * 255;
+
+    qemu_log_counts_reset();
+    wr(n, e5, 0x11223344);
+    wr(n, e5 + 4, 0x80005566);
+    ck_assert_uint_eq(rd64(n, e5), 0x8000556611223344ull);
+    ck_assert_uint_eq(rd(n, e5), 0x11223344);
+    ck_assert_uint_eq(rd(n, e5 + 4), 0x80005566);
+    /* Bits 62:48 are reserved and read as zero. */
+    wr(n, e5 + 4, 0xffffffff);
+    ck_assert_uint_eq(rd64(n, e5), 0x8000ffff11223344ull);
+    /* One 64-bit store replaces the whole entry. */
+    apn_core_reg_write(&n->core, e255, 0xfedcba9876543210ull, 8);
+    ck_assert_uint_eq(rd64(n, e255), 0x8000ba9876543210ull);
+    apn_core_reg_write(&n->core, e255, 0x0000112233445566ull, 8);
+    ck_assert_uint_eq(rd64(n, e255), 0x0000112233445566ull);
+    ck_assert_uint_eq(rd64(n, e5), 0x8000ffff11223344ull);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    /* The host table is not locked by CTRL.ENABLE. */
+    wr(n, APN_REG_CTRL, APN_CTRL_ENABLE);
+    wr(n, e5, 0);
+    ck_assert_uint_eq(rd(n, e5), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_counters)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+    uint32_t a = APN_COUNTER_OFFSET(APN_CNT_RX_BYTES);
+
+    n->core.regs.counters[APN_CNT_RX_BYTES] = 0x0123456789abcdefull;
+    qemu_log_counts_reset();
+    ck_assert_uint_eq(rd(n, a), 0x89abcdefu);
+    ck_assert_uint_eq(rd(n, a + 4), 0x01234567u);
+    ck_assert_uint_eq(rd64(n, a), 0x0123456789abcdefull);
+    /* Reserved counter slots read zero without complaint. */
+    for (unsigned id = APN_CNT__COUNT; id < APN_COUNTERS_MAX; id++) {
+        ck_assert_uint_eq(rd64(n, APN_COUNTER_OFFSET(id)), 0);
+    }
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    apn_core_reg_write(&n->core, a, 0, 8);
+    ck_assert_uint_eq(rd64(n, a), 0x0123456789abcdefull);
+    ck_assert_uint_ge(qemu_log_guest_errors, 1);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_ctrl_reset)
+{
+    Nic *n = tx_nic();
+
+    apn_core_set_link(&n->core, true);
+    store(n, TX_SLOT, 0, 0x1111, 8);
+    fence(n);
+    store(n, TX_SLOT, 0x40, 0x2222, 8);     /* pending burst, timer armed */
+    ck_assert(n->fake.timer_armed);
+    ck_assert_uint_eq(n->fake.nframes, 1);
+    ck_assert_uint_ne(cnt(n, APN_CNT_TX_FRAMES), 0);
+
+    wr(n, APN_REG_CTRL, APN_CTRL_RESET | APN_CTRL_ENABLE);
+    ck_assert_uint_eq(rd(n, APN_REG_CTRL), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_HOST_ID), 0);
+    ck_assert_uint_eq(rd64(n, APN_REG_IN_TABLE_LO), 0);
+    ck_assert_uint_eq(rd64(n, APN_REG_OUT_TABLE_LO), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_IN_TABLE_COUNT), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OUT_TABLE_COUNT), 0);
+    ck_assert_uint_eq(rd64(n, APN_REG_OSQ_BASE_LO), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_SIZE), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 0);
+    ck_assert_uint_eq(rd64(n, APN_REG_HOST_MAC_BASE + 8 * RX_HOST), 0);
+    for (unsigned i = 0; i < APN_CNT__COUNT; i++) {
+        ck_assert_uint_eq(cnt(n, i), 0);
+    }
+    /* The link is the outside world's, not a register. */
+    ck_assert_uint_eq(rd(n, APN_REG_STATUS), APN_STATUS_LINK_UP);
+    /* The pending burst is dropped and its timer cancelled. */
+    ck_assert(!n->fake.timer_armed);
+    nic_program(n, TX_HOST, TABLE_COUNT, TABLE_COUNT);
+    set_route(n, RX_HOST, rx_mac);
+    fence(n);
+    apn_core_flush_timer(&n->core);
+    ck_assert_uint_eq(n->fake.nframes, 1);
+    /* The mapping cache starts empty. */
+    store(n, TX_SLOT, 0, 0x3333, 8);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_MISSES), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_HITS), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_ctrl_reserved)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    qemu_log_counts_reset();
+    wr(n, APN_REG_CTRL, APN_CTRL_ENABLE | 0x6);
+    ck_assert_uint_eq(rd(n, APN_REG_CTRL), APN_CTRL_ENABLE);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    wr(n, APN_REG_CTRL, 0);
+    ck_assert_uint_eq(rd(n, APN_REG_CTRL), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_regs_user_pages)
+{
+    Nic *n = tx_nic();
+
+    /* The last endpoint's fence sends the burst. */
+    store(n, TX_SLOT, 0, 1, 8);
+    wr(n, APN_USER_PAGE(63) + APN_UREG_FENCE, 0);
+    ck_assert_uint_eq(n->fake.nframes, 1);
+
+    /* No user page past NUM_ENDPOINTS; other user-page offsets are unknown. */
+    store(n, TX_SLOT, 0x10, 2, 8);
+    qemu_log_counts_reset();
+    wr(n, APN_USER_PAGE(64) + APN_UREG_FENCE, 0);
+    wr(n, APN_USER_PAGE(0) + 0x800, 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+    ck_assert_uint_eq(n->fake.nframes, 1);
+    ck_assert_uint_eq(rd(n, APN_USER_PAGE(0) + 0x800), 0);
+    nic_free(n);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Encode and decode                                                             */
+/* ============================================================================ */
+
+START_TEST(test_tx_frame_format)
+{
+    Nic *tx = tx_nic();
+    uint8_t expect[128];
+    FrameSpec fs;
+    const FakeFrame *f;
+    const uint8_t *ci, *seg;
+    size_t elen;
+
+    apn_core_aperture_write(&tx->core, ap(tx, TX_SLOT, 0x100),
+                            0x0706050403020100ull, 8);
+    apn_core_aperture_write(&tx->core, ap(tx, TX_SLOT, 0x108),
+                            0x0f0e0d0c0b0a0908ull, 8);
+    ck_assert_uint_eq(tx->fake.nframes, 0);     /* gathered, not yet sent */
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    f = &tx->fake.frames[0];
+    ck_assert_uint_eq(f->len, APN_ETH_HLEN + APN_FRAME_HDR_LEN +
+                      APN_SEG_HDR_LEN + 16 + APN_CRC_LEN);
+
+    /* Ethernet header */
+    ck_assert_mem_eq(f->data, rx_mac, 6);
+    ck_assert_mem_eq(f->data + 6, tx_mac, 6);
+    ck_assert_uint_eq(ld_be16(f->data + 12), APN_ETHERTYPE);
+    /* frame header */
+    ci = f->data + APN_ETH_HLEN;
+    ck_assert_uint_eq(ci[0], APN_WIRE_VERSION);
+    ck_assert_uint_eq(ci[1], 1);
+    ck_assert_uint_eq(ld_be16(ci + 2), TX_HOST);
+    ck_assert_uint_eq(ld_be16(ci + 4), RX_HOST);
+    ck_assert_uint_eq(ld_be16(ci + 6), 0);
+    /* segment header */
+    seg = ci + APN_FRAME_HDR_LEN;
+    ck_assert_uint_eq(seg[0], APN_SEG_WRITE);
+    ck_assert_uint_eq(seg[1], 0);
+    ck_assert_uint_eq(ld_be16(seg + 2), 16);
+    ck_assert_uint_eq(ld_be32(seg + 4), RX_INDEX);
+    ck_assert_uint_eq(ld_be32(seg + 8), NONCE);
+    ck_assert_uint_eq(ld_be32(seg + 12), 0);
+    ck_assert_uint_eq(ld_be32(seg + 16), 0x100);
+    ck_assert_uint_eq(ld_be32(seg + 20), TX_SLOT);
+    /* payload: the stores' bytes in address order (little-endian stores) */
+    for (int i = 0; i < 16; i++) {
+        ck_assert_uint_eq(seg[APN_SEG_HDR_LEN + i], i);
+    }
+    /* CRC32C over frame header .. end of segment, big-endian */
+    ck_assert_uint_eq(ld_be32(seg + APN_SEG_HDR_LEN + 16),
+                      apn_crc32c(0, ci, APN_FRAME_HDR_LEN +
+                                 APN_SEG_HDR_LEN + 16));
+
+    /* Byte-exact against the independent builder. */
+    spec_default(&fs, 0x100, 16);
+    fs.seg[0].payload = seg + APN_SEG_HDR_LEN;
+    elen = build_frame(expect, sizeof(expect), &fs);
+    ck_assert_uint_eq(elen, f->len);
+    ck_assert_mem_eq(expect, f->data, elen);
+
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_STORES), 2);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_FRAMES), 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_BYTES), f->len);
+    assert_only_tx_drop(tx, APN_CNT__COUNT, 0);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_tx_frame_padding)
+{
+    Nic *tx = tx_nic();
+    const FakeFrame *f;
+    SentSeg s;
+
+    /* 5 payload bytes: padded to 8 inside the segment, frame to 60. */
+    store(tx, TX_SLOT, 0x20, 0xa4a3a2a1, 4);
+    store(tx, TX_SLOT, 0x24, 0xa5, 1);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    f = &tx->fake.frames[0];
+    ck_assert_uint_eq(f->len, APN_MIN_ETH_FRAME);
+    s = parse_sent(f);
+    ck_assert_uint_eq(s.len, 5);
+    ck_assert_uint_eq(s.offset, 0x20);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_uint_eq(s.payload[i], 0xa1 + i);
+    }
+    for (int i = 5; i < 8; i++) {
+        ck_assert_uint_eq(s.payload[i], 0);
+    }
+    /* 14 + 8 + 24 + 8 + 4 = 58 bytes of frame; the rest is zero padding. */
+    ck_assert_uint_eq(f->data[58], 0);
+    ck_assert_uint_eq(f->data[59], 0);
+    nic_free(tx);
+}
+END_TEST
+
+/* Send `len` pattern bytes through tx slot `slot` at `off`, deliver to rx. */
+static const FakeFrame *send_one(Nic *tx, uint32_t slot, uint32_t off,
+                                 uint32_t len)
+{
+    unsigned before = tx->fake.nframes;
+
+    store_bytes(tx, slot, off, pattern(), len);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, before + 1);
+    return &tx->fake.frames[before];
+}
+
+START_TEST(test_roundtrip_contig)
+{
+    Nic *tx = tx_nic(), *rx = rx_nic();
+    const FakeFrame *f = send_one(tx, TX_SLOT, 0x100, 40);
+    uint8_t *snap = snapshot(rx);
+
+    qemu_log_counts_reset();
+    receive(rx, f->data, f->len);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF + 0x100, pattern(), 40);
+    assert_mem_unchanged(rx, snap, RX_BUF + 0x100, 40);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_FRAMES), 1);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_SEGMENTS), 1);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_BYTES), f->len);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    ck_assert_uint_eq(rx->fake.nframes, 0);
+    free(snap);
+    nic_free(tx);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_roundtrip_pagelist)
+{
+    /* Pages deliberately out of order: each 4 KiB is translated alone. */
+    static const uint64_t pages[] = { 0x250000, 0x240000, 0x260000 };
+    Nic *tx = tx_nic(), *rx = rx_nic();
+    struct apn_out_entry oe = out_entry(RX_HOST, 10, 8192);
+    struct apn_in_entry ie = {
+        .flags = APN_ENTRY_VALID,
+        .nonce = NONCE,
+        .base = PAGE_LIST,
+        .first_byte = 0x800,
+        .size = 8192,
+    };
+    const FakeFrame *f;
+    uint8_t *snap;
+
+    put_out(tx, 6, &oe);
+    put_in(rx, 10, &ie);
+    for (size_t i = 0; i < ARRAY_SIZE(pages); i++) {
+        st_le64(rx->fake.mem + PAGE_LIST + 8 * i, pages[i]);
+    }
+    snap = snapshot(rx);
+
+    /* Aperture offset 0x7f0 is byte 0xff0 of the first page. */
+    f = send_one(tx, 6, 0x7f0, 32);
+    receive(rx, f->data, f->len);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    ck_assert_mem_eq(rx->fake.mem + 0x250ff0, pattern(), 16);
+    ck_assert_mem_eq(rx->fake.mem + 0x240000, pattern() + 16, 16);
+
+    /* The aperture's first byte and its last byte (in the third page). */
+    f = send_one(tx, 6, 0, 8);
+    receive(rx, f->data, f->len);
+    ck_assert_mem_eq(rx->fake.mem + 0x250800, pattern(), 8);
+    f = send_one(tx, 6, 8192 - 8, 8);
+    receive(rx, f->data, f->len);
+    ck_assert_mem_eq(rx->fake.mem + 0x2607f8, pattern(), 8);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+
+    for (uint64_t a = 0; a < MEM_SIZE; a++) {
+        bool written = (a >= 0x250ff0 && a < 0x251000) ||
+                       (a >= 0x240000 && a < 0x240010) ||
+                       (a >= 0x250800 && a < 0x250808) ||
+                       (a >= 0x2607f8 && a < 0x260800);
+        if (!written && rx->fake.mem[a] != snap[a]) {
+            ck_abort_msg("stray write at 0x%" PRIx64, a);
+        }
+    }
+    free(snap);
+    nic_free(tx);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_rx_pagelist_dma_error)
+{
+    /* A page-list write that fails part way is counted as rx_drop_dma. */
+    Nic *rx = rx_nic();
+    struct apn_in_entry ie = {
+        .flags = APN_ENTRY_VALID | APN_ENTRY_SEQ,
+        .nonce = NONCE,
+        .seq = 3,
+        .base = PAGE_LIST,
+        .size = 8192,
+    };
+    uint8_t buf[128];
+    FrameSpec fs;
+    size_t len;
+
+    put_in(rx, 10, &ie);
+    st_le64(rx->fake.mem + PAGE_LIST, 0x250000);
+    st_le64(rx->fake.mem + PAGE_LIST + 8, (uint64_t)MEM_SIZE);   /* unmapped */
+    spec_default(&fs, 0xff8, 16);
+    fs.seg[0].in_index = 10;
+    fs.seg[0].flags = APN_SEG_F_SEQ;
+    fs.seg[0].seq = 3;
+    len = build_frame(buf, sizeof(buf), &fs);
+    qemu_log_counts_reset();
+    receive(rx, buf, len);
+    assert_only_rx_drop(rx, APN_CNT_RX_DROP_DMA, 1);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    /* The sequence does not advance for a segment that was not delivered. */
+    ck_assert_uint_eq(in_seq_in_mem(rx, 10), 3);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_roundtrip_seq)
+{
+    Nic *tx = tx_nic(), *rx = rx_nic();
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 4096);
+    struct apn_in_entry ie = contig_in(RX_BUF, 4096);
+    FakeFrame first;
+    SentSeg s;
+
+    oe.flags |= APN_ENTRY_SEQ;
+    oe.seq = 7;
+    put_out(tx, TX_SLOT, &oe);
+    ie.flags |= APN_ENTRY_SEQ;
+    ie.seq = 7;
+    put_in(rx, RX_INDEX, &ie);
+
+    s = parse_sent(send_one(tx, TX_SLOT, 0, 8));
+    ck_assert_uint_eq(s.flags, APN_SEG_F_SEQ);
+    ck_assert_uint_eq(s.seq, 7);
+    /* The sender writes the next number back to its table entry. */
+    ck_assert_uint_eq(out_seq_in_mem(tx, TX_SLOT), 8);
+    s = parse_sent(send_one(tx, TX_SLOT, 8, 8));
+    ck_assert_uint_eq(s.seq, 8);
+    ck_assert_uint_eq(out_seq_in_mem(tx, TX_SLOT), 9);
+
+    first = tx->fake.frames[0];
+    receive(rx, first.data, first.len);
+    ck_assert_uint_eq(in_seq_in_mem(rx, RX_INDEX), 8);
+    receive(rx, tx->fake.frames[1].data, tx->fake.frames[1].len);
+    ck_assert_uint_eq(in_seq_in_mem(rx, RX_INDEX), 9);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF, pattern(), 8);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF + 8, pattern(), 8);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+
+    /* A replay is dropped. */
+    memset(rx->fake.mem + RX_BUF, 0, 16);
+    receive(rx, first.data, first.len);
+    assert_only_rx_drop(rx, APN_CNT_RX_DROP_SEQ, 1);
+    ck_assert_uint_eq(rx->fake.mem[RX_BUF], 0);
+    ck_assert_uint_eq(in_seq_in_mem(rx, RX_INDEX), 9);
+    nic_free(tx);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_tx_loopback)
+{
+    Nic *n = tx_nic();
+    struct apn_out_entry oe = out_entry(TX_HOST, RX_INDEX, 4096);
+    struct apn_in_entry ie = contig_in(RX_BUF, 4096);
+
+    /* Traffic to our own host id never reaches the wire. */
+    set_route(n, TX_HOST, tx_mac);
+    put_out(n, 7, &oe);
+    put_in(n, RX_INDEX, &ie);
+    store_bytes(n, 7, 0x40, pattern(), 24);
+    fence(n);
+    ck_assert_uint_eq(n->fake.nframes, 0);
+    ck_assert_mem_eq(n->fake.mem + RX_BUF + 0x40, pattern(), 24);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_FRAMES), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_FRAMES), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_SEGMENTS), 1);
+    assert_only_rx_drop(n, APN_CNT__COUNT, 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_rx_multi_segment)
+{
+    Nic *rx = rx_nic();
+    uint8_t buf[256];
+    FrameSpec fs;
+    uint8_t *snap;
+    size_t len;
+
+    spec_default(&fs, 0, 8);
+    fs.nseg = 2;
+    fs.seg[1] = fs.seg[0];
+    fs.seg[1].offset = 64;
+    fs.seg[1].len = 13;
+    fs.seg[1].payload = pattern() + 100;
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, len);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF, pattern(), 8);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF + 64, pattern() + 100, 13);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_SEGMENTS), 2);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+
+    /* Each segment is checked alone. */
+    memset(rx->fake.mem + RX_BUF, 0, 128);
+    fs.seg[1].nonce = NONCE2;
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, len);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF, pattern(), 8);
+    ck_assert_uint_eq(rx->fake.mem[RX_BUF + 64], 0);
+    assert_only_rx_drop(rx, APN_CNT_RX_DROP_NONCE, 1);
+
+    /* The structure is validated before any segment touches memory. */
+    memset(rx->fake.mem + RX_BUF, 0, 128);
+    snap = snapshot(rx);
+    fs.seg[1].nonce = NONCE;
+    fs.nseg_field = 3;
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, len);
+    assert_mem_unchanged(rx, snap, 0, 0);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_DROP_MALFORMED), 1);
+    fs.nseg_field = 1;   /* CRC no longer where one segment says */
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, len);
+    assert_mem_unchanged(rx, snap, 0, 0);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_DROP_CRC), 1);
+    free(snap);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_rx_broadcast_and_padding)
+{
+    Nic *rx = rx_nic();
+    uint8_t buf[128];
+    FrameSpec fs;
+    size_t len;
+
+    /* Broadcast destination MAC is accepted. */
+    spec_default(&fs, 0, 4);
+    memset(fs.dst, 0xff, 6);
+    fs.pad_byte = 0xee;               /* padding after the CRC is ignored */
+    len = build_frame(buf, sizeof(buf), &fs);
+    ck_assert_uint_eq(len, APN_MIN_ETH_FRAME);
+    receive(rx, buf, len);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF, pattern(), 4);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+
+    /* Unpadded (short) frames and frames with trailing bytes too. */
+    spec_default(&fs, 0x10, 4);
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, APN_ETH_HLEN + APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN +
+            4 + APN_CRC_LEN);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF + 0x10, pattern(), 4);
+    fs.pad_to = 128;
+    fs.seg[0].offset = 0x20;
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, len);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF + 0x20, pattern(), 4);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_SEGMENTS), 3);
+    nic_free(rx);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Receive drops: each reason counted by itself, memory untouched                */
+/* ============================================================================ */
+
+typedef struct RxCase {
+    const char *name;
+    void (*mutate)(Nic *rx, FrameSpec *fs, struct apn_in_entry *e);
+    int corrupt;                 /* frame byte to flip after building, or -1 */
+    enum apn_counter_id expect;  /* APN_CNT__COUNT: delivered */
+    unsigned guest_errors;
+} RxCase;
+
+#define MUT(name, body) \
+    static void mut_##name(Nic *rx, FrameSpec *fs, struct apn_in_entry *e) \
+    { (void)rx; (void)fs; (void)e; body; }
+
+MUT(none, )
+MUT(nonce, fs->seg[0].nonce ^= 1)
+MUT(nonce_zero, { e->nonce = 0; fs->seg[0].nonce = 1; })
+MUT(bounds_end, fs->seg[0].offset = 4096 - 32)
+MUT(bounds_at_end, { fs->seg[0].offset = 4096; fs->seg[0].len = 1; })
+MUT(bounds_wrap, fs->seg[0].offset = 0xffffffc0u)
+MUT(bounds_size0, e->size = 0)
+MUT(in_last_byte, fs->seg[0].offset = 4096 - 64)
+MUT(narrow_inside, { e->narrow_start = 0x200; e->narrow_len = 0x100;
+                     fs->seg[0].offset = 0x200; })
+MUT(narrow_inside_end, { e->narrow_start = 0x200; e->narrow_len = 0x100;
+                         fs->seg[0].offset = 0x2c0; })
+MUT(narrow_below, { e->narrow_start = 0x200; e->narrow_len = 0x100;
+                    fs->seg[0].offset = 0x1c0; })
+MUT(narrow_straddle_lo, { e->narrow_start = 0x200; e->narrow_len = 0x100;
+                          fs->seg[0].offset = 0x1f8; })
+MUT(narrow_above, { e->narrow_start = 0x200; e->narrow_len = 0x100;
+                    fs->seg[0].offset = 0x2c8; })
+MUT(narrow_outside_extent, { e->narrow_start = 0xf00; e->narrow_len = 0x200;
+                             fs->seg[0].offset = 0xf00; })
+MUT(narrow_wrap, { e->narrow_start = 0xffffff00u; e->narrow_len = 0x200;
+                   fs->seg[0].offset = 0; })
+MUT(invalid, e->flags &= ~APN_ENTRY_VALID)
+MUT(invalid_event_type, e->flags |= APN_ENTRY_TYPE_EVENT <<
+                                    APN_ENTRY_TYPE_SHIFT)
+MUT(index_count, fs->seg[0].in_index = TABLE_COUNT)
+MUT(index_huge, fs->seg[0].in_index = 0xffffffffu)
+MUT(index_mask, fs->seg[0].in_index = 0x7fffffffu)
+MUT(index_high_bit, fs->seg[0].in_index = 0x80000000u | RX_INDEX)
+MUT(dst_host, fs->dst_host = RX_HOST + 1)
+MUT(dst_host_high, fs->dst_host = 0x100 | RX_HOST)
+MUT(dst_mac, fs->dst[5] ^= 1)
+MUT(dst_mac_multicast, fs->dst[0] |= 1)
+MUT(not_ci, fs->ethertype = 0x0800)
+MUT(not_ci_vlan, fs->ethertype = 0x8100)
+MUT(disabled, wr(rx, APN_REG_CTRL, 0))
+MUT(version, fs->version = 2)
+MUT(nseg0, fs->nseg_field = 0)
+MUT(seg_event, fs->seg[0].type = APN_SEG_EVENT)
+MUT(seg_type0, fs->seg[0].type = 0)
+MUT(src_host_match, { e->flags |= APN_IN_CHECK_SRC_HOST; e->src_host = 0x0120;
+                      e->src_host_mask = 0xfff0; fs->src_host = 0x0123; })
+MUT(src_host_masked, { e->flags |= APN_IN_CHECK_SRC_HOST;
+                       e->src_host = 0x0120; e->src_host_mask = 0xfff0;
+                       fs->src_host = 0x0133; })
+MUT(src_host_exact, { e->flags |= APN_IN_CHECK_SRC_HOST; e->src_host = 4;
+                      e->src_host_mask = 0xffff; })
+MUT(src_host_mask0, { e->flags |= APN_IN_CHECK_SRC_HOST; e->src_host = 99;
+                      e->src_host_mask = 0; })
+MUT(src_host_unchecked, { e->src_host = 99; e->src_host_mask = 0xffff; })
+MUT(src_mac_match, { e->flags |= APN_IN_CHECK_SRC_MAC;
+                     memcpy(e->src_mac, tx_mac, 6); })
+MUT(src_mac, { e->flags |= APN_IN_CHECK_SRC_MAC; memcpy(e->src_mac, tx_mac, 6);
+               e->src_mac[0] ^= 0x02; })
+MUT(seq_match, { e->flags |= APN_ENTRY_SEQ; e->seq = 5;
+                 fs->seg[0].flags = APN_SEG_F_SEQ; fs->seg[0].seq = 5; })
+MUT(seq_no_flag, { e->flags |= APN_ENTRY_SEQ; e->seq = 5;
+                   fs->seg[0].seq = 5; })
+MUT(seq_old, { e->flags |= APN_ENTRY_SEQ; e->seq = 5;
+               fs->seg[0].flags = APN_SEG_F_SEQ; fs->seg[0].seq = 4; })
+MUT(seq_ahead, { e->flags |= APN_ENTRY_SEQ; e->seq = 5;
+                 fs->seg[0].flags = APN_SEG_F_SEQ; fs->seg[0].seq = 6; })
+MUT(seq_unchecked, { e->seq = 5; fs->seg[0].flags = APN_SEG_F_SEQ;
+                     fs->seg[0].seq = 77; })
+MUT(dma_contig, e->base = MEM_SIZE - 0x100)
+MUT(dma_pagelist, { e->flags &= ~APN_IN_CONTIG; e->base = MEM_SIZE; })
+MUT(index_table_unreadable, { wr(rx, APN_REG_CTRL, 0);
+                              wr(rx, APN_REG_IN_TABLE_HI, 1);
+                              wr(rx, APN_REG_CTRL, APN_CTRL_ENABLE); })
+#undef MUT
+
+#define CRC_AT      (APN_ETH_HLEN + APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN + 64)
+static const RxCase rx_cases[] = {
+    { "baseline", mut_none, -1, APN_CNT__COUNT, 0 },
+    { "nonce", mut_nonce, -1, APN_CNT_RX_DROP_NONCE, 0 },
+    { "nonce zero", mut_nonce_zero, -1, APN_CNT_RX_DROP_NONCE, 0 },
+    { "bounds past end", mut_bounds_end, -1, APN_CNT_RX_DROP_BOUNDS, 0 },
+    { "bounds at end", mut_bounds_at_end, -1, APN_CNT_RX_DROP_BOUNDS, 0 },
+    { "bounds wrap", mut_bounds_wrap, -1, APN_CNT_RX_DROP_BOUNDS, 0 },
+    { "bounds size 0", mut_bounds_size0, -1, APN_CNT_RX_DROP_BOUNDS, 0 },
+    { "last bytes", mut_in_last_byte, -1, APN_CNT__COUNT, 0 },
+    { "narrow inside", mut_narrow_inside, -1, APN_CNT__COUNT, 0 },
+    { "narrow inside end", mut_narrow_inside_end, -1, APN_CNT__COUNT, 0 },
+    { "narrow below", mut_narrow_below, -1, APN_CNT_RX_DROP_BOUNDS, 0 },
+    { "narrow straddle", mut_narrow_straddle_lo, -1, APN_CNT_RX_DROP_BOUNDS,
+      0 },
+    { "narrow above", mut_narrow_above, -1, APN_CNT_RX_DROP_BOUNDS, 0 },
+    { "narrow outside extent", mut_narrow_outside_extent, -1,
+      APN_CNT_RX_DROP_BOUNDS, 0 },
+    { "narrow wrap", mut_narrow_wrap, -1, APN_CNT_RX_DROP_BOUNDS, 0 },
+    { "invalid", mut_invalid, -1, APN_CNT_RX_DROP_INVALID, 0 },
+    { "event-type entry", mut_invalid_event_type, -1,
+      APN_CNT_RX_DROP_INVALID, 0 },
+    { "index = count", mut_index_count, -1, APN_CNT_RX_DROP_INDEX, 0 },
+    { "index 0xffffffff", mut_index_huge, -1, APN_CNT_RX_DROP_INDEX, 0 },
+    { "index 0x7fffffff", mut_index_mask, -1, APN_CNT_RX_DROP_INDEX, 0 },
+    { "index bit 31", mut_index_high_bit, -1, APN_CNT_RX_DROP_INDEX, 0 },
+    { "crc payload", mut_none, CRC_AT - 1, APN_CNT_RX_DROP_CRC, 0 },
+    { "crc field", mut_none, CRC_AT + 3, APN_CNT_RX_DROP_CRC, 0 },
+    { "crc seg header", mut_none,
+      APN_ETH_HLEN + APN_FRAME_HDR_LEN + 8, APN_CNT_RX_DROP_CRC, 0 },
+    { "crc frame flags", mut_none, APN_ETH_HLEN + 7, APN_CNT_RX_DROP_CRC, 0 },
+    { "dst host", mut_dst_host, -1, APN_CNT_RX_FILTERED, 0 },
+    { "dst host high byte", mut_dst_host_high, -1, APN_CNT_RX_FILTERED, 0 },
+    { "dst mac", mut_dst_mac, -1, APN_CNT_RX_FILTERED, 0 },
+    { "dst multicast", mut_dst_mac_multicast, -1, APN_CNT_RX_FILTERED, 0 },
+    { "not CI", mut_not_ci, -1, APN_CNT_RX_DROP_NOT_CI, 0 },
+    { "not CI (vlan)", mut_not_ci_vlan, -1, APN_CNT_RX_DROP_NOT_CI, 0 },
+    { "disabled", mut_disabled, -1, APN_CNT_RX_DROP_DISABLED, 0 },
+    { "version", mut_version, -1, APN_CNT_RX_DROP_MALFORMED, 0 },
+    { "nseg 0", mut_nseg0, -1, APN_CNT_RX_DROP_MALFORMED, 0 },
+    { "event segment", mut_seg_event, -1, APN_CNT_RX_DROP_MALFORMED, 0 },
+    { "segment type 0", mut_seg_type0, -1, APN_CNT_RX_DROP_MALFORMED, 0 },
+    { "src host in mask", mut_src_host_match, -1, APN_CNT__COUNT, 0 },
+    { "src host outside mask", mut_src_host_masked, -1,
+      APN_CNT_RX_DROP_SRC_HOST, 0 },
+    { "src host exact", mut_src_host_exact, -1, APN_CNT_RX_DROP_SRC_HOST, 0 },
+    { "src host mask 0", mut_src_host_mask0, -1, APN_CNT__COUNT, 0 },
+    { "src host unchecked", mut_src_host_unchecked, -1, APN_CNT__COUNT, 0 },
+    { "src mac match", mut_src_mac_match, -1, APN_CNT__COUNT, 0 },
+    { "src mac", mut_src_mac, -1, APN_CNT_RX_DROP_SRC_MAC, 0 },
+    { "seq match", mut_seq_match, -1, APN_CNT__COUNT, 0 },
+    { "seq flag missing", mut_seq_no_flag, -1, APN_CNT_RX_DROP_SEQ, 0 },
+    { "seq old", mut_seq_old, -1, APN_CNT_RX_DROP_SEQ, 0 },
+    { "seq ahead", mut_seq_ahead, -1, APN_CNT_RX_DROP_SEQ, 0 },
+    { "seq unchecked", mut_seq_unchecked, -1, APN_CNT__COUNT, 0 },
+    { "dma contig", mut_dma_contig, -1, APN_CNT_RX_DROP_DMA, 1 },
+    { "dma page list", mut_dma_pagelist, -1, APN_CNT_RX_DROP_DMA, 1 },
+    { "table unreadable", mut_index_table_unreadable, -1,
+      APN_CNT_RX_DROP_INDEX, 1 },
+};
+
+START_TEST(test_rx_case)
+{
+    const RxCase *c = &rx_cases[_i];
+    Nic *rx = rx_nic();
+    struct apn_in_entry e = contig_in(RX_BUF, 4096);
+    uint8_t buf[256];
+    FrameSpec fs;
+    uint8_t *snap;
+    size_t len;
+    unsigned writes;
+
+    spec_default(&fs, 0x100, 64);
+    c->mutate(rx, &fs, &e);
+    put_in(rx, RX_INDEX, &e);
+    len = build_frame(buf, sizeof(buf), &fs);
+    if (c->corrupt >= 0) {
+        ck_assert_uint_lt(c->corrupt, len);
+        buf[c->corrupt] ^= 0x40;
+    }
+    snap = snapshot(rx);
+    writes = rx->fake.dma_writes;
+    qemu_log_counts_reset();
+
+    receive(rx, buf, len);
+
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_FRAMES), 1);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_BYTES), len);
+    if (c->expect == APN_CNT__COUNT) {
+        uint32_t off = fs.seg[0].offset;
+
+        assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+        ck_assert_mem_eq(rx->fake.mem + RX_BUF + off, pattern(), 64);
+        if (e.flags & APN_ENTRY_SEQ) {
+            ck_assert_uint_eq(in_seq_in_mem(rx, RX_INDEX), fs.seg[0].seq + 1);
+            snap[IN_TABLE + RX_INDEX * 64 +
+                 offsetof(struct apn_in_entry, seq)] = fs.seg[0].seq + 1;
+        }
+        assert_mem_unchanged(rx, snap, RX_BUF + off, 64);
+    } else {
+        /* A table that cannot be read is reported on the OS queue. */
+        bool event = c->guest_errors && c->expect == APN_CNT_RX_DROP_INDEX;
+
+        assert_only_rx_drop(rx, c->expect, 1);
+        assert_mem_unchanged(rx, snap, OSQ_ADDR, event ? 64 + 16 : 0);
+        ck_assert_uint_eq(rx->fake.nnotify, event);
+        if (!c->guest_errors) {
+            ck_assert_uint_eq(rx->fake.dma_writes, writes);
+        }
+    }
+    /* Network input is counted, not logged; failed DMA is the guest's. */
+    ck_assert_uint_eq(qemu_log_guest_errors, c->guest_errors);
+    ck_assert_uint_eq(rx->fake.nframes, 0);
+    free(snap);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_rx_check_order)
+{
+    /* Checked in the documented order; the first failure is what counts. */
+    static const enum apn_counter_id order[] = {
+        APN_CNT_RX_DROP_NONCE, APN_CNT_RX_DROP_SRC_MAC,
+        APN_CNT_RX_DROP_SRC_HOST, APN_CNT_RX_DROP_SEQ,
+        APN_CNT_RX_DROP_BOUNDS, APN_CNT__COUNT,
+    };
+    Nic *rx = rx_nic();
+    struct apn_in_entry e = contig_in(RX_BUF, 4096);
+    static const uint8_t other_mac[6] = { 0x52, 0x54, 0x00, 0xcc, 0xcc, 0xcc };
+    uint8_t buf[256];
+    FrameSpec fs;
+    size_t len;
+
+    e.flags |= APN_IN_CHECK_SRC_MAC | APN_IN_CHECK_SRC_HOST | APN_ENTRY_SEQ;
+    memcpy(e.src_mac, tx_mac, 6);
+    e.src_host = TX_HOST;
+    e.src_host_mask = 0xffff;
+    e.seq = 10;
+    e.narrow_start = 0x100;
+    e.narrow_len = 0x40;
+    put_in(rx, RX_INDEX, &e);
+
+    spec_default(&fs, 0x200, 64);              /* outside the narrowing */
+    fs.seg[0].nonce = NONCE2;
+    memcpy(fs.src, other_mac, 6);
+    fs.src_host = TX_HOST + 1;
+    fs.seg[0].flags = APN_SEG_F_SEQ;
+    fs.seg[0].seq = 11;
+    for (size_t step = 0; step < ARRAY_SIZE(order); step++) {
+        uint64_t before = order[step] == APN_CNT__COUNT ? 0
+                          : cnt(rx, order[step]);
+
+        len = build_frame(buf, sizeof(buf), &fs);
+        receive(rx, buf, len);
+        if (order[step] == APN_CNT__COUNT) {
+            ck_assert_mem_eq(rx->fake.mem + RX_BUF + 0x100, pattern(), 64);
+        } else {
+            ck_assert_msg(cnt(rx, order[step]) == before + 1,
+                          "step %zu: expected %s", step,
+                          apn_counter_name(order[step]));
+            ck_assert_uint_eq(rx_drops(rx), step + 1);
+        }
+        switch (step) {
+        case 0: fs.seg[0].nonce = NONCE; break;
+        case 1: memcpy(fs.src, tx_mac, 6); break;
+        case 2: fs.src_host = TX_HOST; break;
+        case 3: fs.seg[0].seq = 10; break;
+        case 4: fs.seg[0].offset = 0x100; break;
+        }
+    }
+    ck_assert_uint_eq(rx->fake.dma_writes, 2);      /* payload + seq */
+
+    /* Index and validity come before everything else. */
+    fs.seg[0].nonce = NONCE2;
+    fs.seg[0].in_index = TABLE_COUNT;
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, len);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_DROP_INDEX), 1);
+    fs.seg[0].in_index = RX_INDEX + 1;               /* zeroed: not valid */
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, len);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_DROP_INVALID), 1);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_DROP_NONCE), 1);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_rx_truncated)
+{
+    Nic *rx = rx_nic();
+    uint8_t buf[256];
+    FrameSpec fs;
+    uint8_t *snap;
+    size_t full;
+
+    spec_default(&fs, 0x100, 64);
+    full = build_frame(buf, sizeof(buf), &fs);
+    ck_assert_uint_gt(full, APN_MIN_ETH_FRAME);   /* no padding to hide in */
+    snap = snapshot(rx);
+    for (size_t len = 0; len < full; len++) {
+        uint64_t drops = rx_drops(rx);
+        uint64_t bad = cnt(rx, APN_CNT_RX_DROP_MALFORMED) +
+                       cnt(rx, APN_CNT_RX_DROP_CRC) +
+                       cnt(rx, APN_CNT_RX_FILTERED);
+
+        receive(rx, buf, len);
+        ck_assert_msg(rx_drops(rx) == drops + 1 &&
+                      cnt(rx, APN_CNT_RX_DROP_MALFORMED) +
+                      cnt(rx, APN_CNT_RX_DROP_CRC) +
+                      cnt(rx, APN_CNT_RX_FILTERED) == bad + 1,
+                      "truncated to %zu bytes: not dropped as malformed", len);
+    }
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_SEGMENTS), 0);
+    ck_assert_uint_eq(rx->fake.dma_writes, 0);
+    assert_mem_unchanged(rx, snap, 0, 0);
+    /* The whole frame still goes through. */
+    receive(rx, buf, full);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF + 0x100, pattern(), 64);
+    free(snap);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_rx_corrupt_any_byte)
+{
+    Nic *rx = rx_nic();
+    uint8_t buf[256];
+    FrameSpec fs;
+    uint8_t *snap;
+    size_t full;
+
+    spec_default(&fs, 0x100, 64);
+    full = build_frame(buf, sizeof(buf), &fs);
+    snap = snapshot(rx);
+    for (size_t i = 0; i < full; i++) {
+        uint64_t drops = rx_drops(rx);
+
+        if (i >= 6 && i < 12) {
+            continue;       /* the source MAC is not checked by default */
+        }
+        for (unsigned bit = 0; bit < 8; bit++) {
+            buf[i] ^= 1u << bit;
+            receive(rx, buf, full);
+            buf[i] ^= 1u << bit;
+            ck_assert_msg(rx_drops(rx) == drops + 1,
+                          "bit %u of byte %zu flipped: not dropped", bit, i);
+            drops++;
+        }
+    }
+    ck_assert_uint_eq(rx->fake.dma_writes, 0);
+    assert_mem_unchanged(rx, snap, 0, 0);
+    free(snap);
+    nic_free(rx);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Store gathering                                                               */
+/* ============================================================================ */
+
+START_TEST(test_gather_contiguous)
+{
+    Nic *tx = tx_nic();
+    SentSeg s;
+
+    /* Mixed sizes, each contiguous with the last: one segment. */
+    store(tx, TX_SLOT, 0x40, 0x01, 1);
+    store(tx, TX_SLOT, 0x41, 0x0302, 2);
+    store(tx, TX_SLOT, 0x43, 0x04, 1);
+    store(tx, TX_SLOT, 0x44, 0x08070605, 4);
+    store(tx, TX_SLOT, 0x48, 0x100f0e0d0c0b0a09ull, 8);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    s = parse_sent(&tx->fake.frames[0]);
+    ck_assert_uint_eq(s.offset, 0x40);
+    ck_assert_uint_eq(s.len, 16);
+    for (int i = 0; i < 16; i++) {
+        ck_assert_uint_eq(s.payload[i], i + 1);
+    }
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_STORES), 5);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 1);
+    /* A fence with nothing gathered sends nothing. */
+    fence(tx);
+    wr(tx, APN_REG_FLUSH, 1);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    nic_free(tx);
+}
+END_TEST
+
+/*
+ * Store `total` bytes contiguously from offset 0 (first store `lead` bytes,
+ * then 8-byte stores) and check every frame: at most `mtu` bytes of Ethernet
+ * payload, segments contiguous and in order, the data intact.
+ */
+static void check_mtu_split(uint32_t mtu, unsigned lead, uint32_t total,
+                            bool full_frames)
+{
+    ApnCoreConfig cfg = default_cfg(tx_mac);
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 65536);
+    const uint8_t *p = pattern();
+    uint32_t next = 0, off = 0;
+    Nic *tx;
+
+    cfg.mtu = mtu;
+    tx = nic_new_cfg(&cfg, MEM_SIZE);
+    nic_program(tx, TX_HOST, TABLE_COUNT, TABLE_COUNT);
+    set_route(tx, RX_HOST, rx_mac);
+    put_out(tx, TX_SLOT, &oe);
+
+    while (off < total) {
+        unsigned size = off ? 8 : lead;
+        uint64_t v = 0;
+
+        while (size > total - off) {
+            size /= 2;
+        }
+
+        for (unsigned i = 0; i < size; i++) {
+            v |= (uint64_t)p[off + i] << (8 * i);
+        }
+        store(tx, TX_SLOT, off, v, size);
+        off += size;
+    }
+    /* Full frames went out without waiting for a fence. */
+    ck_assert_uint_ge(tx->fake.nframes, total / mtu);
+    fence(tx);
+    for (unsigned i = 0; i < tx->fake.nframes; i++) {
+        const FakeFrame *f = &tx->fake.frames[i];
+        SentSeg s = parse_sent(f);
+        size_t payload = APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN +
+                         APN_SEG_PAD(s.len) + APN_CRC_LEN;
+
+        ck_assert_msg(payload <= mtu, "mtu %u lead %u: frame %u carries %zu "
+                      "bytes of Ethernet payload (segment of %u)", mtu, lead,
+                      i, payload, s.len);
+        ck_assert_uint_le(f->len, APN_ETH_HLEN + (size_t)(mtu > 46 ? mtu : 46));
+        ck_assert_uint_eq(s.offset, next);
+        ck_assert_mem_eq(s.payload, p + next, s.len);
+        if (full_frames && i + 1 < tx->fake.nframes) {
+            /* Not split early: another 8-byte store would not have fit. */
+            ck_assert_uint_gt(payload + 8, mtu);
+        }
+        next += s.len;
+    }
+    ck_assert_uint_eq(next, total);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), tx->fake.nframes);
+    nic_free(tx);
+}
+
+START_TEST(test_gather_mtu_split)
+{
+    check_mtu_split(1500, 8, 16384, true);
+    check_mtu_split(256, 8, 4096, true);
+    check_mtu_split(9000, 8, 65536, true);
+    check_mtu_split(1500, 4, 4096, false);
+}
+END_TEST
+
+START_TEST(test_gather_mtu_any)
+{
+    /* Every MTU the device accepts, including ones not a multiple of 4. */
+    for (uint32_t mtu = 256; mtu < 300; mtu++) {
+        for (unsigned lead = 1; lead <= 8; lead *= 2) {
+            check_mtu_split(mtu, lead, 2048, false);
+        }
+    }
+    check_mtu_split(1501, 1, 4096, false);
+}
+END_TEST
+
+START_TEST(test_gather_flush_order)
+{
+    Nic *tx = tx_nic();
+    struct apn_out_entry oe = out_entry(RX_HOST, 11, 4096);
+    SentSeg s;
+
+    put_out(tx, 6, &oe);
+    store(tx, TX_SLOT, 0, 0xa, 8);
+    store(tx, TX_SLOT, 8, 0xb, 8);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    store(tx, TX_SLOT, 32, 0xc, 8);              /* gap: flush first */
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    store(tx, 6, 40, 0xd, 8);                    /* other slot: flush */
+    ck_assert_uint_eq(tx->fake.nframes, 2);
+    store(tx, 6, 32, 0xe, 8);                    /* backwards: flush */
+    ck_assert_uint_eq(tx->fake.nframes, 3);
+    store(tx, 6, 32, 0xf, 8);                    /* same address: flush */
+    ck_assert_uint_eq(tx->fake.nframes, 4);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 5);
+
+    s = parse_sent(&tx->fake.frames[0]);
+    ck_assert_uint_eq(s.out_index, TX_SLOT);
+    ck_assert_uint_eq(s.offset, 0);
+    ck_assert_uint_eq(s.len, 16);
+    ck_assert_uint_eq(s.payload[0], 0xa);
+    ck_assert_uint_eq(s.payload[8], 0xb);
+    s = parse_sent(&tx->fake.frames[1]);
+    ck_assert_uint_eq(s.out_index, TX_SLOT);
+    ck_assert_uint_eq(s.in_index, RX_INDEX);
+    ck_assert_uint_eq(s.offset, 32);
+    ck_assert_uint_eq(s.payload[0], 0xc);
+    s = parse_sent(&tx->fake.frames[2]);
+    ck_assert_uint_eq(s.out_index, 6);
+    ck_assert_uint_eq(s.in_index, 11);
+    ck_assert_uint_eq(s.offset, 40);
+    ck_assert_uint_eq(s.payload[0], 0xd);
+    s = parse_sent(&tx->fake.frames[3]);
+    ck_assert_uint_eq(s.offset, 32);
+    ck_assert_uint_eq(s.payload[0], 0xe);
+    s = parse_sent(&tx->fake.frames[4]);
+    ck_assert_uint_eq(s.offset, 32);
+    ck_assert_uint_eq(s.payload[0], 0xf);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_gather_timer)
+{
+    Nic *tx = tx_nic();
+
+    store(tx, TX_SLOT, 0, 1, 8);
+    ck_assert(tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 1);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
+    /* An idle timer: every store pushes it back by the full delay. */
+    store(tx, TX_SLOT, 8, 2, 8);
+    ck_assert_uint_eq(tx->fake.timer_arms, 2);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
+    ck_assert(tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+
+    /* The timer firing sends the burst. */
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(parse_sent(&tx->fake.frames[0]).len, 16);
+    apn_core_flush_timer(&tx->core);             /* spurious: nothing */
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+
+    /* The next burst arms it again; a fence cancels it. */
+    store(tx, TX_SLOT, 0x100, 3, 8);
+    ck_assert_uint_eq(tx->fake.timer_arms, 3);
+    ck_assert(tx->fake.timer_armed);
+    fence(tx);
+    ck_assert(!tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.nframes, 2);
+
+    /* FLUSH sends as well. */
+    store(tx, TX_SLOT, 0x200, 4, 8);
+    wr(tx, APN_REG_FLUSH, 0);
+    ck_assert(!tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.nframes, 3);
+    nic_free(tx);
+}
+END_TEST
+
+typedef struct TxCase {
+    const char *name;
+    void (*setup)(Nic *tx);
+    uint32_t slot, off;
+    unsigned size;
+    enum apn_counter_id expect;
+    unsigned guest_errors;
+} TxCase;
+
+static void txs_none(Nic *tx)
+{
+    (void)tx;
+}
+
+static void txs_disabled(Nic *tx)
+{
+    wr(tx, APN_REG_CTRL, 0);
+}
+
+static void txs_not_valid(Nic *tx)
+{
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 4096);
+
+    oe.flags = 0;
+    put_out(tx, TX_SLOT, &oe);
+}
+
+static void txs_no_route(Nic *tx)
+{
+    apn_core_reg_write(&tx->core, APN_REG_HOST_MAC_BASE + 8 * RX_HOST,
+                       0x0000aabbccddeeffull, 8);
+}
+
+static void txs_no_route_host(Nic *tx)
+{
+    struct apn_out_entry oe = out_entry(0x1234, RX_INDEX, 4096);
+
+    put_out(tx, TX_SLOT, &oe);
+}
+
+static void txs_small(Nic *tx)
+{
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 64);
+
+    put_out(tx, TX_SLOT, &oe);
+}
+
+static void txs_table_unreadable(Nic *tx)
+{
+    wr(tx, APN_REG_CTRL, 0);
+    wr(tx, APN_REG_OUT_TABLE_LO, MEM_SIZE - 64 * 4);
+    wr(tx, APN_REG_CTRL, APN_CTRL_ENABLE);
+}
+
+static const TxCase tx_cases[] = {
+    { "disabled", txs_disabled, TX_SLOT, 0, 8, APN_CNT_TX_DROP_DISABLED, 0 },
+    { "slot >= num_out", txs_none, 256, 0, 8, APN_CNT_TX_DROP_INVALID, 0 },
+    { "slot >= table count", txs_none, TABLE_COUNT, 0, 8,
+      APN_CNT_TX_DROP_INVALID, 1 },
+    { "entry not valid", txs_not_valid, TX_SLOT, 0, 8,
+      APN_CNT_TX_DROP_INVALID, 1 },
+    { "table unreadable", txs_table_unreadable, TX_SLOT, 0, 8,
+      APN_CNT_TX_DROP_INVALID, 2 },
+    { "bounds", txs_none, TX_SLOT, 4096 - 4, 8, APN_CNT_TX_DROP_BOUNDS, 1 },
+    { "bounds at size", txs_none, TX_SLOT, 4096, 1, APN_CNT_TX_DROP_BOUNDS,
+      1 },
+    { "bounds small", txs_small, TX_SLOT, 64, 4, APN_CNT_TX_DROP_BOUNDS, 1 },
+    { "bounds slot end", txs_none, TX_SLOT, 0xfff8, 8,
+      APN_CNT_TX_DROP_BOUNDS, 1 },
+    { "no route", txs_no_route, TX_SLOT, 0, 8, APN_CNT_TX_DROP_NO_ROUTE, 1 },
+    { "no route (host >= 256)", txs_no_route_host, TX_SLOT, 0, 8,
+      APN_CNT_TX_DROP_NO_ROUTE, 1 },
+};
+
+START_TEST(test_tx_drop_case)
+{
+    const TxCase *c = &tx_cases[_i];
+    Nic *tx = tx_nic();
+
+    c->setup(tx);
+    qemu_log_counts_reset();
+    store(tx, c->slot, c->off, 0x1122334455667788ull, c->size);
+    if (c->expect != APN_CNT_TX_DROP_NO_ROUTE) {
+        /* Dropped at the store: nothing gathered, no timer. */
+        ck_assert(!tx->fake.timer_armed);
+    }
+    fence(tx);
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_FRAMES), 0);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 0);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_STORES), 1);
+    assert_only_tx_drop(tx, c->expect, 1);
+    ck_assert_msg(qemu_log_guest_errors == c->guest_errors,
+                  "%s: %u guest errors logged", c->name,
+                  qemu_log_guest_errors);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_tx_bounds_keeps_burst)
+{
+    Nic *tx = tx_nic();
+    SentSeg s;
+
+    /* A store past the end is dropped; what was gathered still goes. */
+    store(tx, TX_SLOT, 4096 - 8, 0x55, 8);
+    store(tx, TX_SLOT, 4096, 0x66, 8);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_DROP_BOUNDS), 1);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    s = parse_sent(&tx->fake.frames[0]);
+    ck_assert_uint_eq(s.offset, 4096 - 8);
+    ck_assert_uint_eq(s.len, 8);
+    ck_assert_uint_eq(s.payload[0], 0x55);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_gather_flushed_by_control_writes)
+{
+    Nic *tx = tx_nic();
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 4096);
+    static const uint8_t new_mac[6] = { 0x52, 0x54, 0x00, 0xbb, 0xbb, 0xbb };
+    SentSeg s;
+
+    /* TABLE_INVAL: the burst goes out under the entry it was gathered with. */
+    store(tx, TX_SLOT, 0, 1, 8);
+    oe.nonce = NONCE2;
+    put_out(tx, TX_SLOT, &oe);
+    wr(tx, APN_REG_TABLE_INVAL, APN_INVAL_OUT | TX_SLOT);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(parse_sent(&tx->fake.frames[0]).nonce, NONCE);
+    s = parse_sent(send_one(tx, TX_SLOT, 8, 8));
+    ck_assert_uint_eq(s.nonce, NONCE2);
+
+    /* Invalidating another index (or the other table) flushes too. */
+    store(tx, TX_SLOT, 0x10, 2, 8);
+    wr(tx, APN_REG_TABLE_INVAL, 3);
+    ck_assert_uint_eq(tx->fake.nframes, 3);
+
+    /* A route change: the burst goes to the old MAC. */
+    store(tx, TX_SLOT, 0x20, 3, 8);
+    set_route(tx, RX_HOST, new_mac);
+    ck_assert_uint_eq(tx->fake.nframes, 4);
+    ck_assert_mem_eq(tx->fake.frames[3].data, rx_mac, 6);
+    store(tx, TX_SLOT, 0x30, 4, 8);
+    wr(tx, APN_REG_HOST_MAC_BASE + 8 * 200, 0);
+    ck_assert_uint_eq(tx->fake.nframes, 5);
+    ck_assert_mem_eq(tx->fake.frames[4].data, new_mac, 6);
+
+    /* A host id change: the burst carries the old source. */
+    store(tx, TX_SLOT, 0x40, 5, 8);
+    wr(tx, APN_REG_HOST_ID, 42);
+    ck_assert_uint_eq(tx->fake.nframes, 6);
+    ck_assert_uint_eq(parse_sent(&tx->fake.frames[5]).src_host, TX_HOST);
+
+    /* Clearing CTRL.ENABLE sends what was accepted while enabled. */
+    store(tx, TX_SLOT, 0x50, 6, 8);
+    wr(tx, APN_REG_CTRL, 0);
+    ck_assert_uint_eq(tx->fake.nframes, 7);
+    ck_assert_uint_eq(parse_sent(&tx->fake.frames[6]).src_host, 42);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_aperture_read)
+{
+    Nic *tx = tx_nic();
+
+    store(tx, TX_SLOT, 0, 1, 8);
+    qemu_log_counts_reset();
+    ck_assert_uint_eq(apn_core_aperture_read(&tx->core, ap(tx, TX_SLOT, 0),
+                                             8), 0);
+    /* A read orders after earlier stores: they are sent first. */
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(qemu_log_unimp, 1);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    nic_free(tx);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Mapping cache                                                                 */
+/* ============================================================================ */
+
+/* A receiver with `nent` contiguous apertures 0..nent-1 of 4 KiB each. */
+static Nic *cache_nic(uint32_t cache_entries, uint32_t nent)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n;
+
+    cfg.cache_entries = cache_entries;
+    n = nic_new_cfg(&cfg, MEM_SIZE);
+    nic_program(n, RX_HOST, TABLE_COUNT, TABLE_COUNT);
+    for (uint32_t i = 0; i < nent; i++) {
+        struct apn_in_entry e = contig_in(RX_BUF + 0x1000 * i, 4096);
+        put_in(n, i, &e);
+    }
+    return n;
+}
+
+/* Deliver 8 bytes to aperture `idx` and say whether it hit the cache. */
+static bool touch(Nic *n, uint32_t idx, uint32_t nonce)
+{
+    uint64_t hits = cnt(n, APN_CNT_CACHE_HITS);
+    uint64_t misses = cnt(n, APN_CNT_CACHE_MISSES);
+    unsigned reads = n->fake.dma_reads;
+    uint8_t buf[128];
+    FrameSpec fs;
+    size_t len;
+
+    spec_default(&fs, 0, 8);
+    fs.seg[0].in_index = idx;
+    fs.seg[0].nonce = nonce;
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(n, buf, len);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_HITS) +
+                      cnt(n, APN_CNT_CACHE_MISSES), hits + misses + 1);
+    if (cnt(n, APN_CNT_CACHE_HITS) > hits) {
+        /* A hit never reads guest memory. */
+        ck_assert_uint_eq(n->fake.dma_reads, reads);
+        return true;
+    }
+    ck_assert_uint_eq(n->fake.dma_reads, reads + 1);
+    return false;
+}
+
+START_TEST(test_cache_lru)
+{
+    Nic *n = cache_nic(4, 5);
+    enum { A, B, C, D, E };
+
+    ck_assert(!touch(n, A, NONCE));
+    ck_assert(!touch(n, B, NONCE));
+    ck_assert(!touch(n, C, NONCE));
+    ck_assert(!touch(n, D, NONCE));
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 0);
+    ck_assert(touch(n, A, NONCE));
+    ck_assert(!touch(n, E, NONCE));            /* evicts B, the LRU */
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 1);
+    ck_assert(touch(n, A, NONCE));
+    ck_assert(touch(n, C, NONCE));
+    ck_assert(touch(n, D, NONCE));
+    ck_assert(touch(n, E, NONCE));
+    ck_assert(!touch(n, B, NONCE));            /* evicts A */
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 2);
+    ck_assert(!touch(n, A, NONCE));            /* evicts C */
+    ck_assert(touch(n, D, NONCE));
+    ck_assert(touch(n, E, NONCE));
+    ck_assert(touch(n, B, NONCE));
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_HITS), 8);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_MISSES), 7);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 3);
+    /* Every frame was delivered. */
+    ck_assert_uint_eq(rx_drops(n), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_cache_inval_index)
+{
+    Nic *n = cache_nic(4, 5);
+    struct apn_in_entry e = contig_in(RX_BUF, 4096);
+
+    ck_assert(!touch(n, 0, NONCE));
+    ck_assert(touch(n, 0, NONCE));
+    /* The OS changes the entry and invalidates it: the new nonce counts. */
+    e.nonce = NONCE2;
+    put_in(n, 0, &e);
+    wr(n, APN_REG_TABLE_INVAL, 0);
+    ck_assert(!touch(n, 0, NONCE2));
+    ck_assert_uint_eq(rx_drops(n), 0);
+    touch(n, 0, NONCE);
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_NONCE, 1);
+
+    /* The same index in the other table is a different entry. */
+    wr(n, APN_REG_TABLE_INVAL, APN_INVAL_OUT | 0);
+    ck_assert(touch(n, 0, NONCE2));
+
+    /* A freed slot is reused before anything is evicted. */
+    ck_assert(!touch(n, 1, NONCE));
+    ck_assert(!touch(n, 2, NONCE));
+    ck_assert(!touch(n, 3, NONCE));
+    wr(n, APN_REG_TABLE_INVAL, 2);
+    ck_assert(!touch(n, 4, NONCE));
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 0);
+    ck_assert(touch(n, 0, NONCE2));
+    ck_assert(touch(n, 1, NONCE));
+    ck_assert(touch(n, 3, NONCE));
+    ck_assert(!touch(n, 2, NONCE));
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 1);
+    /* Invalidating what is not cached is harmless. */
+    wr(n, APN_REG_TABLE_INVAL, 12);
+    wr(n, APN_REG_TABLE_INVAL, 0x7ffffffe);
+    ck_assert(touch(n, 2, NONCE));
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_cache_inval_all)
+{
+    Nic *n = cache_nic(4, 5);
+
+    for (uint32_t i = 0; i < 4; i++) {
+        ck_assert(!touch(n, i, NONCE));
+    }
+    /* An aperture store caches outgoing entry 0 (evicting incoming 0). */
+    store(n, 0, 0, 0, 8);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 1);
+    ck_assert(touch(n, 1, NONCE));
+
+    /* ALL of the outgoing table leaves the incoming entries alone. */
+    wr(n, APN_REG_TABLE_INVAL, APN_INVAL_OUT | APN_INVAL_ALL_INDEX);
+    ck_assert(touch(n, 1, NONCE));
+    ck_assert(touch(n, 2, NONCE));
+    ck_assert(touch(n, 3, NONCE));
+    ck_assert(!touch(n, 0, NONCE));            /* reuses the freed slot */
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 1);
+
+    /* ALL of the incoming table: every entry is read again, none evicted. */
+    wr(n, APN_REG_TABLE_INVAL, APN_INVAL_ALL_INDEX);
+    for (uint32_t i = 0; i < 4; i++) {
+        ck_assert(!touch(n, i, NONCE));
+    }
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 1);
+    ck_assert_uint_eq(rx_drops(n), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_cache_big_table)
+{
+    static const uint32_t strides[] = { 1, 61, 64 };
+    const uint64_t in_table = 4u << 20;
+
+    for (size_t s = 0; s < ARRAY_SIZE(strides); s++) {
+        ApnCoreConfig cfg = default_cfg(rx_mac);
+        uint32_t nkeys = 1024;
+        unsigned max_chain = 0;
+        Nic *n;
+
+        cfg.cache_entries = nkeys;
+        n = nic_new_cfg(&cfg, 8u << 20);
+        wr(n, APN_REG_IN_TABLE_LO, (uint32_t)in_table);
+        wr(n, APN_REG_IN_TABLE_COUNT, 65536);
+        ck_assert_uint_eq(rd(n, APN_REG_IN_TABLE_COUNT), 65536);
+        wr(n, APN_REG_HOST_ID, RX_HOST);
+        wr(n, APN_REG_CTRL, APN_CTRL_ENABLE);
+        for (uint32_t i = 0; i < nkeys; i++) {
+            uint32_t idx = i ? (i * strides[s]) % 65536 : 65535;
+            struct apn_in_entry e = contig_in(RX_BUF, 4096);
+            put_in(n, idx, &e);
+            ck_assert(!touch(n, idx, NONCE));
+        }
+        for (uint32_t i = 0; i < nkeys; i++) {
+            uint32_t idx = i ? (i * strides[s]) % 65536 : 65535;
+            ck_assert_msg(touch(n, idx, NONCE), "stride %u: index %u missed",
+                          strides[s], idx);
+        }
+        ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 0);
+        ck_assert_uint_eq(rx_drops(n), 0);
+
+        /* A hit walks one short hash chain, whatever the table size. */
+        for (uint32_t b = 0; b <= n->core.cache.bucket_mask; b++) {
+            unsigned len = 0;
+            for (int32_t i = n->core.cache.buckets[b]; i >= 0;
+                 i = n->core.cache.slots[i].hash_next) {
+                len++;
+            }
+            max_chain = len > max_chain ? len : max_chain;
+        }
+        ck_assert_msg(max_chain <= 8, "stride %u: hash chain of %u",
+                      strides[s], max_chain);
+        nic_free(n);
+    }
+}
+END_TEST
+
+START_TEST(test_cache_tx_hit)
+{
+    Nic *tx = tx_nic();
+    unsigned reads;
+
+    send_one(tx, TX_SLOT, 0, 8);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_CACHE_MISSES), 1);
+    reads = tx->fake.dma_reads;
+    send_one(tx, TX_SLOT, 8, 8);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_CACHE_HITS), 1);
+    ck_assert_uint_eq(tx->fake.dma_reads, reads);
+    nic_free(tx);
+}
+END_TEST
+
+/* ============================================================================ */
+/* OS queue                                                                      */
+/* ============================================================================ */
+
+static const uint8_t *osq_event(Nic *n, uint32_t slot)
+{
+    return n->fake.mem + OSQ_ADDR + sizeof(struct apn_queue_ctrl) +
+           slot * sizeof(struct apn_event);
+}
+
+static uint32_t osq_ctrl(Nic *n, size_t field)
+{
+    return ld_le32(n->fake.mem + OSQ_ADDR + field);
+}
+
+static unsigned osq_writes_seen;
+static unsigned osq_event_write_at, osq_wrptr_write_at;
+
+static void osq_order_hook(Fake *f, uint64_t addr, uint64_t len)
+{
+    /* Nothing is signalled before the event and the mirror are written. */
+    ck_assert_uint_eq(f->nnotify, 0);
+    osq_writes_seen++;
+    if (addr == OSQ_ADDR + sizeof(struct apn_queue_ctrl) && len == 16) {
+        osq_event_write_at = osq_writes_seen;
+    }
+    if (addr == OSQ_ADDR + offsetof(struct apn_queue_ctrl, wrptr)) {
+        osq_wrptr_write_at = osq_writes_seen;
+    }
+}
+
+START_TEST(test_osq_event_layout)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+    const uint8_t *ev;
+
+    nic_program(n, RX_HOST, TABLE_COUNT, TABLE_COUNT);
+    memset(n->fake.mem + OSQ_ADDR + 64, 0xaa, 16 * OSQ_EVENTS);
+    n->fake.on_write = osq_order_hook;
+    wr(n, APN_REG_IRQ_TEST, 0);
+    n->fake.on_write = NULL;
+    ck_assert_uint_eq(osq_event_write_at, 1);
+    ck_assert_uint_eq(osq_wrptr_write_at, 2);
+
+    ev = osq_event(n, 0);
+    ck_assert_uint_eq(ev[0], APN_EV_TEST);
+    ck_assert_uint_eq(ev[1], 0);                   /* flags */
+    ck_assert_uint_eq(ev[2] | ev[3] << 8, 0);      /* endpoint */
+    ck_assert_uint_eq(ld_le32(ev + 4), 0);         /* info: the vector */
+    ck_assert_uint_eq(ld_le64(ev + 8), 0);         /* data */
+    ck_assert_uint_eq(osq_event(n, 1)[0], 0xaa);
+    ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, wrptr)), 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    ck_assert_uint_eq(n->fake.nnotify, 1);
+    ck_assert_uint_eq(n->fake.notify_vec[0], APN_VEC_OSQ);
+
+    wr(n, APN_REG_IRQ_TEST, 1);
+    ev = osq_event(n, 1);
+    ck_assert_uint_eq(ev[0], APN_EV_TEST);
+    ck_assert_uint_eq(ld_le32(ev + 4), 1);
+    ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, wrptr)), 2);
+    ck_assert_uint_eq(n->fake.nnotify, 2);
+    ck_assert_uint_eq(n->fake.notify_vec[1], 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_OSQ_EVENTS), 2);
+    ck_assert_uint_eq(cnt(n, APN_CNT_IRQS), 2);
+    /* The device does not touch the consumer's fields. */
+    ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, rdptr)), 0);
+    ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, overflows)),
+                      0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_osq_irq_test_vector)
+{
+    static const uint32_t bad[] = { APN_NUM_VECTORS, 2, 0x100, 0xffffffffu };
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    nic_program(n, RX_HOST, TABLE_COUNT, TABLE_COUNT);
+    qemu_log_counts_reset();
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        wr(n, APN_REG_IRQ_TEST, bad[i]);
+    }
+    ck_assert_uint_eq(qemu_log_guest_errors, ARRAY_SIZE(bad));
+    ck_assert_uint_eq(n->fake.nnotify, 0);
+    ck_assert_uint_eq(n->fake.dma_writes, 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 0);
+
+    /* No queue programmed: nothing is written. */
+    wr(n, APN_REG_OSQ_SIZE, 0);
+    wr(n, APN_REG_IRQ_TEST, 0);
+    ck_assert_uint_eq(n->fake.dma_writes, 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 0);
+
+    /* A queue outside guest memory: reported, not signalled. */
+    wr(n, APN_REG_OSQ_BASE_HI, 1);
+    wr(n, APN_REG_OSQ_SIZE, 4);
+    qemu_log_counts_reset();
+    wr(n, APN_REG_IRQ_TEST, 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 0);
+    ck_assert_uint_eq(n->fake.nnotify, 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_osq_overflow)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+    uint8_t *snap;
+
+    nic_program(n, RX_HOST, TABLE_COUNT, TABLE_COUNT);
+    wr(n, APN_REG_OSQ_SIZE, 4);
+    for (uint32_t i = 0; i < 4; i++) {
+        wr(n, APN_REG_IRQ_TEST, i & 1);
+    }
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 4);
+    ck_assert_uint_eq(cnt(n, APN_CNT_OSQ_OVERFLOWS), 0);
+
+    /* Full: counted, never overwritten, the vector still raised. */
+    snap = snapshot(n);
+    wr(n, APN_REG_IRQ_TEST, 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_OSQ_OVERFLOWS), 1);
+    ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, overflows)),
+                      1);
+    snap[OSQ_ADDR + offsetof(struct apn_queue_ctrl, overflows)] = 1;
+    assert_mem_unchanged(n, snap, 0, 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 4);
+    ck_assert_uint_eq(cnt(n, APN_CNT_OSQ_EVENTS), 4);
+    ck_assert_uint_eq(n->fake.nnotify, 5);
+    ck_assert_uint_eq(n->fake.notify_vec[4], 1);
+
+    /* Consuming two makes room for two; they wrap to slots 0 and 1. */
+    wr(n, APN_REG_OSQ_RDPTR, 2);
+    wr(n, APN_REG_IRQ_TEST, 1);
+    wr(n, APN_REG_IRQ_TEST, 1);
+    ck_assert_uint_eq(ld_le32(osq_event(n, 0) + 4), 1);
+    ck_assert_uint_eq(ld_le32(osq_event(n, 1) + 4), 1);
+    ck_assert_uint_eq(ld_le32(osq_event(n, 2) + 4), 0);
+    ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, wrptr)), 6);
+    wr(n, APN_REG_IRQ_TEST, 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_OSQ_OVERFLOWS), 2);
+    ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, overflows)),
+                      2);
+    ck_assert_uint_eq(ld_le32(osq_event(n, 2) + 4), 0);
+    free(snap);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_osq_link_events)
+{
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    /* While disabled the status changes silently. */
+    apn_core_set_link(&n->core, true);
+    ck_assert_uint_eq(rd(n, APN_REG_STATUS), APN_STATUS_LINK_UP);
+    ck_assert_uint_eq(n->fake.nnotify, 0);
+
+    nic_program(n, RX_HOST, TABLE_COUNT, TABLE_COUNT);
+    apn_core_set_link(&n->core, true);          /* no change: no event */
+    ck_assert_uint_eq(n->fake.nnotify, 0);
+    apn_core_set_link(&n->core, false);
+    ck_assert_uint_eq(rd(n, APN_REG_STATUS), 0);
+    ck_assert_uint_eq(osq_event(n, 0)[0], APN_EV_LINK);
+    ck_assert_uint_eq(ld_le32(osq_event(n, 0) + 4), 0);
+    apn_core_set_link(&n->core, true);
+    ck_assert_uint_eq(osq_event(n, 1)[0], APN_EV_LINK);
+    ck_assert_uint_eq(ld_le32(osq_event(n, 1) + 4), APN_STATUS_LINK_UP);
+    ck_assert_uint_eq(n->fake.nnotify, 2);
+    ck_assert_uint_eq(n->fake.notify_vec[0], APN_VEC_OSQ);
+    ck_assert_uint_eq(n->fake.notify_vec[1], APN_VEC_OSQ);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_osq_dma_error_event)
+{
+    Nic *rx = rx_nic();
+    uint8_t buf[128];
+    FrameSpec fs;
+    size_t len;
+    const uint8_t *ev;
+
+    wr(rx, APN_REG_CTRL, 0);
+    wr(rx, APN_REG_IN_TABLE_HI, 1);
+    wr(rx, APN_REG_CTRL, APN_CTRL_ENABLE);
+    spec_default(&fs, 0, 8);
+    len = build_frame(buf, sizeof(buf), &fs);
+    receive(rx, buf, len);
+    assert_only_rx_drop(rx, APN_CNT_RX_DROP_INDEX, 1);
+    ev = osq_event(rx, 0);
+    ck_assert_uint_eq(ev[0], APN_EV_DEVICE_ERROR);
+    ck_assert_uint_eq(ld_le32(ev + 4), APN_ERR_DMA);
+    ck_assert_uint_eq(ld_le64(ev + 8),
+                      0x100000000ull + IN_TABLE + RX_INDEX * 64);
+    ck_assert_uint_eq(rx->fake.nnotify, 1);
+    ck_assert_uint_eq(rx->fake.notify_vec[0], APN_VEC_OSQ);
+    nic_free(rx);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Migration                                                                     */
+/* ============================================================================ */
+
+/*
+ * Migrate `src` into a fresh core on a fresh machine: guest RAM, the
+ * registers and (when active) the burst travel, as apertnic.c's VMState
+ * does; nothing else does.
+ */
+static Nic *migrate(Nic *src)
+{
+    Nic *dst = nic_new_cfg(&src->core.cfg, src->fake.mem_size);
+
+    memcpy(dst->fake.mem, src->fake.mem, src->fake.mem_size);
+    dst->core.regs = src->core.regs;
+    if (src->core.burst.active) {
+        dst->core.burst = src->core.burst;
+    }
+    apn_core_post_load(&dst->core);
+    return dst;
+}
+
+START_TEST(test_post_load_clamps)
+{
+    Nic *tx = tx_nic();
+    ApnCoreRegs *r = &tx->core.regs;
+
+    send_one(tx, TX_SLOT, 0, 8);
+
+    /* An untrusted stream: sizes beyond what the device has. */
+    r->in_table_count = 65537;
+    r->out_table_count = 257;
+    r->osq_size = 3;
+    apn_core_post_load(&tx->core);
+    ck_assert_uint_eq(rd(tx, APN_REG_IN_TABLE_COUNT), 0);
+    ck_assert_uint_eq(rd(tx, APN_REG_OUT_TABLE_COUNT), 0);
+    ck_assert_uint_eq(rd(tx, APN_REG_OSQ_SIZE), 0);
+    r->osq_size = 1u << 21;
+    apn_core_post_load(&tx->core);
+    ck_assert_uint_eq(rd(tx, APN_REG_OSQ_SIZE), 0);
+    r->osq_size = 0x80000000u;
+    apn_core_post_load(&tx->core);
+    ck_assert_uint_eq(rd(tx, APN_REG_OSQ_SIZE), 0);
+
+    /* In-range values survive. */
+    r->in_table_count = 65536;
+    r->out_table_count = 256;
+    r->osq_size = 1u << 20;
+    apn_core_post_load(&tx->core);
+    ck_assert_uint_eq(rd(tx, APN_REG_IN_TABLE_COUNT), 65536);
+    ck_assert_uint_eq(rd(tx, APN_REG_OUT_TABLE_COUNT), 256);
+    ck_assert_uint_eq(rd(tx, APN_REG_OSQ_SIZE), 1u << 20);
+
+    /* The mapping cache is not trusted across a load: it refills. */
+    r->out_table_count = TABLE_COUNT;
+    store(tx, TX_SLOT, 0, 1, 8);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_CACHE_MISSES), 2);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_post_load_burst)
+{
+    Nic *src = tx_nic(), *dst;
+    SentSeg s;
+
+    /* A burst gathered when the VM stopped is sent on the destination. */
+    store_bytes(src, TX_SLOT, 0x80, pattern(), 24);
+    dst = migrate(src);
+    ck_assert(dst->fake.timer_armed);
+    ck_assert_uint_eq(dst->fake.timer_delay_ns, 5000);
+    ck_assert_uint_eq(dst->fake.nframes, 0);
+    apn_core_flush_timer(&dst->core);
+    ck_assert_uint_eq(dst->fake.nframes, 1);
+    s = parse_sent(&dst->fake.frames[0]);
+    ck_assert_uint_eq(s.offset, 0x80);
+    ck_assert_uint_eq(s.len, 24);
+    ck_assert_uint_eq(s.nonce, NONCE);
+    ck_assert_uint_eq(s.in_index, RX_INDEX);
+    ck_assert_uint_eq(s.src_host, TX_HOST);
+    ck_assert_mem_eq(s.payload, pattern(), 24);
+    ck_assert_mem_eq(dst->fake.frames[0].data, rx_mac, 6);
+    nic_free(dst);
+
+    /* The stream is untrusted: a burst that could not have been built is
+     * dropped, not sent. */
+    for (int bad = 0; bad < 4; bad++) {
+        ApnBurst *b = &src->core.burst;
+
+        store_bytes(src, TX_SLOT, 0x80, pattern(), 24);
+        ck_assert(b->active);
+        switch (bad) {
+        case 0: b->out_index = 256; break;              /* >= num_out */
+        case 1: b->len = APN_MAX_MTU; break;            /* > the MTU */
+        case 2: b->start = 4096 - 8; break;             /* past the entry */
+        case 3: b->entry.size = 16; break;
+        }
+        dst = migrate(src);
+        ck_assert_msg(!dst->fake.timer_armed, "bad burst %d resumed", bad);
+        fence(dst);
+        apn_core_flush_timer(&dst->core);
+        ck_assert_msg(dst->fake.nframes == 0, "bad burst %d sent", bad);
+        nic_free(dst);
+        b->active = false;                  /* never send the forgery */
+    }
+    nic_free(src);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Known core bugs (opt-in: APN_TEST_KNOWN_BUGS=1)                               */
+/* ============================================================================ */
+
+START_TEST(test_post_load_osq_size_1)
+{
+    /* OSQ_SIZE rejects 1 ("power of two >= 2"); so should post_load. */
+    Nic *tx = tx_nic();
+
+    tx->core.regs.osq_size = 1;
+    apn_core_post_load(&tx->core);
+    ck_assert_uint_eq(rd(tx, APN_REG_OSQ_SIZE), 0);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_init_endpoints_max)
+{
+    /*
+     * apertnic_hw.h: per-endpoint registers (APN_EP_REG) must end below the
+     * user pages, so at most APN_MAX_ENDPOINTS; init still accepts 1024.
+     */
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    ApnCore *core = calloc(1, sizeof(*core));
+    const char *why = NULL;
+    Fake fake;
+
+    ck_assert_uint_le(APN_EP_REG(APN_MAX_ENDPOINTS, 0), APN_USER_PAGES_BASE);
+    fake_init(&fake, 4096);
+    cfg.num_endpoints = APN_MAX_ENDPOINTS + 1;
+    ck_assert_msg(apn_core_init(core, &cfg, &fake_ops, &fake, &why) == -1,
+                  "%u endpoints accepted: APN_EP_REG(%u) overlaps user page 0",
+                  cfg.num_endpoints, APN_MAX_ENDPOINTS);
+    apn_core_cleanup(core);
+    free(core);
+    fake_destroy(&fake);
+}
+END_TEST
+
+/* ============================================================================ */
+
+static Suite *core_suite(void)
+{
+    Suite *s = suite_create("apertnic_core");
+    TCase *tc;
+
+    tc = tcase_create("crc");
+    tcase_add_test(tc, test_crc32c_check_value);
+    tcase_add_test(tc, test_crc32c_incremental);
+    tcase_add_test(tc, test_counter_names);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("init");
+    tcase_add_test(tc, test_init_defaults);
+    tcase_add_loop_test(tc, test_init_rejects, 0, ARRAY_SIZE(bad_cfgs));
+    tcase_add_test(tc, test_init_limits_accepted);
+    tcase_add_test(tc, test_bar_sizes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("regs");
+    tcase_add_test(tc, test_regs_identity);
+    tcase_add_test(tc, test_regs_ro_ignore_writes);
+    tcase_add_test(tc, test_regs_tables_locked);
+    tcase_add_test(tc, test_regs_osq);
+    tcase_add_test(tc, test_regs_host_id);
+    tcase_add_test(tc, test_regs_host_table);
+    tcase_add_test(tc, test_regs_counters);
+    tcase_add_test(tc, test_regs_ctrl_reset);
+    tcase_add_test(tc, test_regs_ctrl_reserved);
+    tcase_add_test(tc, test_regs_user_pages);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("wire");
+    tcase_add_test(tc, test_tx_frame_format);
+    tcase_add_test(tc, test_tx_frame_padding);
+    tcase_add_test(tc, test_roundtrip_contig);
+    tcase_add_test(tc, test_roundtrip_pagelist);
+    tcase_add_test(tc, test_rx_pagelist_dma_error);
+    tcase_add_test(tc, test_roundtrip_seq);
+    tcase_add_test(tc, test_tx_loopback);
+    tcase_add_test(tc, test_rx_multi_segment);
+    tcase_add_test(tc, test_rx_broadcast_and_padding);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("rx_drops");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_rx_case, 0, ARRAY_SIZE(rx_cases));
+    tcase_add_test(tc, test_rx_check_order);
+    tcase_add_test(tc, test_rx_truncated);
+    tcase_add_test(tc, test_rx_corrupt_any_byte);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("gather");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_gather_contiguous);
+    tcase_add_test(tc, test_gather_mtu_split);
+    tcase_add_test(tc, test_gather_mtu_any);
+    tcase_add_test(tc, test_gather_flush_order);
+    tcase_add_test(tc, test_gather_timer);
+    tcase_add_loop_test(tc, test_tx_drop_case, 0, ARRAY_SIZE(tx_cases));
+    tcase_add_test(tc, test_tx_bounds_keeps_burst);
+    tcase_add_test(tc, test_gather_flushed_by_control_writes);
+    tcase_add_test(tc, test_aperture_read);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cache");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_cache_lru);
+    tcase_add_test(tc, test_cache_inval_index);
+    tcase_add_test(tc, test_cache_inval_all);
+    tcase_add_test(tc, test_cache_big_table);
+    tcase_add_test(tc, test_cache_tx_hit);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("osq");
+    tcase_add_test(tc, test_osq_event_layout);
+    tcase_add_test(tc, test_osq_irq_test_vector);
+    tcase_add_test(tc, test_osq_overflow);
+    tcase_add_test(tc, test_osq_link_events);
+    tcase_add_test(tc, test_osq_dma_error_event);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("migration");
+    tcase_add_test(tc, test_post_load_clamps);
+    tcase_add_test(tc, test_post_load_burst);
+    tcase_add_test(tc, test_post_load_osq_size_1);
+    suite_add_tcase(s, tc);
+
+    if (getenv("APN_TEST_KNOWN_BUGS")) {
+        tc = tcase_create("known_bugs");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_init_endpoints_max);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(core_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
