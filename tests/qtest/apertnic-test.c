@@ -488,6 +488,89 @@ static void recv_check(Apn *a, const TxExpect *x)
     check_tx_frame(buf, n, x);
 }
 
+typedef struct SegExpect {
+    uint8_t type, flags;
+    uint32_t in_index, nonce, seq, offset, out_index;
+    const uint8_t *payload;
+    uint16_t len;
+} SegExpect;
+
+static SegExpect seg_expect(uint32_t out_index, uint32_t in_index,
+                            uint32_t nonce, uint32_t offset,
+                            const uint8_t *payload, uint16_t len)
+{
+    return (SegExpect) {
+        .type = APN_SEG_WRITE, .in_index = in_index, .nonce = nonce,
+        .offset = offset, .out_index = out_index, .payload = payload,
+        .len = len,
+    };
+}
+
+/* Check every byte of a (packed) CI frame the device sent. */
+static void check_tx_segs(const uint8_t *f, size_t n, const uint8_t *dst,
+                          uint16_t dst_host, const SegExpect *x,
+                          unsigned nseg)
+{
+    const uint8_t *ci = f + APN_ETH_HLEN;
+    size_t pos = APN_FRAME_HDR_LEN, end;
+
+    g_assert_cmpmem(f, 6, dst, 6);
+    g_assert_cmpmem(f + 6, 6, dev_mac, 6);
+    g_assert_cmphex(lduw_be_p(f + 12), ==, APN_ETHERTYPE);
+    g_assert_cmpuint(ci[0], ==, APN_WIRE_VERSION);
+    g_assert_cmpuint(ci[1], ==, nseg);
+    g_assert_cmphex(lduw_be_p(ci + 2), ==, SELF_HOST);
+    g_assert_cmphex(lduw_be_p(ci + 4), ==, dst_host);
+    g_assert_cmphex(lduw_be_p(ci + 6), ==, 0);
+    for (unsigned i = 0; i < nseg; i++) {
+        const uint8_t *seg = ci + pos;
+
+        g_assert_cmpuint(APN_ETH_HLEN + pos + APN_SEG_HDR_LEN, <=, n);
+        g_assert_cmpuint(seg[0], ==, x[i].type);
+        g_assert_cmphex(seg[1], ==, x[i].flags);
+        g_assert_cmpuint(lduw_be_p(seg + 2), ==, x[i].len);
+        g_assert_cmpuint(be32(seg + 4), ==, x[i].in_index);
+        g_assert_cmphex(be32(seg + 8), ==, x[i].nonce);
+        g_assert_cmpuint(be32(seg + 12), ==, x[i].seq);
+        g_assert_cmphex(be32(seg + 16), ==, x[i].offset);
+        g_assert_cmpuint(be32(seg + 20), ==, x[i].out_index);
+        g_assert_cmpmem(seg + APN_SEG_HDR_LEN, x[i].len, x[i].payload,
+                        x[i].len);
+        for (size_t k = APN_SEG_HDR_LEN + x[i].len;
+             k < APN_SEG_HDR_LEN + APN_SEG_PAD(x[i].len); k++) {
+            g_assert_cmphex(seg[k], ==, 0);
+        }
+        pos += APN_SEG_HDR_LEN + APN_SEG_PAD(x[i].len);
+    }
+    end = APN_ETH_HLEN + pos + APN_CRC_LEN;
+    g_assert_cmpuint(n, ==, MAX(end, APN_MIN_ETH_FRAME));
+    g_assert_cmphex(be32(ci + pos), ==, crc32c_std(ci, pos));
+    for (size_t i = end; i < n; i++) {
+        g_assert_cmphex(f[i], ==, 0);
+    }
+}
+
+static void recv_check_segs(Apn *a, const uint8_t *dst, uint16_t dst_host,
+                            const SegExpect *x, unsigned nseg)
+{
+    uint8_t buf[FRAME_MAX];
+    size_t n = recv_frame(a, buf);
+
+    check_tx_segs(buf, n, dst, dst_host, x, nseg);
+}
+
+/* The APN_SEG_ERROR frame the device sends back for a refused segment. */
+static void recv_seg_error(Apn *a, uint32_t in_index, uint32_t out_index,
+                           int reason)
+{
+    SegExpect x = {
+        .type = APN_SEG_ERROR, .in_index = in_index, .offset = reason,
+        .out_index = out_index,
+    };
+
+    recv_check_segs(a, peer_mac, PEER_HOST, &x, 1);
+}
+
 /* Outgoing slot @slot at byte @off of BAR2. */
 static uint64_t slot_addr(Apn *a, uint32_t slot, uint32_t off)
 {
@@ -980,8 +1063,11 @@ static void test_rx_drop_not_ci(void)
 
     drop_setup(&x, NULL);
     drop_frame(&f, 0, 16);
-    f.ethertype = 0x0800;
+    f.ethertype = 0x86dd;                           /* IPv6 */
     drop_expect(&x, &f, "rx_drop_not_ci");
+    /* IPv4 is for connection messages: a CI frame in it is a bad packet */
+    f.ethertype = 0x0800;
+    drop_expect(&x, &f, "rx_drop_bad_ip");
     drop_frame(&f, 0, 16);
     f.ethertype = APN_ETHERTYPE + 1;
     drop_expect(&x, &f, "rx_drop_not_ci");
@@ -1244,44 +1330,42 @@ static void test_tx_gather(void)
 }
 
 /*
- * A store not contiguous with the burst, or to another aperture, sends the
- * burst first: frames leave in store order, without waiting for a fence.
+ * A store not contiguous with the burst, or to another aperture, closes the
+ * burst: segments leave in store order. Bursts to one host are packed into
+ * one frame (FIG 12 step 6), sent on a fence.
  */
 static void test_tx_split(void)
 {
     Apn *a = tx_up(NULL);
     struct apn_out_entry e = out_entry(PEER_HOST, 9, 0x99, 0x1000);
     static const uint8_t d[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    SegExpect s[4] = {
+        seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0x10, d, 4),
+        seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0x20, d, 8),
+        seg_expect(TX_SLOT + 1, 9, 0x99, 0x28, d, 4),
+        /* going backwards is not contiguous either */
+        seg_expect(TX_SLOT + 1, 9, 0x99, 0x24, d + 4, 4),
+    };
     TxExpect x;
 
     put_out_entry(a, TX_SLOT + 1, &e);
     qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x10), ldl_le_p(d));
     qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x20), ldl_le_p(d));
-    x = tx_expect(0x10, d, 4);
-    recv_check(a, &x);
     assert_no_frame(a);
-
     qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x24), ldl_le_p(d + 4));
     qtest_writel(a->qts, slot_addr(a, TX_SLOT + 1, 0x28), ldl_le_p(d));
-    x = tx_expect(0x20, d, 8);
-    recv_check(a, &x);
-    assert_no_frame(a);
-
-    /* going backwards is not contiguous either */
     qtest_writel(a->qts, slot_addr(a, TX_SLOT + 1, 0x24), ldl_le_p(d + 4));
-    x = (TxExpect) {
-        .dst = peer_mac, .dst_host = PEER_HOST, .in_index = 9,
-        .nonce = 0x99, .offset = 0x28, .out_index = TX_SLOT + 1,
-        .payload = d, .len = 4,
-    };
-    recv_check(a, &x);
+    assert_no_frame(a);
     fence(a, 0);
-    x.offset = 0x24;
-    x.payload = d + 4;
-    recv_check(a, &x);
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 4);
     assert_no_frame(a);
 
     /* a read from the window does not pass the stores before it */
+    x = (TxExpect) {
+        .dst = peer_mac, .dst_host = PEER_HOST, .in_index = 9,
+        .nonce = 0x99, .offset = 0x24, .out_index = TX_SLOT + 1,
+        .payload = d + 4, .len = 4,
+    };
     qtest_writel(a->qts, slot_addr(a, TX_SLOT + 1, 0x24), ldl_le_p(d + 4));
     qtest_readl(a->qts, slot_addr(a, TX_SLOT + 1, 0x800));
     recv_check(a, &x);
@@ -1652,6 +1736,7 @@ static void test_cache_inval(void)
     cnt_snap(a, before);
     inject_write(a, 0, 2222, 0, &b, 1);
     assert_drops(a, before, "rx_drop_nonce+1");
+    recv_seg_error(a, 0, 0, APN_CNT_RX_DROP_NONCE);
     cnt_snap(a, before);
     inject_write(a, 0, 1111, 0, &b, 1);
     assert_drops(a, before, "");
@@ -1666,6 +1751,7 @@ static void test_cache_inval(void)
     cnt_snap(a, before);
     inject_write(a, 0, 1111, 0, &b, 1);
     assert_drops(a, before, "rx_drop_nonce+1");
+    recv_seg_error(a, 0, 0, APN_CNT_RX_DROP_NONCE);
     cnt_snap(a, before);
     inject_write(a, 0, 2222, 0, &b, 1);
     assert_drops(a, before, "");
@@ -1899,6 +1985,7 @@ static void test_osq_device_error(void)
     apn_enable(a);
 
     inject_write(a, 5, 0, 0, &b, 1);
+    recv_seg_error(a, 5, 0, APN_CNT_RX_DROP_INDEX);
     g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
     check_event_data(a, q, 0, APN_EV_DEVICE_ERROR, APN_ERR_DMA,
                      nowhere + 5 * APN_TABLE_ENTRY_SIZE);
@@ -2092,7 +2179,8 @@ static void test_registers_reset(void)
     osq_up(a);
     wr(a, APN_REG_IRQ_TEST, 0);
     wr(a, APN_REG_OSQ_RDPTR, 1);
-    inject_write(a, 0, 0, 0, &b, 1);
+    inject_write(a, 0, 0, 0, &b, 1);                 /* entry 0 is zeroed */
+    recv_seg_error(a, 0, 0, APN_CNT_RX_DROP_INVALID);
     /* a gathered burst is discarded by the reset */
     qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), 0x12345678);
     g_assert_cmpuint(rd(a, APN_REG_OSQ_RDPTR), ==, 1);
@@ -2126,6 +2214,7 @@ static void test_registers_pci_reset(void)
     uint8_t b = 1;
 
     inject_write(a, 0, 0, 0, &b, 1);
+    recv_seg_error(a, 0, 0, APN_CNT_RX_DROP_INVALID);
     qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), 0x12345678);
     g_assert_cmpuint(cnt(a, APN_CNT_TX_STORES), ==, 1);
 
@@ -2184,6 +2273,1447 @@ static void test_registers_qom_counters(void)
     g_assert_cmpuint(qdict_get_int(ret, "tx_frames"), ==, 1);
     g_assert_cmpuint(qdict_get_int(ret, "rx_drop_not_ci"), ==, 2);
     qobject_unref(resp);
+    apn_stop(a);
+}
+
+/* ---- endpoints and their queues ------------------------------------------ */
+
+#define EVQ_SIZE        4
+
+static uint32_t ureg(uint32_t ep, uint32_t off)
+{
+    return APN_USER_PAGE(ep) + off;
+}
+
+static uint32_t epr(uint32_t ep, uint32_t r)
+{
+    return APN_EP_REG(ep, r);
+}
+
+/*
+ * Program endpoint @ep: a @size-event queue (0: none) in a page of its own
+ * whose tail stays 0x5c, @port, and @ctrl. Returns the queue's address.
+ */
+static uint64_t ep_up(Apn *a, uint32_t ep, uint32_t ctrl, uint16_t port,
+                      uint32_t size)
+{
+    uint64_t q = gmem(a, 0x1000, 0x5c);
+
+    qtest_memset(a->qts, q, 0, sizeof(struct apn_queue_ctrl) + 16 * size);
+    wr(a, epr(ep, APN_EPR_EVQ_LO), (uint32_t)q);
+    wr(a, epr(ep, APN_EPR_EVQ_HI), q >> 32);
+    wr(a, epr(ep, APN_EPR_EVQ_SIZE), size);
+    wr(a, epr(ep, APN_EPR_CTRL), ctrl);
+    wr(a, epr(ep, APN_EPR_PORT), port);
+    g_assert_cmpuint(rd(a, epr(ep, APN_EPR_EVQ_SIZE)), ==, size);
+    g_assert_cmphex(rd(a, epr(ep, APN_EPR_CTRL)), ==, ctrl);
+    g_assert_cmpuint(rd(a, epr(ep, APN_EPR_PORT)), ==, port);
+    return q;
+}
+
+/* Event @slot of the queue at @q, every field. */
+static void check_ev(Apn *a, uint64_t q, uint32_t slot, uint8_t type,
+                     uint16_t ep, uint32_t info, uint64_t data)
+{
+    uint8_t ev[16];
+
+    qtest_memread(a->qts, q + sizeof(struct apn_queue_ctrl) + 16 * slot,
+                  ev, sizeof(ev));
+    g_assert_cmpuint(ev[0], ==, type);
+    g_assert_cmpuint(ev[1], ==, 0);
+    g_assert_cmpuint(lduw_le_p(ev + 2), ==, ep);
+    g_assert_cmphex(ldl_le_p(ev + 4), ==, info);
+    g_assert_cmphex(ldq_le_p(ev + 8), ==, data);
+}
+
+static uint32_t qctrl(Apn *a, uint64_t q, size_t field)
+{
+    return qtest_readl(a->qts, q + field);
+}
+
+#define Q_WRPTR         offsetof(struct apn_queue_ctrl, wrptr)
+#define Q_OVERFLOWS     offsetof(struct apn_queue_ctrl, overflows)
+
+/* An incoming event aperture owned by @ep. */
+static void put_in_event(Apn *a, uint32_t idx, uint16_t ep, uint32_t nonce,
+                         uint32_t size)
+{
+    put_in_entry(a, idx, &(struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID |
+                 APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT,
+        .endpoint = ep, .nonce = nonce, .size = size,
+    });
+}
+
+/* A frame from the peer with one EVENT segment. */
+static void inject_event(Apn *a, uint32_t in_index, uint32_t nonce,
+                         uint32_t offset, const void *data, uint16_t len)
+{
+    Frame f;
+
+    frame_init(&f, in_index, nonce, offset, data, len);
+    f.seg[0].type = APN_SEG_EVENT;
+    inject_frame(a, &f);
+}
+
+/* The endpoint registers: ranges, port binding rules, reset. */
+static void test_ep_registers(void)
+{
+    Apn *a = apn_start(",endpoints=4");
+
+    g_assert_cmpuint(rd(a, APN_REG_NUM_ENDPOINTS), ==, 4);
+    wr(a, epr(0, APN_EPR_CTRL), 0xffffffff);
+    g_assert_cmphex(rd(a, epr(0, APN_EPR_CTRL)), ==,
+                    APN_EP_VALID | APN_EP_TRUSTED);
+
+    /* queue placement and sizes */
+    wr(a, epr(0, APN_EPR_EVQ_LO), 0x10040);
+    wr(a, epr(0, APN_EPR_EVQ_LO), 0x10020);             /* not 64-aligned */
+    wr(a, epr(0, APN_EPR_EVQ_HI), 7);
+    g_assert_cmphex(rd(a, epr(0, APN_EPR_EVQ_LO)), ==, 0x10040);
+    g_assert_cmphex(rd(a, epr(0, APN_EPR_EVQ_HI)), ==, 7);
+    wr(a, epr(0, APN_EPR_EVQ_SIZE), 1u << 16);
+    g_assert_cmpuint(rd(a, epr(0, APN_EPR_EVQ_SIZE)), ==, 1u << 16);
+    wr(a, epr(0, APN_EPR_EVQ_SIZE), 2);
+    for (uint32_t bad = 1; bad; bad = bad == 1 ? 3 : bad == 3 ? 1u << 17 : 0) {
+        wr(a, epr(0, APN_EPR_EVQ_SIZE), bad);
+        g_assert_cmpuint(rd(a, epr(0, APN_EPR_EVQ_SIZE)), ==, 2);
+    }
+    wr(a, epr(0, APN_EPR_VARQ_LO), 0x20000);
+    wr(a, epr(0, APN_EPR_VARQ_LO), 0x20001);
+    wr(a, epr(0, APN_EPR_VARQ_HI), 1);
+    g_assert_cmphex(rd(a, epr(0, APN_EPR_VARQ_LO)), ==, 0x20000);
+    g_assert_cmphex(rd(a, epr(0, APN_EPR_VARQ_HI)), ==, 1);
+    wr(a, epr(0, APN_EPR_VARQ_SIZE), 64);
+    wr(a, epr(0, APN_EPR_VARQ_SIZE), 32);
+    wr(a, epr(0, APN_EPR_VARQ_SIZE), 96);
+    wr(a, epr(0, APN_EPR_VARQ_SIZE), 1u << 25);
+    g_assert_cmpuint(rd(a, epr(0, APN_EPR_VARQ_SIZE)), ==, 64);
+    wr(a, epr(0, APN_EPR_VARQ_SIZE), 1u << 24);
+    g_assert_cmpuint(rd(a, epr(0, APN_EPR_VARQ_SIZE)), ==, 1u << 24);
+    /* reserved registers of a block, and endpoints the device lacks */
+    wr(a, epr(0, 0x20), 5);
+    g_assert_cmphex(rd(a, epr(0, 0x20)), ==, 0);
+    wr(a, epr(4, APN_EPR_CTRL), APN_EP_VALID);
+    g_assert_cmphex(rd(a, epr(4, APN_EPR_CTRL)), ==, 0);
+    wr(a, ureg(4, APN_UREG_OUT_INDEX), 5);
+    g_assert_cmphex(rd(a, ureg(4, APN_UREG_OUT_INDEX)), ==, 0);
+
+    /* a port is bound to one valid endpoint at a time */
+    wr(a, epr(0, APN_EPR_PORT), 5000);
+    wr(a, epr(1, APN_EPR_CTRL), APN_EP_VALID);
+    wr(a, epr(1, APN_EPR_PORT), 5000);
+    g_assert_cmpuint(rd(a, epr(1, APN_EPR_PORT)), ==, 0);
+    wr(a, epr(1, APN_EPR_PORT), 0x10000);
+    g_assert_cmpuint(rd(a, epr(1, APN_EPR_PORT)), ==, 0);
+    wr(a, epr(1, APN_EPR_PORT), 5001);
+    g_assert_cmpuint(rd(a, epr(1, APN_EPR_PORT)), ==, 5001);
+    wr(a, epr(0, APN_EPR_PORT), 5000);                  /* rebinding: ok */
+    g_assert_cmpuint(rd(a, epr(0, APN_EPR_PORT)), ==, 5000);
+    /* an invalid endpoint's port is free ... */
+    wr(a, epr(0, APN_EPR_CTRL), 0);
+    wr(a, epr(1, APN_EPR_PORT), 5000);
+    g_assert_cmpuint(rd(a, epr(1, APN_EPR_PORT)), ==, 5000);
+    /* ... and it loses the binding if it becomes valid again */
+    g_assert_cmpuint(rd(a, epr(0, APN_EPR_PORT)), ==, 5000);
+    wr(a, epr(0, APN_EPR_CTRL), APN_EP_VALID);
+    g_assert_cmpuint(rd(a, epr(0, APN_EPR_PORT)), ==, 0);
+    g_assert_cmpuint(rd(a, epr(1, APN_EPR_PORT)), ==, 5000);
+    /* port 5001 was released by the rebinding */
+    wr(a, epr(2, APN_EPR_CTRL), APN_EP_VALID);
+    wr(a, epr(2, APN_EPR_PORT), 5001);
+    g_assert_cmpuint(rd(a, epr(2, APN_EPR_PORT)), ==, 5001);
+
+    wr(a, APN_REG_CTRL, APN_CTRL_RESET);
+    for (uint32_t r = 0; r < 0x20; r += 4) {
+        g_assert_cmphex(rd(a, epr(0, r)), ==, 0);
+        g_assert_cmphex(rd(a, epr(1, r)), ==, 0);
+    }
+    apn_stop(a);
+}
+
+/* 512 endpoints: the largest device; the last endpoint works. */
+static void test_ep_max(void)
+{
+    Apn *a = apn_up(",endpoints=512");
+    uint32_t ep = APN_MAX_ENDPOINTS - 1;
+    uint64_t q;
+    uint8_t b = 0x42;
+
+    g_assert_cmpuint(rd(a, APN_REG_NUM_ENDPOINTS), ==, APN_MAX_ENDPOINTS);
+    g_assert_cmphex(a->bar0_size, ==, 4 * MiB);
+    q = ep_up(a, ep, APN_EP_VALID, 0, EVQ_SIZE);
+    put_in_event(a, 1, ep, 5, 0x100);
+    inject_event(a, 1, 5, 0x10, &b, 1);
+    g_assert_cmpuint(rd(a, ureg(ep, APN_UREG_EVQ_WRPTR)), ==, 1);
+    check_ev(a, q, 0, APN_EV_EVENT, ep, 0x10, 0x42);
+    apn_stop(a);
+}
+
+/*
+ * FIG 8/13: events at wrptr & (size - 1), the wrptr mirror, EVQ_WRPTR; a
+ * full queue is never overwritten: the loss is counted, and the OS told
+ * once per overflow episode.
+ */
+static void test_ep_evq(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t osq = osq_up(a);
+    uint64_t q = ep_up(a, 2, APN_EP_VALID, 0, EVQ_SIZE);
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t full[0x1000], now[0x1000];
+
+    put_in_event(a, 1, 2, 5, 0x100);
+    cnt_snap(a, before);
+    for (uint8_t i = 0; i < EVQ_SIZE; i++) {
+        inject_event(a, 1, 5, i, &i, 1);
+        g_assert_cmpuint(qctrl(a, q, Q_WRPTR), ==, i + 1);
+    }
+    for (uint8_t i = 0; i < EVQ_SIZE; i++) {
+        check_ev(a, q, i, APN_EV_EVENT, 2, i, i);
+    }
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_WRPTR)), ==, EVQ_SIZE);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_EVENTS), ==, EVQ_SIZE);
+    /* unarmed: nothing on the OS queue */
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_IRQS), ==, 0);
+
+    /* full: two events lost, one OVERFLOW (info = lost so far) */
+    qtest_memread(a->qts, q, full, sizeof(full));
+    inject_event(a, 1, 5, 8, "x", 1);
+    inject_event(a, 1, 5, 9, "y", 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_OVERFLOWS), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_EVENTS), ==, EVQ_SIZE);
+    assert_drops(a, before, "");
+    qtest_memread(a->qts, q, now, sizeof(now));
+    g_assert_cmpuint(ldl_le_p(now + Q_OVERFLOWS), ==, 2);
+    stl_le_p(now + Q_OVERFLOWS, 0);
+    g_assert_cmpmem(now, sizeof(now), full, sizeof(full));
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
+    check_ev(a, osq, 0, APN_EV_OVERFLOW, 2, 1, 0);
+
+    /* the read pointer may not pass the write pointer nor go back */
+    wr(a, ureg(2, APN_UREG_EVQ_RDPTR), EVQ_SIZE + 1);
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_RDPTR)), ==, 0);
+    wr(a, ureg(2, APN_UREG_EVQ_RDPTR), 2);
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_RDPTR)), ==, 2);
+    wr(a, ureg(2, APN_UREG_EVQ_RDPTR), 1);
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_RDPTR)), ==, 2);
+    wr(a, ureg(2, APN_UREG_EVQ_WRPTR), 0);              /* read only */
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_WRPTR)), ==, EVQ_SIZE);
+
+    /* room for two: the queue wraps; then a new episode, a new OVERFLOW */
+    inject_event(a, 1, 5, 0x20, "a", 1);
+    inject_event(a, 1, 5, 0x21, "b", 1);
+    check_ev(a, q, 0, APN_EV_EVENT, 2, 0x20, 'a');
+    check_ev(a, q, 1, APN_EV_EVENT, 2, 0x21, 'b');
+    check_ev(a, q, 2, APN_EV_EVENT, 2, 2, 2);
+    g_assert_cmpuint(qctrl(a, q, Q_WRPTR), ==, EVQ_SIZE + 2);
+    inject_event(a, 1, 5, 0x22, "c", 1);
+    g_assert_cmpuint(qctrl(a, q, Q_OVERFLOWS), ==, 3);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    check_ev(a, osq, 1, APN_EV_OVERFLOW, 2, 3, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_OVERFLOWS), ==, 3);
+
+    /* reprogramming the size starts the queue empty */
+    wr(a, epr(2, APN_EPR_EVQ_SIZE), EVQ_SIZE);
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_WRPTR)), ==, 0);
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_RDPTR)), ==, 0);
+
+    /* no events for an endpoint that is not valid, or has no queue */
+    wr(a, epr(2, APN_EPR_CTRL), 0);
+    cnt_snap(a, before);
+    inject_event(a, 1, 5, 0, "d", 1);
+    recv_seg_error(a, 1, 0, APN_CNT_RX_DROP_INVALID);
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_WRPTR)), ==, 0);
+    wr(a, epr(2, APN_EPR_CTRL), APN_EP_VALID);
+    wr(a, epr(2, APN_EPR_EVQ_SIZE), 0);
+    inject_event(a, 1, 5, 0, "d", 1);
+    recv_seg_error(a, 1, 0, APN_CNT_RX_DROP_INVALID);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_EVENTS), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_OVERFLOWS), ==, 0);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    apn_stop(a);
+}
+
+/*
+ * ARM: one-shot. An armed endpoint's next event posts APN_EV_OOB_DATA on
+ * the OS queue (raising vector 0); unarmed, an event raises nothing; ARM
+ * with events pending fires at once.
+ */
+static void test_ep_arm(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t osq = osq_up(a);
+    uint64_t q = ep_up(a, 3, APN_EP_VALID, 0, EVQ_SIZE);
+    uint64_t msi = gmem(a, 0x1000, 0);
+    uint64_t before[APN_CNT__COUNT];
+
+    qpci_msix_enable(a->dev);
+    msix_program(a, 0, msi, 0x4000);
+    msix_mask(a, 0, false);
+    put_in_event(a, 1, 3, 5, 0x100);
+    cnt_snap(a, before);
+
+    /* not armed: the event is queued, the OS hears nothing */
+    inject_event(a, 1, 5, 0, "a", 1);
+    check_ev(a, q, 0, APN_EV_EVENT, 3, 0, 'a');
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_IRQS), ==, 0);
+    g_assert_cmphex(qtest_readl(a->qts, msi), ==, 0);
+    g_assert_false(qpci_msix_pending(a->dev, 0));
+
+    /* ARM while an event is pending: OOB_DATA at once, and disarmed */
+    wr(a, ureg(3, APN_UREG_ARM), 1);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
+    check_ev(a, osq, 0, APN_EV_OOB_DATA, 3, 0, 0);
+    g_assert_cmphex(qtest_readl(a->qts, msi), ==, 0x4000);
+    g_assert_cmpuint(delta(a, before, APN_CNT_IRQS), ==, 1);
+    qtest_writel(a->qts, msi, 0);
+    inject_event(a, 1, 5, 1, "b", 1);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
+    g_assert_cmphex(qtest_readl(a->qts, msi), ==, 0);
+
+    /* drained, then armed: nothing until the next event, which fires */
+    wr(a, ureg(3, APN_UREG_EVQ_RDPTR), 2);
+    wr(a, ureg(3, APN_UREG_ARM), 1);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
+    g_assert_cmphex(qtest_readl(a->qts, msi), ==, 0);
+    inject_event(a, 1, 5, 2, "c", 1);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    check_ev(a, osq, 1, APN_EV_OOB_DATA, 3, 0, 0);
+    g_assert_cmphex(qtest_readl(a->qts, msi), ==, 0x4000);
+    qtest_writel(a->qts, msi, 0);
+    /* one-shot */
+    inject_event(a, 1, 5, 3, "d", 1);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+
+    /* ARM 0 disarms */
+    wr(a, ureg(3, APN_UREG_EVQ_RDPTR), 4);
+    wr(a, ureg(3, APN_UREG_ARM), 1);
+    wr(a, ureg(3, APN_UREG_ARM), 0);
+    inject_event(a, 1, 5, 4, "e", 1);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    g_assert_cmphex(qtest_readl(a->qts, msi), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_IRQS), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_EVENTS), ==, 5);
+    apn_stop(a);
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+#define CMD_EP          2
+#define CMD_SLOT        5
+#define CMD_IN          6
+
+static uint32_t out_word(Apn *a, uint32_t idx, size_t off)
+{
+    return qtest_readl(a->qts, a->out_table + idx * APN_TABLE_ENTRY_SIZE +
+                       off);
+}
+
+/*
+ * OUT_COMMIT writes the user-programmable fields (dest host, in-index,
+ * nonce) of an aperture the endpoint owns; the next store uses them. A
+ * burst gathered before goes to the old destination.
+ */
+static void test_cmd_out_commit(void)
+{
+    Apn *a = tx_up(NULL);
+    struct apn_out_entry o = out_entry(PEER_HOST, 1, 0x11, 0x800);
+    uint8_t before_e[APN_TABLE_ENTRY_SIZE], after_e[APN_TABLE_ENTRY_SIZE];
+    static const uint8_t d[4] = { 0xd1, 0xd2, 0xd3, 0xd4 };
+    SegExpect s[2] = {
+        seg_expect(CMD_SLOT, 1, 0x11, 0x40, d, 4),
+        seg_expect(CMD_SLOT, 77, 0xc0ffee, 0x44, d, 4),
+    };
+    uint64_t addr = a->out_table + CMD_SLOT * APN_TABLE_ENTRY_SIZE;
+    uint32_t u = APN_USER_PAGE(CMD_EP);
+
+    o.endpoint = CMD_EP;
+    o.flags |= APN_ENTRY_SEQ;
+    o.seq = 3;
+    o.reserved[0] = 0xaaaaaaaa;
+    put_out_entry(a, CMD_SLOT, &o);
+    ep_up(a, CMD_EP, APN_EP_VALID | APN_EP_TRUSTED, 0, 0);
+    qtest_memread(a->qts, addr, before_e, sizeof(before_e));
+
+    qtest_writel(a->qts, slot_addr(a, CMD_SLOT, 0x40), ldl_le_p(d));
+    wr(a, u + APN_UREG_OUT_INDEX, CMD_SLOT);
+    wr(a, u + APN_UREG_OUT_DEST_HOST, PEER_HOST);
+    wr(a, u + APN_UREG_OUT_DEST_IN_INDEX, 77);
+    wr(a, u + APN_UREG_OUT_NONCE, 0xc0ffee);
+    g_assert_cmpuint(rd(a, u + APN_UREG_OUT_DEST_IN_INDEX), ==, 77);
+    wr(a, u + APN_UREG_OUT_COMMIT, 1);
+    g_assert_cmpuint(rd(a, u + APN_UREG_CMD_STATUS), ==, APN_CMD_OK);
+
+    /* only dest_host, dest_in_index and nonce changed (seq: one burst) */
+    qtest_memread(a->qts, addr, after_e, sizeof(after_e));
+    g_assert_cmpuint(lduw_le_p(after_e + 6), ==, PEER_HOST);
+    g_assert_cmpuint(ldl_le_p(after_e + 8), ==, 77);
+    g_assert_cmphex(ldl_le_p(after_e + 12), ==, 0xc0ffee);
+    g_assert_cmpuint(ldl_le_p(after_e + 20), ==, 4);
+    memcpy(before_e + 6, after_e + 6, 10);
+    stl_le_p(before_e + 20, 4);
+    g_assert_cmpmem(after_e, sizeof(after_e), before_e, sizeof(before_e));
+
+    qtest_writel(a->qts, slot_addr(a, CMD_SLOT, 0x44), ldl_le_p(d));
+    fence(a, 0);
+    s[0].flags = s[1].flags = APN_SEG_F_SEQ;
+    s[0].seq = 3;
+    s[1].seq = 4;
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 2);
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+/* Who may commit what: EPERM, ENOENT, EINVAL; nothing changes on failure. */
+static void test_cmd_refused(void)
+{
+    Apn *a = tx_up(NULL);
+    struct apn_out_entry o = out_entry(PEER_HOST, 1, 0x11, 0x800);
+    uint64_t before[APN_CNT__COUNT];
+    uint32_t u = APN_USER_PAGE(CMD_EP);
+    struct {
+        uint32_t ctrl, index, host, reg;
+        uint32_t status;
+    } cases[] = {
+        { 0, CMD_SLOT, 1, APN_UREG_OUT_COMMIT, APN_CMD_EPERM },
+        { APN_EP_TRUSTED, CMD_SLOT, 1, APN_UREG_OUT_COMMIT, APN_CMD_EPERM },
+        { APN_EP_VALID, CMD_SLOT, 1, APN_UREG_OUT_COMMIT, APN_CMD_EPERM },
+        { APN_EP_VALID, CMD_IN, 1, APN_UREG_IN_COMMIT, APN_CMD_EPERM },
+        { APN_EP_VALID, 0, 1, APN_UREG_MSG_SEND, APN_CMD_EPERM },
+        /* trusted from here */
+        { 3, TX_SLOT, 1, APN_UREG_OUT_COMMIT, APN_CMD_ENOENT }, /* not its */
+        { 3, CMD_SLOT + 1, 1, APN_UREG_OUT_COMMIT, APN_CMD_ENOENT },
+        { 3, N_OUT, 1, APN_UREG_OUT_COMMIT, APN_CMD_ENOENT },
+        { 3, 0xffffffff, 1, APN_UREG_OUT_COMMIT, APN_CMD_ENOENT },
+        { 3, CMD_SLOT, 0x10000, APN_UREG_OUT_COMMIT, APN_CMD_EINVAL },
+        { 3, CMD_IN + 1, 1, APN_UREG_IN_COMMIT, APN_CMD_ENOENT },
+        { 3, N_IN, 1, APN_UREG_IN_COMMIT, APN_CMD_ENOENT },
+    };
+
+    o.endpoint = CMD_EP;
+    put_out_entry(a, CMD_SLOT, &o);
+    o.flags = 0;                                    /* owned, not valid */
+    put_out_entry(a, CMD_SLOT + 1, &o);
+    put_in_entry(a, CMD_IN, &(struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID | APN_IN_CONTIG, .endpoint = CMD_EP,
+        .base = 0x100000, .size = 0x1000,
+    });
+    put_in_entry(a, CMD_IN + 1, &(struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID | APN_IN_CONTIG, .endpoint = CMD_EP + 1,
+        .base = 0x100000, .size = 0x1000,
+    });
+
+    for (int i = 0; i < ARRAY_SIZE(cases); i++) {
+        g_autofree uint8_t *out0 = g_malloc(N_OUT * APN_TABLE_ENTRY_SIZE);
+        g_autofree uint8_t *out1 = g_malloc(N_OUT * APN_TABLE_ENTRY_SIZE);
+        g_autofree uint8_t *in0 = g_malloc(N_IN * APN_TABLE_ENTRY_SIZE);
+        g_autofree uint8_t *in1 = g_malloc(N_IN * APN_TABLE_ENTRY_SIZE);
+
+        qtest_memread(a->qts, a->out_table, out0, N_OUT * 64);
+        qtest_memread(a->qts, a->in_table, in0, N_IN * 64);
+        wr(a, epr(CMD_EP, APN_EPR_CTRL), cases[i].ctrl);
+        wr(a, epr(CMD_EP, APN_EPR_PORT), 4000);
+        wr(a, u + APN_UREG_OUT_INDEX, cases[i].index);
+        wr(a, u + APN_UREG_IN_INDEX, cases[i].index);
+        wr(a, u + APN_UREG_OUT_DEST_HOST, cases[i].host);
+        wr(a, u + APN_UREG_OUT_NONCE, 0x5555);
+        wr(a, u + APN_UREG_IN_NONCE, 0x5555);
+        cnt_snap(a, before);
+        wr(a, u + cases[i].reg, 1);
+        g_assert_cmpuint(rd(a, u + APN_UREG_CMD_STATUS), ==,
+                         cases[i].status);
+        g_assert_cmpuint(delta(a, before, APN_CNT_CMD_REFUSED), ==,
+                         cases[i].status == APN_CMD_EPERM);
+        qtest_memread(a->qts, a->out_table, out1, N_OUT * 64);
+        qtest_memread(a->qts, a->in_table, in1, N_IN * 64);
+        g_assert_cmpmem(out1, N_OUT * 64, out0, N_OUT * 64);
+        g_assert_cmpmem(in1, N_IN * 64, in0, N_IN * 64);
+        assert_no_frame(a);
+    }
+    apn_stop(a);
+}
+
+/*
+ * IN_COMMIT writes nonce and narrowing; base, size, owner and source checks
+ * are the OS's and do not change. The cached copy follows at once.
+ */
+static void test_cmd_in_commit(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t buf = gmem(a, 0x1000, 0);
+    struct apn_in_entry e = in_contig(buf, 0x1000, 0x1111);
+    uint8_t before_e[APN_TABLE_ENTRY_SIZE], after_e[APN_TABLE_ENTRY_SIZE];
+    uint64_t addr = a->in_table + CMD_IN * APN_TABLE_ENTRY_SIZE;
+    uint64_t before[APN_CNT__COUNT];
+    uint32_t u = APN_USER_PAGE(CMD_EP);
+    uint8_t b = 0x77;
+    static const uint32_t bad[][2] = {
+        { 0x1000, 1 }, { 0xfff, 2 }, { 0, 0x1001 }, { 0xffffffff, 2 },
+        { 8, 0 },
+    };
+
+    e.endpoint = CMD_EP;
+    e.flags |= APN_IN_CHECK_SRC_HOST;
+    e.src_host = PEER_HOST;
+    e.src_host_mask = 0xffff;
+    put_in_entry(a, CMD_IN, &e);
+    ep_up(a, CMD_EP, APN_EP_VALID | APN_EP_TRUSTED, 0, 0);
+    inject_write(a, CMD_IN, 0x1111, 0, &b, 1);      /* cached */
+    qtest_memread(a->qts, addr, before_e, sizeof(before_e));
+
+    for (int i = 0; i < ARRAY_SIZE(bad); i++) {
+        wr(a, u + APN_UREG_IN_INDEX, CMD_IN);
+        wr(a, u + APN_UREG_IN_NARROW_START, bad[i][0]);
+        wr(a, u + APN_UREG_IN_NARROW_LEN, bad[i][1]);
+        wr(a, u + APN_UREG_IN_COMMIT, 1);
+        g_assert_cmpuint(rd(a, u + APN_UREG_CMD_STATUS), ==, APN_CMD_EINVAL);
+    }
+    qtest_memread(a->qts, addr, after_e, sizeof(after_e));
+    g_assert_cmpmem(after_e, sizeof(after_e), before_e, sizeof(before_e));
+
+    wr(a, u + APN_UREG_IN_NONCE, 0x2222);
+    wr(a, u + APN_UREG_IN_NARROW_START, 0x100);
+    wr(a, u + APN_UREG_IN_NARROW_LEN, 0xf00);       /* to the end */
+    wr(a, u + APN_UREG_IN_COMMIT, 1);
+    g_assert_cmpuint(rd(a, u + APN_UREG_CMD_STATUS), ==, APN_CMD_OK);
+    qtest_memread(a->qts, addr, after_e, sizeof(after_e));
+    g_assert_cmphex(ldl_le_p(after_e + 16), ==, 0x2222);
+    g_assert_cmphex(ldl_le_p(after_e + 40), ==, 0x100);
+    g_assert_cmphex(ldl_le_p(after_e + 44), ==, 0xf00);
+    memcpy(before_e + 16, after_e + 16, 4);
+    memcpy(before_e + 40, after_e + 40, 8);
+    g_assert_cmpmem(after_e, sizeof(after_e), before_e, sizeof(before_e));
+
+    /* the device uses the new nonce and range at once */
+    cnt_snap(a, before);
+    inject_write(a, CMD_IN, 0x1111, 0x100, &b, 1);
+    assert_drops(a, before, "rx_drop_nonce+1");
+    recv_seg_error(a, CMD_IN, 0, APN_CNT_RX_DROP_NONCE);
+    cnt_snap(a, before);
+    inject_write(a, CMD_IN, 0x2222, 0xff, &b, 1);
+    assert_drops(a, before, "rx_drop_bounds+1");
+    recv_seg_error(a, CMD_IN, 0, APN_CNT_RX_DROP_BOUNDS);
+    cnt_snap(a, before);
+    inject_write(a, CMD_IN, 0x2222, 0x100, &b, 1);
+    assert_drops(a, before, "");
+    g_assert_cmpuint(qtest_readb(a->qts, buf + 0x100), ==, 0x77);
+
+    /* narrow_len 0 is the whole extent again */
+    wr(a, u + APN_UREG_IN_NARROW_START, 0);
+    wr(a, u + APN_UREG_IN_NARROW_LEN, 0);
+    wr(a, u + APN_UREG_IN_COMMIT, 1);
+    g_assert_cmpuint(rd(a, u + APN_UREG_CMD_STATUS), ==, APN_CMD_OK);
+    cnt_snap(a, before);
+    inject_write(a, CMD_IN, 0x2222, 0, &b, 1);
+    assert_drops(a, before, "");
+    apn_stop(a);
+}
+
+/*
+ * The privileged command block (BAR0 0x100) acts for CMD_EP whatever its
+ * trust level: kernel connection management for untrusted endpoints.
+ */
+static void test_cmd_privileged(void)
+{
+    Apn *a = tx_up(",endpoints=8");
+    struct apn_out_entry o = out_entry(PEER_HOST, 1, 0x11, 0x800);
+    uint32_t blk = APN_REG_CMD_BLOCK;
+    uint32_t u = APN_USER_PAGE(CMD_EP);
+
+    o.endpoint = CMD_EP;
+    put_out_entry(a, CMD_SLOT, &o);
+    ep_up(a, CMD_EP, APN_EP_VALID, 0, 0);           /* untrusted */
+    wr(a, u + APN_UREG_OUT_INDEX, CMD_SLOT);
+    wr(a, u + APN_UREG_OUT_COMMIT, 1);
+    g_assert_cmpuint(rd(a, u + APN_UREG_CMD_STATUS), ==, APN_CMD_EPERM);
+
+    wr(a, APN_REG_CMD_EP, 8);                       /* no such endpoint */
+    g_assert_cmpuint(rd(a, APN_REG_CMD_EP), ==, 0);
+    wr(a, APN_REG_CMD_EP, CMD_EP);
+    g_assert_cmpuint(rd(a, APN_REG_CMD_EP), ==, CMD_EP);
+    wr(a, blk + APN_UREG_OUT_INDEX, CMD_SLOT);
+    wr(a, blk + APN_UREG_OUT_DEST_HOST, PEER_HOST);
+    wr(a, blk + APN_UREG_OUT_DEST_IN_INDEX, 99);
+    wr(a, blk + APN_UREG_OUT_NONCE, 0x9999);
+    g_assert_cmpuint(rd(a, blk + APN_UREG_OUT_DEST_IN_INDEX), ==, 99);
+    wr(a, blk + APN_UREG_OUT_COMMIT, 1);
+    g_assert_cmpuint(rd(a, blk + APN_UREG_CMD_STATUS), ==, APN_CMD_OK);
+    /* the user page's status is its own */
+    g_assert_cmpuint(rd(a, u + APN_UREG_CMD_STATUS), ==, APN_CMD_EPERM);
+    g_assert_cmpuint(out_word(a, CMD_SLOT, 8), ==, 99);
+    g_assert_cmphex(out_word(a, CMD_SLOT, 12), ==, 0x9999);
+
+    /* still only for the endpoint's own apertures */
+    wr(a, APN_REG_CMD_EP, CMD_EP + 1);
+    wr(a, blk + APN_UREG_OUT_COMMIT, 1);
+    g_assert_cmpuint(rd(a, blk + APN_UREG_CMD_STATUS), ==, APN_CMD_ENOENT);
+    apn_stop(a);
+}
+
+/* ---- refused segments: APN_EV_RX_DROP, APN_SEG_ERROR, APN_EV_TX_ERROR ---- */
+
+/*
+ * A refused WRITE segment is reported to the aperture's endpoint and, as an
+ * APN_SEG_ERROR frame, to the sender; frame-level drops (CRC, malformed,
+ * filtered) are not answered, nor is an ERROR segment.
+ */
+static void test_rx_error_reply(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t buf = gmem(a, 0x1000, 0);
+    struct apn_in_entry e = in_contig(buf, 0x100, 0xabc);
+    uint64_t q = ep_up(a, 1, APN_EP_VALID, 0, EVQ_SIZE);
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t frame[FRAME_MAX];
+    uint8_t d[8] = { 0 };
+    size_t len;
+    Frame f;
+
+    e.endpoint = 1;
+    put_in_entry(a, 2, &e);
+    cnt_snap(a, before);
+
+    /* a bad nonce: RX_DROP to endpoint 1, SEG_ERROR to the sender */
+    frame_init(&f, 2, 0xabd, 0, d, 8);
+    f.seg[0].out_index = 9;
+    inject_frame(a, &f);
+    recv_seg_error(a, 2, 9, APN_CNT_RX_DROP_NONCE);
+    check_ev(a, q, 0, APN_EV_RX_DROP, 1, APN_CNT_RX_DROP_NONCE,
+             2 | (uint64_t)PEER_HOST << 32);
+    /* out of bounds, one of two segments of a frame */
+    frame_init(&f, 2, 0xabc, 0xfc, d, 8);
+    f.seg[0].out_index = 10;
+    f.seg[1] = (Seg) { .type = APN_SEG_WRITE, .in_index = 2, .nonce = 0xabc,
+                       .offset = 0x10, .data = d, .len = 8,
+                       .out_index = 10 };
+    f.nseg = f.n = 2;
+    inject_frame(a, &f);
+    recv_seg_error(a, 2, 10, APN_CNT_RX_DROP_BOUNDS);
+    check_ev(a, q, 1, APN_EV_RX_DROP, 1, APN_CNT_RX_DROP_BOUNDS,
+             2 | (uint64_t)PEER_HOST << 32);
+    /* no entry: the sender hears, no endpoint does */
+    frame_init(&f, N_IN + 3, 0, 0, d, 8);
+    f.seg[0].out_index = 11;
+    inject_frame(a, &f);
+    recv_seg_error(a, N_IN + 3, 11, APN_CNT_RX_DROP_INDEX);
+    frame_init(&f, 4, 0, 0, d, 8);                  /* zeroed: invalid */
+    inject_frame(a, &f);
+    recv_seg_error(a, 4, 0, APN_CNT_RX_DROP_INVALID);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_ERROR_MSGS), ==, 4);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_FRAMES), ==, 4);
+    assert_drops(a, before, "rx_drop_index+1 rx_drop_invalid+1 "
+                 "rx_drop_nonce+1 rx_drop_bounds+1");
+
+    /* not answered: CRC, malformed, filtered, unknown segment, ERROR */
+    cnt_snap(a, before);
+    frame_init(&f, 2, 0xabd, 0, d, 8);
+    len = frame_encode(&f, frame);
+    frame[APN_ETH_HLEN + APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN] ^= 1;
+    inject(a, frame, len);
+    inject(a, frame, APN_ETH_HLEN + APN_FRAME_HDR_LEN + 4);
+    f.dst_host = SELF_HOST + 1;
+    inject_frame(a, &f);
+    frame_init(&f, 2, 0xabd, 0, d, 8);
+    f.seg[0].type = 0x7f;
+    inject_frame(a, &f);
+    frame_init(&f, 2, 0xabd, 0, NULL, 0);
+    f.seg[0].type = APN_SEG_ERROR;
+    inject_frame(a, &f);
+    assert_no_frame(a);
+    assert_drops(a, before, "rx_filtered+1 rx_drop_malformed+2 "
+                 "rx_drop_crc+1");
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_ERROR_MSGS), ==, 1);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 2);
+    apn_stop(a);
+}
+
+/*
+ * An APN_SEG_ERROR from the peer about our outgoing aperture 4 becomes
+ * APN_EV_TX_ERROR on the aperture's endpoint, if it matches where the
+ * aperture sends.
+ */
+static void test_rx_error_msg(void)
+{
+    Apn *a = apn_up(NULL);
+    struct apn_out_entry o = out_entry(PEER_HOST, 42, 1, 0x1000);
+    uint64_t q = ep_up(a, 1, APN_EP_VALID, 0, EVQ_SIZE);
+    uint64_t before[APN_CNT__COUNT];
+    Frame f;
+
+    o.endpoint = 1;
+    put_out_entry(a, 4, &o);
+    cnt_snap(a, before);
+    frame_init(&f, 42, 0, APN_CNT_RX_DROP_SEQ, NULL, 0);
+    f.seg[0].type = APN_SEG_ERROR;
+    f.seg[0].out_index = 4;
+    inject_frame(a, &f);
+    check_ev(a, q, 0, APN_EV_TX_ERROR, 1, APN_CNT_RX_DROP_SEQ,
+             4 | (uint64_t)42 << 32);
+    /* stale: another in-index, another host, another aperture */
+    f.seg[0].in_index = 43;
+    inject_frame(a, &f);
+    f.seg[0].in_index = 42;
+    f.src_host = PEER_HOST + 1;
+    inject_frame(a, &f);
+    f.src_host = PEER_HOST;
+    f.seg[0].out_index = 5;
+    inject_frame(a, &f);
+    /* an ERROR with a payload is malformed */
+    f.seg[0].out_index = 4;
+    f.seg[0].data = (const uint8_t *)"xxxx";
+    f.seg[0].len = 4;
+    inject_frame(a, &f);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_ERROR_MSGS), ==, 4);
+    assert_drops(a, before, "rx_drop_malformed+1");
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+/*
+ * Loopback end to end: a store with a stale nonce to our own host is
+ * refused by our receive side (RX_DROP on the receiving endpoint) and the
+ * SEG_ERROR comes back to the sending endpoint (TX_ERROR); nothing on the
+ * wire.
+ */
+static void test_rx_error_loopback(void)
+{
+    Apn *a = apn_up(NULL);
+    struct apn_out_entry o = out_entry(SELF_HOST, 6, 0xbad, 0x1000);
+    uint64_t buf = gmem(a, 0x1000, 0);
+    struct apn_in_entry e = in_contig(buf, 0x1000, 0x600d);
+    uint64_t qs = ep_up(a, 1, APN_EP_VALID, 0, EVQ_SIZE);
+    uint64_t qr = ep_up(a, 2, APN_EP_VALID, 0, EVQ_SIZE);
+    uint64_t before[APN_CNT__COUNT];
+
+    o.endpoint = 1;
+    e.endpoint = 2;
+    put_out_entry(a, 3, &o);
+    put_in_entry(a, 6, &e);
+    cnt_snap(a, before);
+    qtest_writel(a->qts, slot_addr(a, 3, 0x10), 0x12345678);
+    fence(a, 0);
+    assert_no_frame(a);
+    check_ev(a, qr, 0, APN_EV_RX_DROP, 2, APN_CNT_RX_DROP_NONCE,
+             6 | (uint64_t)SELF_HOST << 32);
+    check_ev(a, qs, 0, APN_EV_TX_ERROR, 1, APN_CNT_RX_DROP_NONCE,
+             3 | (uint64_t)6 << 32);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_FRAMES), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_ERROR_MSGS), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_ERROR_MSGS), ==, 1);
+    assert_drops(a, before, "rx_drop_nonce+1");
+    apn_stop(a);
+}
+
+/* ---- event frames -------------------------------------------------------- */
+
+/*
+ * An outgoing event aperture: every store is one APN_SEG_EVENT segment,
+ * never gathered, in store order with the data bursts around it.
+ */
+static void test_event_tx(void)
+{
+    Apn *a = tx_up(NULL);
+    struct apn_out_entry o = out_entry(PEER_HOST, 12, 0xe7e7, 0x100);
+    static const uint8_t d[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    uint64_t before[APN_CNT__COUNT];
+    SegExpect s[6] = {
+        seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0x10, d, 4),
+        seg_expect(5, 12, 0xe7e7, 0x20, d, 1),
+        seg_expect(5, 12, 0xe7e7, 0x22, d, 2),
+        seg_expect(5, 12, 0xe7e7, 0x24, d, 4),
+        seg_expect(5, 12, 0xe7e7, 0xf8, d, 8),
+        seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0x14, d, 4),
+    };
+
+    o.flags |= APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT;
+    put_out_entry(a, 5, &o);
+    for (int i = 1; i < 5; i++) {
+        s[i].type = APN_SEG_EVENT;
+    }
+    cnt_snap(a, before);
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x10), ldl_le_p(d));
+    /* (QEMU splits an unaligned store: each store here is aligned) */
+    qtest_writeb(a->qts, slot_addr(a, 5, 0x20), d[0]);
+    qtest_writew(a->qts, slot_addr(a, 5, 0x22), lduw_le_p(d));
+    qtest_writel(a->qts, slot_addr(a, 5, 0x24), ldl_le_p(d));
+    qtest_writeq(a->qts, slot_addr(a, 5, 0xf8), ldq_le_p(d));
+    qtest_writeq(a->qts, slot_addr(a, 5, 0x100), ldq_le_p(d)); /* bounds */
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x14), ldl_le_p(d));
+    assert_no_frame(a);
+    fence(a, 0);
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 6);
+    assert_no_frame(a);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_SEGMENTS), ==, 6);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_FRAMES), ==, 1);
+    assert_drops(a, before, "tx_drop_bounds+1");
+
+    /* with sequence numbers, each event is numbered */
+    o.flags |= APN_ENTRY_SEQ;
+    o.seq = 7;
+    put_out_entry(a, 5, &o);
+    wr(a, APN_REG_TABLE_INVAL, APN_INVAL_OUT | 5);
+    qtest_writeb(a->qts, slot_addr(a, 5, 0), d[0]);
+    qtest_writeb(a->qts, slot_addr(a, 5, 1), d[0]);
+    fence(a, 0);
+    s[1].flags = s[2].flags = APN_SEG_F_SEQ;
+    s[1].seq = 7;
+    s[2].seq = 8;
+    s[1].offset = 0;
+    s[2].offset = 1;
+    s[2].len = 1;
+    recv_check_segs(a, peer_mac, PEER_HOST, s + 1, 2);
+    g_assert_cmpuint(out_entry_seq(a, 5), ==, 9);
+    apn_stop(a);
+}
+
+/* Inject @f (one segment); only counter @id moves, the sender is told. */
+static void drop_expect_ev(Apn *a, const Frame *f, int id)
+{
+    g_autofree char *expect = g_strdup_printf("%s+1", cnt_name[id]);
+    uint64_t before[APN_CNT__COUNT];
+    SegExpect x = {
+        .type = APN_SEG_ERROR, .in_index = f->seg[0].in_index,
+        .offset = id, .out_index = f->seg[0].out_index,
+    };
+
+    cnt_snap(a, before);
+    inject_frame(a, f);
+    assert_drops(a, before, expect);
+    recv_check_segs(a, f->src, f->src_host, &x, 1);
+}
+
+/*
+ * An incoming event aperture: a segment checked like a write becomes one
+ * APN_EV_EVENT (info = offset, data = payload, zero-extended) on the
+ * aperture's endpoint. WRITE to an event aperture and EVENT to a data
+ * aperture are rx_drop_invalid.
+ */
+static void test_event_rx(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t q = ep_up(a, 7, APN_EP_VALID, 0, 8);
+    uint64_t buf = gmem(a, 0x1000, 0x33);
+    struct apn_in_entry data_e = in_contig(buf, 0x1000, 5);
+    struct apn_in_entry ev_e = {
+        .flags = APN_ENTRY_VALID | APN_ENTRY_SEQ |
+                 APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT |
+                 APN_IN_CHECK_SRC_HOST,
+        .endpoint = 7, .nonce = 5, .size = 0x40, .seq = 100,
+        .src_host = PEER_HOST, .src_host_mask = 0xffff,
+    };
+    static const uint8_t d[9] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                                  0x88, 0x99 };
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t fill[0x1000];
+    Frame f;
+
+    put_in_entry(a, 1, &ev_e);
+    put_in_entry(a, 2, &data_e);
+    cnt_snap(a, before);
+    frame_init(&f, 1, 5, 0x3f, d, 3);
+    f.seg[0].type = APN_SEG_EVENT;
+    f.seg[0].flags = APN_SEG_F_SEQ;
+    f.seg[0].seq = 100;
+    f.seg[1] = f.seg[0];
+    f.seg[1].seq = 101;
+    f.seg[1].offset = 0;
+    f.seg[1].len = 8;
+    f.nseg = f.n = 2;
+    inject_frame(a, &f);
+    check_ev(a, q, 0, APN_EV_EVENT, 7, 0x3f, 0x332211);
+    check_ev(a, q, 1, APN_EV_EVENT, 7, 0, 0x8877665544332211ull);
+    g_assert_cmpuint(in_entry_seq(a, 1), ==, 102);
+    assert_drops(a, before, "");
+
+    /* each check of a write applies */
+    f.nseg = f.n = 1;
+    f.seg[0].seq = 102;
+    f.seg[0].offset = 0x40;                         /* offset >= size */
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_BOUNDS);
+    f.seg[0].offset = 0;
+    f.seg[0].nonce = 6;
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_NONCE);
+    f.seg[0].nonce = 5;
+    f.seg[0].seq = 101;
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_SEQ);
+    f.seg[0].seq = 102;
+    f.src_host = PEER_HOST + 1;
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_SRC_HOST);
+    f.src_host = PEER_HOST;
+    f.seg[0].type = APN_SEG_WRITE;                  /* to an event aperture */
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_INVALID);
+    f.seg[0].type = APN_SEG_EVENT;
+    f.seg[0].in_index = 2;                          /* to a data aperture */
+    f.seg[0].nonce = 5;
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_INVALID);
+    memset(fill, 0x33, sizeof(fill));
+    assert_mem(a, buf, fill, sizeof(fill));
+    /* 0 or more than 8 bytes is not an event */
+    f.seg[0].in_index = 1;
+    f.seg[0].len = 9;
+    cnt_snap(a, before);
+    inject_frame(a, &f);
+    f.seg[0].len = 0;
+    inject_frame(a, &f);
+    assert_drops(a, before, "rx_drop_malformed+2");
+    assert_no_frame(a);
+    /* the drops above posted RX_DROP events on endpoint 7 */
+    g_assert_cmpuint(rd(a, ureg(7, APN_UREG_EVQ_WRPTR)), ==, 7);
+    check_ev(a, q, 2, APN_EV_RX_DROP, 7, APN_CNT_RX_DROP_BOUNDS,
+             1 | (uint64_t)PEER_HOST << 32);
+    check_ev(a, q, 6, APN_EV_RX_DROP, 7, APN_CNT_RX_DROP_INVALID,
+             1 | (uint64_t)PEER_HOST << 32);
+
+    /* the good one still has its number */
+    f.seg[0].len = 2;
+    cnt_snap(a, before);
+    inject_frame(a, &f);
+    assert_drops(a, before, "");
+    check_ev(a, q, 7, APN_EV_EVENT, 7, 0, 0x2211);
+    apn_stop(a);
+}
+
+/* Event frames to ourselves: the store posts the event locally. */
+static void test_event_loopback(void)
+{
+    Apn *a = apn_up(NULL);
+    struct apn_out_entry o = out_entry(SELF_HOST, 9, 0x99, 0x100);
+    uint64_t q = ep_up(a, 0, APN_EP_VALID, 0, EVQ_SIZE);
+
+    o.flags |= APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT;
+    put_out_entry(a, 2, &o);
+    put_in_event(a, 9, 0, 0x99, 0x100);
+    qtest_writel(a->qts, slot_addr(a, 2, 0x80), 0xcafef00d);
+    fence(a, 0);
+    assert_no_frame(a);
+    check_ev(a, q, 0, APN_EV_EVENT, 0, 0x80, 0xcafef00d);
+    apn_stop(a);
+}
+
+/* ---- connection messages (UDP/IPv4) -------------------------------------- */
+
+#define SELF_IP         0x0a000021u     /* 10.0.0.33 */
+#define PEER_IP         0x0a000042u     /* 10.0.0.66 */
+#define EP_PORT         4000
+#define PEER_PORT       5555
+
+typedef struct Udp {
+    const uint8_t *dst_mac;
+    uint32_t src_ip, dst_ip;
+    uint16_t sport, dport;
+    uint8_t vihl, proto;
+    uint16_t frag;
+    int16_t tot_adjust;         /* added to the IPv4 total length */
+    int16_t ulen_adjust;        /* added to the UDP length */
+    bool bad_csum, bad_ucsum, no_ucsum;
+    const uint8_t *payload;
+    uint16_t len;
+} Udp;
+
+static Udp udp_init(uint16_t dport, const void *payload, uint16_t len)
+{
+    return (Udp) {
+        .dst_mac = dev_mac, .src_ip = PEER_IP, .dst_ip = SELF_IP,
+        .sport = PEER_PORT, .dport = dport, .vihl = 0x45, .proto = 17,
+        .payload = payload, .len = len,
+    };
+}
+
+static uint16_t inet_csum(uint32_t sum, const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        sum += lduw_be_p(p + i);
+    }
+    if (len & 1) {
+        sum += p[len - 1] << 8;
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return ~sum;
+}
+
+static uint16_t udp_csum(const uint8_t *ip, const uint8_t *udp, uint16_t ulen)
+{
+    uint32_t sum = lduw_be_p(ip + 12) + lduw_be_p(ip + 14) +
+                   lduw_be_p(ip + 16) + lduw_be_p(ip + 18) + 17 + ulen;
+
+    return inet_csum(sum, udp, ulen);
+}
+
+static size_t udp_encode(const Udp *u, uint8_t *buf)
+{
+    size_t ihl = (u->vihl & 0xf) * 4;
+    uint8_t *ip = buf + APN_ETH_HLEN, *udp = ip + ihl;
+    uint16_t ulen = APN_UDP_HLEN + u->len;
+    uint16_t c;
+
+    memset(buf, 0, FRAME_MAX);
+    memcpy(buf, u->dst_mac, 6);
+    memcpy(buf + 6, peer_mac, 6);
+    stw_be_p(buf + 12, 0x0800);
+    ip[0] = u->vihl;
+    stw_be_p(ip + 2, ihl + ulen + u->tot_adjust);
+    stw_be_p(ip + 6, u->frag);
+    ip[8] = 64;
+    ip[9] = u->proto;
+    stl_be_p(ip + 12, u->src_ip);
+    stl_be_p(ip + 16, u->dst_ip);
+    stw_be_p(ip + 10, inet_csum(0, ip, ihl) ^ u->bad_csum);
+    stw_be_p(udp, u->sport);
+    stw_be_p(udp + 2, u->dport);
+    stw_be_p(udp + 4, ulen + u->ulen_adjust);
+    memcpy(udp + APN_UDP_HLEN, u->payload, u->len);
+    c = udp_csum(ip, udp, ulen);
+    stw_be_p(udp + 6, u->no_ucsum ? 0 : (c ? c : 0xffff) ^ u->bad_ucsum);
+    return MAX(APN_ETH_HLEN + ihl + ulen, APN_MIN_ETH_FRAME);
+}
+
+static void inject_udp(Apn *a, const Udp *u)
+{
+    uint8_t buf[FRAME_MAX];
+
+    inject(a, buf, udp_encode(u, buf));
+}
+
+static void msg_encode(uint8_t m[APN_MSG_LEN], uint8_t type, uint16_t port,
+                       uint16_t src_host, uint32_t in_index, uint32_t nonce,
+                       uint32_t info)
+{
+    memset(m, 0, APN_MSG_LEN);
+    stl_be_p(m, APN_MSG_MAGIC);
+    m[4] = APN_WIRE_VERSION;
+    m[5] = type;
+    stw_be_p(m + 6, port);
+    stw_be_p(m + 8, src_host);
+    stl_be_p(m + 12, in_index);
+    stl_be_p(m + 16, nonce);
+    stl_be_p(m + 20, info);
+}
+
+/* Check every byte of a connection message the device sent. */
+static void check_msg_frame(const uint8_t *f, size_t n, const uint8_t *dst,
+                            uint32_t dst_ip, uint16_t sport, uint16_t dport,
+                            const uint8_t msg[APN_MSG_LEN])
+{
+    const uint8_t *ip = f + APN_ETH_HLEN, *udp = ip + APN_IPV4_HLEN;
+
+    g_assert_cmpuint(n, ==, APN_ETH_HLEN + APN_IPV4_HLEN + APN_UDP_HLEN +
+                     APN_MSG_LEN);
+    g_assert_cmpmem(f, 6, dst, 6);
+    g_assert_cmpmem(f + 6, 6, dev_mac, 6);
+    g_assert_cmphex(lduw_be_p(f + 12), ==, 0x0800);
+    g_assert_cmphex(ip[0], ==, 0x45);
+    g_assert_cmpuint(lduw_be_p(ip + 2), ==, APN_IPV4_HLEN + APN_UDP_HLEN +
+                     APN_MSG_LEN);
+    g_assert_cmphex(lduw_be_p(ip + 6) & 0x3fff, ==, 0);
+    g_assert_cmpuint(ip[8], >, 0);
+    g_assert_cmpuint(ip[9], ==, 17);
+    g_assert_cmphex(inet_csum(0, ip, APN_IPV4_HLEN), ==, 0);
+    g_assert_cmphex(ldl_be_p(ip + 12), ==, SELF_IP);
+    g_assert_cmphex(ldl_be_p(ip + 16), ==, dst_ip);
+    g_assert_cmpuint(lduw_be_p(udp), ==, sport);
+    g_assert_cmpuint(lduw_be_p(udp + 2), ==, dport);
+    g_assert_cmpuint(lduw_be_p(udp + 4), ==, APN_UDP_HLEN + APN_MSG_LEN);
+    if (lduw_be_p(udp + 6)) {
+        g_assert_cmphex(udp_csum(ip, udp, APN_UDP_HLEN + APN_MSG_LEN), ==, 0);
+    }
+    g_assert_cmpmem(udp + APN_UDP_HLEN, APN_MSG_LEN, msg, APN_MSG_LEN);
+}
+
+static void msg_regs(Apn *a, uint32_t base, uint32_t host, uint32_t port,
+                     uint32_t type, uint32_t in_index, uint32_t nonce,
+                     uint32_t info)
+{
+    wr(a, base + APN_UREG_MSG_DEST_HOST, host);
+    wr(a, base + APN_UREG_MSG_DEST_PORT, port);
+    wr(a, base + APN_UREG_MSG_TYPE, type);
+    wr(a, base + APN_UREG_MSG_IN_INDEX, in_index);
+    wr(a, base + APN_UREG_MSG_NONCE, nonce);
+    wr(a, base + APN_UREG_MSG_INFO, info);
+}
+
+static void msg_expect_status(Apn *a, uint32_t base, uint32_t status)
+{
+    wr(a, base + APN_UREG_MSG_SEND, 1);
+    g_assert_cmpuint(rd(a, base + APN_UREG_CMD_STATUS), ==, status);
+}
+
+/*
+ * MSG_SEND: a datagram from IP_ADDR:port(ep) to host_ip[dest]:dest_port,
+ * Ethernet to the host table's MAC, struct apn_msg as payload; stores
+ * gathered before it leave first.
+ */
+static void test_msg_send(void)
+{
+    Apn *a = tx_up(",endpoints=8");
+    uint32_t u = APN_USER_PAGE(1), blk = APN_REG_CMD_BLOCK;
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t buf[FRAME_MAX], m[APN_MSG_LEN];
+    static const uint8_t d[4] = { 1, 2, 3, 4 };
+    TxExpect x = tx_expect(0, d, 4);
+    size_t n;
+
+    wr(a, APN_REG_IP_ADDR, SELF_IP);
+    wr(a, APN_REG_HOST_IP_BASE + 4 * PEER_HOST, PEER_IP);
+    g_assert_cmphex(rd(a, APN_REG_IP_ADDR), ==, SELF_IP);
+    g_assert_cmphex(rd(a, APN_REG_HOST_IP_BASE + 4 * PEER_HOST), ==, PEER_IP);
+    ep_up(a, 1, APN_EP_VALID | APN_EP_TRUSTED, EP_PORT, 0);
+    cnt_snap(a, before);
+
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    msg_regs(a, u, PEER_HOST, 5000, APN_MSG_CONNECT, 7, 0xabc, 0);
+    msg_expect_status(a, u, APN_CMD_OK);
+    recv_check(a, &x);
+    n = recv_frame(a, buf);
+    msg_encode(m, APN_MSG_CONNECT, EP_PORT, SELF_HOST, 7, 0xabc, 0);
+    check_msg_frame(buf, n, peer_mac, PEER_IP, EP_PORT, 5000, m);
+    msg_regs(a, u, PEER_HOST, 5001, APN_MSG_ERROR, 8, 0xdef, 0x55);
+    msg_expect_status(a, u, APN_CMD_OK);
+    n = recv_frame(a, buf);
+    msg_encode(m, APN_MSG_ERROR, EP_PORT, SELF_HOST, 8, 0xdef, 0x55);
+    check_msg_frame(buf, n, peer_mac, PEER_IP, EP_PORT, 5001, m);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_MSGS), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_FRAMES), ==, 3);
+
+    /* refused: nothing sent */
+    msg_regs(a, u, PEER_HOST, 5000, 0, 7, 0xabc, 0);
+    msg_expect_status(a, u, APN_CMD_EINVAL);
+    wr(a, u + APN_UREG_MSG_TYPE, APN_MSG_ERROR + 1);
+    msg_expect_status(a, u, APN_CMD_EINVAL);
+    wr(a, u + APN_UREG_MSG_TYPE, APN_MSG_CLOSE);
+    wr(a, u + APN_UREG_MSG_DEST_PORT, 0);
+    msg_expect_status(a, u, APN_CMD_EINVAL);
+    wr(a, u + APN_UREG_MSG_DEST_PORT, 0x10000);
+    msg_expect_status(a, u, APN_CMD_EINVAL);
+    wr(a, u + APN_UREG_MSG_DEST_PORT, 5000);
+    wr(a, u + APN_UREG_MSG_DEST_HOST, PEER_HOST + 1);   /* no IP */
+    msg_expect_status(a, u, APN_CMD_ENOROUTE);
+    wr(a, APN_REG_HOST_IP_BASE + 4 * (PEER_HOST + 1), PEER_IP + 1);
+    msg_expect_status(a, u, APN_CMD_ENOROUTE);          /* no MAC */
+    wr(a, u + APN_UREG_MSG_DEST_HOST, APN_HOST_MAC_ENTRIES);
+    msg_expect_status(a, u, APN_CMD_ENOROUTE);
+    wr(a, u + APN_UREG_MSG_DEST_HOST, PEER_HOST);
+    wr(a, APN_REG_IP_ADDR, 0);
+    msg_expect_status(a, u, APN_CMD_ENOROUTE);
+    wr(a, APN_REG_IP_ADDR, SELF_IP);
+    wr(a, APN_REG_CTRL, 0);
+    msg_expect_status(a, u, APN_CMD_EDISABLED);
+    apn_enable(a);
+    wr(a, epr(1, APN_EPR_PORT), 0);
+    msg_expect_status(a, u, APN_CMD_EINVAL);
+    wr(a, epr(1, APN_EPR_PORT), EP_PORT);
+    wr(a, epr(1, APN_EPR_CTRL), APN_EP_VALID);
+    cnt_snap(a, before);
+    msg_expect_status(a, u, APN_CMD_EPERM);
+    g_assert_cmpuint(delta(a, before, APN_CNT_CMD_REFUSED), ==, 1);
+    assert_no_frame(a);
+
+    /* the privileged block sends for an untrusted endpoint, from its port */
+    wr(a, APN_REG_CMD_EP, 1);
+    msg_regs(a, blk, PEER_HOST, 5002, APN_MSG_ACCEPT, 9, 0x99, 0);
+    msg_expect_status(a, blk, APN_CMD_OK);
+    n = recv_frame(a, buf);
+    msg_encode(m, APN_MSG_ACCEPT, EP_PORT, SELF_HOST, 9, 0x99, 0);
+    check_msg_frame(buf, n, peer_mac, PEER_IP, EP_PORT, 5002, m);
+    wr(a, APN_REG_CMD_EP, 2);                       /* no port */
+    msg_expect_status(a, blk, APN_CMD_EINVAL);
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+/*
+ * A connection message to a bound port becomes an event on its endpoint:
+ * info = in-index (ERROR: reason), data = nonce | src_host << 32 |
+ * port << 48.
+ */
+static void test_msg_rx(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t osq = osq_up(a);
+    uint64_t q = ep_up(a, 1, APN_EP_VALID, EP_PORT, 8);
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t m[APN_MSG_LEN];
+    Udp u;
+
+    wr(a, APN_REG_IP_ADDR, SELF_IP);
+    cnt_snap(a, before);
+    for (uint8_t t = APN_MSG_CONNECT; t <= APN_MSG_ERROR; t++) {
+        msg_encode(m, t, 4100, PEER_HOST, 10 + t, 0x100 + t, 0x50 + t);
+        u = udp_init(EP_PORT, m, sizeof(m));
+        u.no_ucsum = t == APN_MSG_ALIVE;           /* UDP checksum 0: ok */
+        inject_udp(a, &u);
+        check_ev(a, q, t - 1, APN_EV_MSG_DATA(t), 1,
+                 t == APN_MSG_ERROR ? 0x50 + t : 10 + t,
+                 (0x100 + t) | (uint64_t)PEER_HOST << 32 |
+                 (uint64_t)4100 << 48);
+    }
+    g_assert_cmpuint(APN_EV_MSG_DATA(APN_MSG_ERROR), ==, APN_EV_ERROR_MSG);
+    /* to the broadcast address */
+    msg_encode(m, APN_MSG_CLOSE, 4100, PEER_HOST, 1, 2, 0);
+    u = udp_init(EP_PORT, m, sizeof(m));
+    u.dst_ip = 0xffffffff;
+    u.dst_mac = (const uint8_t *)"\xff\xff\xff\xff\xff\xff";
+    inject_udp(a, &u);
+    check_ev(a, q, 6, APN_EV_CLOSE, 1, 1, 2 | (uint64_t)PEER_HOST << 32 |
+             (uint64_t)4100 << 48);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_MSGS), ==, 7);
+    assert_drops(a, before, "");
+
+    /* bad packets */
+    for (int i = 0; i < 11; i++) {
+        u = udp_init(EP_PORT, m, sizeof(m));
+        u.bad_csum = i == 0;
+        u.bad_ucsum = i == 1;
+        u.dst_ip = i == 2 ? SELF_IP + 1 : SELF_IP;
+        u.vihl = i == 3 ? 0x46 : i == 4 ? 0x65 : 0x45; /* options, IPv6 */
+        u.frag = i == 5 ? 0x2000 : i == 6 ? 0x0001 : 0; /* MF, offset */
+        u.proto = i == 7 ? 6 : 17;                  /* TCP */
+        u.tot_adjust = i == 8 ? 1000 : 0;           /* past the frame */
+        u.ulen_adjust = i == 9 ? 1 :                /* past the packet */
+                        i == 10 ? -APN_MSG_LEN - 1 : 0; /* < 8 */
+        cnt_snap(a, before);
+        inject_udp(a, &u);
+        assert_drops(a, before, "rx_drop_bad_ip+1");
+    }
+    wr(a, APN_REG_IP_ADDR, 0);                      /* no address: not ours */
+    u = udp_init(EP_PORT, m, sizeof(m));
+    cnt_snap(a, before);
+    inject_udp(a, &u);
+    assert_drops(a, before, "rx_drop_bad_ip+1");
+    wr(a, APN_REG_IP_ADDR, SELF_IP);
+    wr(a, APN_REG_CTRL, 0);
+    cnt_snap(a, before);
+    inject_udp(a, &u);
+    assert_drops(a, before, "rx_drop_disabled+1");
+    apn_enable(a);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 7);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 0);
+
+    /* an unbound port (or one of an endpoint no longer valid): the OS */
+    u = udp_init(4999, m, sizeof(m));
+    cnt_snap(a, before);
+    inject_udp(a, &u);
+    assert_drops(a, before, "rx_drop_no_port+1");
+    check_ev(a, osq, 0, APN_EV_NO_PORT, 0, 4999,
+             (uint64_t)PEER_IP << 16 | PEER_PORT);
+    wr(a, epr(1, APN_EPR_CTRL), 0);
+    u = udp_init(EP_PORT, m, sizeof(m));
+    inject_udp(a, &u);
+    check_ev(a, osq, 1, APN_EV_NO_PORT, 0, EP_PORT,
+             (uint64_t)PEER_IP << 16 | PEER_PORT);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_DROP_NO_PORT), ==, 2);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 7);
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+/*
+ * A datagram that is not a connection message goes to the endpoint's
+ * variable-length queue: struct apn_var_hdr + payload padded to 8,
+ * wrapping at the end, and APN_EV_VAR (info = length, data = byte
+ * position | source port << 32). A record with no room is lost whole.
+ */
+static void test_msg_var(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t osq = osq_up(a);
+    uint64_t q = ep_up(a, 1, APN_EP_VALID, EP_PORT, 8);
+    uint64_t vq = gmem(a, 0x1000, 0x5c);
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t p20[20], p10[10], m[APN_MSG_LEN], rec[32], mem[0x1000];
+    Udp u;
+
+    for (int i = 0; i < sizeof(p20); i++) {
+        p20[i] = 0x20 + i;
+    }
+    for (int i = 0; i < sizeof(p10); i++) {
+        p10[i] = 0xa0 + i;
+    }
+    wr(a, APN_REG_IP_ADDR, SELF_IP);
+    qtest_memset(a->qts, vq, 0, 64 + 64);
+    wr(a, epr(1, APN_EPR_VARQ_LO), (uint32_t)vq);
+    wr(a, epr(1, APN_EPR_VARQ_HI), vq >> 32);
+    wr(a, epr(1, APN_EPR_VARQ_SIZE), 64);
+    cnt_snap(a, before);
+
+    u = udp_init(EP_PORT, "hello", 5);
+    inject_udp(a, &u);
+    check_ev(a, q, 0, APN_EV_VAR, 1, 5, 0 | (uint64_t)PEER_PORT << 32);
+    u = udp_init(EP_PORT, p20, 20);
+    u.sport = 1234;
+    inject_udp(a, &u);
+    check_ev(a, q, 1, APN_EV_VAR, 1, 20, 16 | (uint64_t)1234 << 32);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_VARQ_WRPTR)), ==, 48);
+    g_assert_cmpuint(qctrl(a, vq, Q_WRPTR), ==, 48);
+    memset(rec, 0, sizeof(rec));
+    stl_le_p(rec, 5);
+    stl_le_p(rec + 4, PEER_IP);
+    memcpy(rec + 8, "hello", 5);
+    assert_mem(a, vq + 64, rec, 16);
+    memset(rec, 0, sizeof(rec));
+    stl_le_p(rec, 20);
+    stl_le_p(rec + 4, PEER_IP);
+    memcpy(rec + 8, p20, 20);
+    assert_mem(a, vq + 64 + 16, rec, 32);
+
+    /* 24 bytes do not fit in 16: lost, counted, the OS told once */
+    u = udp_init(EP_PORT, p10, 10);
+    inject_udp(a, &u);
+    inject_udp(a, &u);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_OVERFLOWS), ==, 2);
+    g_assert_cmpuint(qctrl(a, vq, Q_OVERFLOWS), ==, 2);
+    g_assert_cmpuint(qctrl(a, q, Q_OVERFLOWS), ==, 0);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
+    check_ev(a, osq, 0, APN_EV_OVERFLOW, 1, 1, 0);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_VARQ_WRPTR)), ==, 48);
+
+    /* the read pointer: inside [rdptr, wrptr], a multiple of 8 */
+    wr(a, ureg(1, APN_UREG_VARQ_RDPTR), 56);
+    wr(a, ureg(1, APN_UREG_VARQ_RDPTR), 20);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_VARQ_RDPTR)), ==, 0);
+    wr(a, ureg(1, APN_UREG_VARQ_RDPTR), 16);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_VARQ_RDPTR)), ==, 16);
+
+    /* now it fits, wrapping: 16 bytes at the end, 8 at the start */
+    inject_udp(a, &u);
+    check_ev(a, q, 2, APN_EV_VAR, 1, 10, 48 | (uint64_t)PEER_PORT << 32);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_VARQ_WRPTR)), ==, 72);
+    qtest_memread(a->qts, vq, mem, sizeof(mem));
+    memset(rec, 0, sizeof(rec));
+    stl_le_p(rec, 10);
+    stl_le_p(rec + 4, PEER_IP);
+    memcpy(rec + 8, p10, 10);
+    g_assert_cmpmem(mem + 64 + 48, 16, rec, 16);
+    g_assert_cmpmem(mem + 64, 8, rec + 16, 8);
+    g_assert_cmpuint(ldl_le_p(mem + Q_WRPTR), ==, 72);
+    for (int i = 64 + 64; i < sizeof(mem); i++) {
+        g_assert_cmphex(mem[i], ==, 0x5c);
+    }
+    /* space was freed: a new episode */
+    inject_udp(a, &u);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    check_ev(a, osq, 1, APN_EV_OVERFLOW, 1, 3, 0);
+
+    /* nearly a message is not one */
+    msg_encode(m, APN_MSG_CONNECT, 1, 2, 3, 4, 5);
+    wr(a, ureg(1, APN_UREG_VARQ_RDPTR), 72);
+    u = udp_init(EP_PORT, m, APN_MSG_LEN - 1);
+    inject_udp(a, &u);
+    check_ev(a, q, 3, APN_EV_VAR, 1, APN_MSG_LEN - 1,
+             72 | (uint64_t)PEER_PORT << 32);
+    m[4] = APN_WIRE_VERSION + 1;
+    wr(a, ureg(1, APN_UREG_VARQ_RDPTR), 72 + 32);
+    u = udp_init(EP_PORT, m, APN_MSG_LEN);
+    inject_udp(a, &u);
+    check_ev(a, q, 4, APN_EV_VAR, 1, APN_MSG_LEN,
+             104 | (uint64_t)PEER_PORT << 32);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_MSGS), ==, 0);
+    assert_drops(a, before, "");
+    apn_stop(a);
+}
+
+/* A message to our own host is looped back to the endpoint on the port. */
+static void test_msg_loopback(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t q = ep_up(a, 2, APN_EP_VALID, EP_PORT + 1, EVQ_SIZE);
+    uint32_t u = APN_USER_PAGE(1);
+    uint64_t before[APN_CNT__COUNT];
+
+    ep_up(a, 1, APN_EP_VALID | APN_EP_TRUSTED, EP_PORT, 0);
+    wr(a, APN_REG_IP_ADDR, SELF_IP);
+    wr(a, APN_REG_HOST_IP_BASE + 4 * SELF_HOST, SELF_IP);
+    cnt_snap(a, before);
+    msg_regs(a, u, SELF_HOST, EP_PORT + 1, APN_MSG_CONNECT, 3, 0x333, 0);
+    msg_expect_status(a, u, APN_CMD_OK);
+    assert_no_frame(a);
+    check_ev(a, q, 0, APN_EV_CONNECT, 2, 3, 0x333 |
+             (uint64_t)SELF_HOST << 32 | (uint64_t)EP_PORT << 48);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_MSGS), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_MSGS), ==, 1);
+    assert_drops(a, before, "");
+    apn_stop(a);
+}
+
+/* ---- packing ------------------------------------------------------------- */
+
+/*
+ * Bursts to one host share a frame until it is full; a burst to another
+ * host, a fence or the idle timer sends it.
+ */
+static void test_tx_pack(void)
+{
+    Apn *a = tx_up(NULL);
+    struct apn_out_entry o = out_entry(PEER_HOST + 1, 8, 0x88, 0x1000);
+    static const uint8_t d[4] = { 0xa, 0xb, 0xc, 0xd };
+    g_autofree SegExpect *s = g_new0(SegExpect, 60);
+    uint64_t before[APN_CNT__COUNT];
+
+    set_route(a, PEER_HOST + 1, other_mac);
+    put_out_entry(a, 4, &o);
+    cnt_snap(a, before);
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x100), ldl_le_p(d));
+    assert_no_frame(a);
+    qtest_writel(a->qts, slot_addr(a, 4, 0x10), ldl_le_p(d));
+    /* the second burst closed, not yet the third: one frame so far */
+    s[0] = seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0, d, 4);
+    s[1] = seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0x100, d, 4);
+    qtest_writel(a->qts, slot_addr(a, 4, 0x20), ldl_le_p(d));
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 2);
+    assert_no_frame(a);
+    fence(a, 0);
+    s[0] = seg_expect(4, 8, 0x88, 0x10, d, 4);
+    s[1] = seg_expect(4, 8, 0x88, 0x20, d, 4);
+    recv_check_segs(a, other_mac, PEER_HOST + 1, s, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_FRAMES), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_SEGMENTS), ==, 4);
+
+    /* the idle timer sends a packed frame */
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0x100), ldl_le_p(d));
+    qtest_clock_step(a->qts, 40000);
+    assert_no_frame(a);
+    qtest_clock_step(a->qts, 20000);
+    s[0] = seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0, d, 4);
+    s[1] = seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0x100, d, 4);
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 2);
+    assert_no_frame(a);
+
+    /* a full frame leaves at once: 53 segments of 28 bytes in 1500 */
+    for (int i = 0; i < 60; i++) {
+        qtest_writel(a->qts, slot_addr(a, TX_SLOT, 8 * i), ldl_le_p(d));
+        s[i] = seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 8 * i, d, 4);
+    }
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 53);
+    assert_no_frame(a);
+    fence(a, 0);
+    recv_check_segs(a, peer_mac, PEER_HOST, s + 53, 7);
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+/* At most 255 segments in a frame, however large the MTU. */
+static void test_tx_pack_nseg(void)
+{
+    Apn *a = tx_up(",mtu=9000");
+    g_autofree SegExpect *s = g_new0(SegExpect, 300);
+    static const uint8_t d[4] = { 0xa, 0xb, 0xc, 0xd };
+
+    for (int i = 0; i < 300; i++) {
+        qtest_writel(a->qts, slot_addr(a, TX_SLOT, 8 * i), ldl_le_p(d));
+        s[i] = seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 8 * i, d, 4);
+    }
+    fence(a, 0);
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 255);
+    recv_check_segs(a, peer_mac, PEER_HOST, s + 255, 45);
+    assert_no_frame(a);
     apn_stop(a);
 }
 
@@ -2343,6 +3873,98 @@ static void test_migration(void)
     apn_stop(src);
 }
 
+/*
+ * Endpoint state migrates: queue pointers, ARM, command registers, the
+ * privileged block, IP_ADDR and the host IPv4 table; the port map is
+ * rebuilt on the destination; a packed frame not yet sent reaches a wire.
+ */
+static void test_migration_endpoints(void)
+{
+    Apn *src = tx_up(NULL);
+    Apn *dst = apn_start_full(NULL, true);
+    uint64_t osq = osq_up(src);
+    uint64_t q = ep_up(src, 1, APN_EP_VALID | APN_EP_TRUSTED, EP_PORT,
+                       EVQ_SIZE);
+    static const uint8_t d[4] = { 0x61, 0x62, 0x63, 0x64 };
+    SegExpect s[2] = {
+        seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0, d, 4),
+        seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0x100, d, 4),
+    };
+    static const uint32_t regs[] = {
+        APN_REG_IP_ADDR, APN_REG_HOST_IP_BASE + 4 * PEER_HOST, APN_REG_CMD_EP,
+        APN_REG_CMD_BLOCK + APN_UREG_OUT_NONCE,
+        APN_REG_CMD_BLOCK + APN_UREG_CMD_STATUS,
+        APN_EP_REG(1, APN_EPR_CTRL), APN_EP_REG(1, APN_EPR_PORT),
+        APN_EP_REG(1, APN_EPR_EVQ_LO), APN_EP_REG(1, APN_EPR_EVQ_SIZE),
+        APN_EP_REG(2, APN_EPR_PORT),
+        APN_USER_PAGE(1) + APN_UREG_EVQ_WRPTR,
+        APN_USER_PAGE(1) + APN_UREG_EVQ_RDPTR,
+        APN_USER_PAGE(1) + APN_UREG_OUT_INDEX,
+        APN_USER_PAGE(1) + APN_UREG_CMD_STATUS,
+    };
+    uint8_t frame[FRAME_MAX], m[APN_MSG_LEN];
+    size_t n;
+    Udp u;
+
+    wr(src, APN_REG_IP_ADDR, SELF_IP);
+    wr(src, APN_REG_HOST_IP_BASE + 4 * PEER_HOST, PEER_IP);
+    wr(src, APN_REG_CMD_EP, 1);
+    wr(src, APN_REG_CMD_BLOCK + APN_UREG_OUT_NONCE, 0x1234);
+    wr(src, APN_REG_CMD_BLOCK + APN_UREG_OUT_COMMIT, 1);    /* ENOENT */
+    wr(src, APN_EP_REG(2, APN_EPR_PORT), EP_PORT + 2);      /* not valid */
+    put_in_event(src, 1, 1, 5, 0x100);
+    inject_event(src, 1, 5, 0, "a", 1);
+    inject_event(src, 1, 5, 1, "b", 1);
+    wr(src, ureg(1, APN_UREG_EVQ_RDPTR), 2);
+    wr(src, ureg(1, APN_UREG_ARM), 1);                      /* armed */
+    wr(src, ureg(1, APN_UREG_OUT_INDEX), 77);
+    wr(src, ureg(1, APN_UREG_OUT_COMMIT), 1);               /* ENOENT */
+    /* one segment packed and a burst gathered, neither sent */
+    qtest_writel(src->qts, slot_addr(src, TX_SLOT, 0), ldl_le_p(d));
+    qtest_writel(src->qts, slot_addr(src, TX_SLOT, 0x100), ldl_le_p(d));
+
+    migrate(src, dst);
+    for (int i = 0; i < ARRAY_SIZE(regs); i++) {
+        g_assert_cmphex(rd(dst, regs[i]), ==, rd(src, regs[i]));
+    }
+    g_assert_cmpuint(rd(dst, ureg(1, APN_UREG_CMD_STATUS)), ==,
+                     APN_CMD_ENOENT);
+    g_assert_cmpuint(rd(dst, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 2);
+
+    /* the packed frame: two segments, from one side or the other */
+    qtest_clock_step(dst->qts, 1000 * 1000);
+    n = try_recv(src, frame);
+    if (!n) {
+        n = try_recv(dst, frame);
+    }
+    g_assert_cmpuint(n, >, 0);
+    check_tx_segs(frame, n, peer_mac, PEER_HOST, s, 2);
+    g_assert_cmpuint(try_recv(src, frame), ==, 0);
+    g_assert_cmpuint(try_recv(dst, frame), ==, 0);
+
+    /* port map rebuilt, queue continues, still armed */
+    msg_encode(m, APN_MSG_ALIVE, 4100, PEER_HOST, 1, 2, 0);
+    u = udp_init(EP_PORT, m, sizeof(m));
+    inject_udp(dst, &u);
+    check_ev(dst, q, 2, APN_EV_ALIVE, 1, 1, 2 | (uint64_t)PEER_HOST << 32 |
+             (uint64_t)4100 << 48);
+    g_assert_cmpuint(rd(dst, APN_REG_OSQ_WRPTR), ==, 1);
+    check_ev(dst, osq, 0, APN_EV_OOB_DATA, 1, 0, 0);
+    /* the invalid endpoint 2 did not take its port */
+    u = udp_init(EP_PORT + 2, m, sizeof(m));
+    inject_udp(dst, &u);
+    check_ev(dst, osq, 1, APN_EV_NO_PORT, 0, EP_PORT + 2,
+             (uint64_t)PEER_IP << 16 | PEER_PORT);
+    /* messages go out with the migrated addresses */
+    msg_regs(dst, APN_USER_PAGE(1), PEER_HOST, 5000, APN_MSG_CLOSE, 3, 4, 0);
+    msg_expect_status(dst, APN_USER_PAGE(1), APN_CMD_OK);
+    n = recv_frame(dst, frame);
+    msg_encode(m, APN_MSG_CLOSE, EP_PORT, SELF_HOST, 3, 4, 0);
+    check_msg_frame(frame, n, peer_mac, PEER_IP, EP_PORT, 5000, m);
+    apn_stop(dst);
+    apn_stop(src);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -2406,5 +4028,26 @@ int main(int argc, char **argv)
     qtest_add_func("/apertnic/registers/qom-counters",
                    test_registers_qom_counters);
     qtest_add_func("/apertnic/migration", test_migration);
+    qtest_add_func("/apertnic/migration/endpoints", test_migration_endpoints);
+    qtest_add_func("/apertnic/ep/registers", test_ep_registers);
+    qtest_add_func("/apertnic/ep/max", test_ep_max);
+    qtest_add_func("/apertnic/ep/evq", test_ep_evq);
+    qtest_add_func("/apertnic/ep/arm", test_ep_arm);
+    qtest_add_func("/apertnic/cmd/out-commit", test_cmd_out_commit);
+    qtest_add_func("/apertnic/cmd/refused", test_cmd_refused);
+    qtest_add_func("/apertnic/cmd/in-commit", test_cmd_in_commit);
+    qtest_add_func("/apertnic/cmd/privileged", test_cmd_privileged);
+    qtest_add_func("/apertnic/rx/error/reply", test_rx_error_reply);
+    qtest_add_func("/apertnic/rx/error/msg", test_rx_error_msg);
+    qtest_add_func("/apertnic/rx/error/loopback", test_rx_error_loopback);
+    qtest_add_func("/apertnic/event/tx", test_event_tx);
+    qtest_add_func("/apertnic/event/rx", test_event_rx);
+    qtest_add_func("/apertnic/event/loopback", test_event_loopback);
+    qtest_add_func("/apertnic/msg/send", test_msg_send);
+    qtest_add_func("/apertnic/msg/rx", test_msg_rx);
+    qtest_add_func("/apertnic/msg/var", test_msg_var);
+    qtest_add_func("/apertnic/msg/loopback", test_msg_loopback);
+    qtest_add_func("/apertnic/tx/pack", test_tx_pack);
+    qtest_add_func("/apertnic/tx/pack-nseg", test_tx_pack_nseg);
     return g_test_run();
 }

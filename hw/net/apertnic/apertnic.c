@@ -364,11 +364,92 @@ static const VMStateDescription apertnic_vmstate_burst = {
     }
 };
 
-/* The mapping cache is not migrated: it refills from the tables in memory. */
-static const VMStateDescription apertnic_vmstate = {
-    .name = "apertnic",
+static bool apertnic_pend_needed(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    return s->core.pend.active;
+}
+
+/* Segments packed into a frame not yet sent when the VM stopped. */
+static const VMStateDescription apertnic_vmstate_pend = {
+    .name = "apertnic/pending-frame",
     .version_id = 1,
     .minimum_version_id = 1,
+    .needed = apertnic_pend_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(core.pend.active, ApertnicState),
+        VMSTATE_UINT8(core.pend.nseg, ApertnicState),
+        VMSTATE_UINT16(core.pend.dst_host, ApertnicState),
+        VMSTATE_UINT8_ARRAY(core.pend.dst_mac, ApertnicState, 6),
+        VMSTATE_UINT32(core.pend.len, ApertnicState),
+        VMSTATE_UINT8_ARRAY(core.pend.data, ApertnicState, APN_MAX_MTU),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static const VMStateDescription apertnic_vmstate_cmd = {
+    .name = "apertnic/cmd",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(status, ApnCmdRegs),
+        VMSTATE_UINT32(out_index, ApnCmdRegs),
+        VMSTATE_UINT32(out_dest_host, ApnCmdRegs),
+        VMSTATE_UINT32(out_dest_in_index, ApnCmdRegs),
+        VMSTATE_UINT32(out_nonce, ApnCmdRegs),
+        VMSTATE_UINT32(in_index, ApnCmdRegs),
+        VMSTATE_UINT32(in_nonce, ApnCmdRegs),
+        VMSTATE_UINT32(in_narrow_start, ApnCmdRegs),
+        VMSTATE_UINT32(in_narrow_len, ApnCmdRegs),
+        VMSTATE_UINT32(msg_dest_host, ApnCmdRegs),
+        VMSTATE_UINT32(msg_dest_port, ApnCmdRegs),
+        VMSTATE_UINT32(msg_type, ApnCmdRegs),
+        VMSTATE_UINT32(msg_in_index, ApnCmdRegs),
+        VMSTATE_UINT32(msg_nonce, ApnCmdRegs),
+        VMSTATE_UINT32(msg_info, ApnCmdRegs),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+/* One endpoint: registers, queue pointers, ARM, overflow state, commands. */
+static const VMStateDescription apertnic_vmstate_endpoint = {
+    .name = "apertnic/endpoint",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(ctrl, ApnEndpoint),
+        VMSTATE_UINT32(port, ApnEndpoint),
+        VMSTATE_UINT32(evq_lo, ApnEndpoint),
+        VMSTATE_UINT32(evq_hi, ApnEndpoint),
+        VMSTATE_UINT32(evq_size, ApnEndpoint),
+        VMSTATE_UINT32(varq_lo, ApnEndpoint),
+        VMSTATE_UINT32(varq_hi, ApnEndpoint),
+        VMSTATE_UINT32(varq_size, ApnEndpoint),
+        VMSTATE_UINT32(evq_wrptr, ApnEndpoint),
+        VMSTATE_UINT32(evq_rdptr, ApnEndpoint),
+        VMSTATE_UINT32(varq_wrptr, ApnEndpoint),
+        VMSTATE_UINT32(varq_rdptr, ApnEndpoint),
+        VMSTATE_UINT32(evq_lost, ApnEndpoint),
+        VMSTATE_UINT32(varq_lost, ApnEndpoint),
+        VMSTATE_BOOL(armed, ApnEndpoint),
+        VMSTATE_BOOL(evq_overflowing, ApnEndpoint),
+        VMSTATE_BOOL(varq_overflowing, ApnEndpoint),
+        VMSTATE_STRUCT(cmd, ApnEndpoint, 1, apertnic_vmstate_cmd, ApnCmdRegs),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+/*
+ * The mapping cache is not migrated: it refills from the tables in memory.
+ * Neither is the port map: post_load rebuilds it from the endpoints. The
+ * endpoint array's length is the `endpoints` property, the same on both
+ * sides.
+ */
+static const VMStateDescription apertnic_vmstate = {
+    .name = "apertnic",
+    .version_id = 2,
+    .minimum_version_id = 2,
     .post_load = apertnic_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, ApertnicState),
@@ -391,10 +472,20 @@ static const VMStateDescription apertnic_vmstate = {
                              APN_HOST_MAC_ENTRIES),
         VMSTATE_UINT64_ARRAY(core.regs.counters, ApertnicState,
                              APN_CNT__COUNT),
+        VMSTATE_UINT32(core.regs.ip_addr, ApertnicState),
+        VMSTATE_UINT32_ARRAY(core.regs.host_ip, ApertnicState,
+                             APN_HOST_MAC_ENTRIES),
+        VMSTATE_UINT32(core.regs.cmd_ep, ApertnicState),
+        VMSTATE_STRUCT(core.regs.cmd, ApertnicState, 1, apertnic_vmstate_cmd,
+                       ApnCmdRegs),
+        VMSTATE_STRUCT_VARRAY_UINT32(core.regs.ep, ApertnicState,
+                                     num_endpoints, 1,
+                                     apertnic_vmstate_endpoint, ApnEndpoint),
         VMSTATE_END_OF_LIST()
     },
     .subsections = (const VMStateDescription * const []) {
         &apertnic_vmstate_burst,
+        &apertnic_vmstate_pend,
         NULL
     }
 };

@@ -63,6 +63,40 @@ static inline void put_le32(uint8_t *p, uint32_t v)
     p[3] = v >> 24;
 }
 
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+}
+
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* Internet checksum (RFC 1071): add 16-bit big-endian words, then fold. */
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+    while (len > 1) {
+        sum += (uint32_t)p[0] << 8 | p[1];
+        p += 2;
+        len -= 2;
+    }
+    if (len) {
+        sum += (uint32_t)p[0] << 8;
+    }
+    return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint16_t)~sum;
+}
+
 static inline void count(ApnCore *core, enum apn_counter_id id)
 {
     core->regs.counters[id]++;
@@ -399,64 +433,304 @@ static void write_back_seq(ApnCore *core, bool out, uint32_t index,
     core->ops->dma_write(core->opaque, addr, word, 4);
 }
 
+/* ---- endpoint queues (FIG 8 and 13) ------------------------------------------ */
+
+static void encode_event(uint8_t ev[16], uint8_t type, uint16_t endpoint,
+                         uint32_t info, uint64_t data)
+{
+    memset(ev, 0, 16);
+    ev[0] = type;
+    put_le16(ev + 2, endpoint);
+    put_le32(ev + 4, info);
+    put_le64(ev + 8, data);
+}
+
+static uint64_t evq_base(const ApnEndpoint *p)
+{
+    return (uint64_t)p->evq_hi << 32 | p->evq_lo;
+}
+
+static uint64_t varq_base(const ApnEndpoint *p)
+{
+    return (uint64_t)p->varq_hi << 32 | p->varq_lo;
+}
+
+static inline bool ep_valid(ApnCore *core, uint32_t ep)
+{
+    return ep < core->cfg.num_endpoints &&
+           (core->regs.ep[ep].ctrl & APN_EP_VALID);
+}
+
+static inline bool evq_full(const ApnEndpoint *p)
+{
+    return p->evq_wrptr - p->evq_rdptr >= p->evq_size;
+}
+
+/*
+ * An event or a variable-length record was lost because the endpoint's
+ * queue had no room: count it on the device and in the queue's control
+ * block, and tell the OS once per episode (until the consumer frees space).
+ */
+static void ep_lost(ApnCore *core, uint32_t ep, bool var)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+    uint32_t *lost = var ? &p->varq_lost : &p->evq_lost;
+    bool *episode = var ? &p->varq_overflowing : &p->evq_overflowing;
+    uint8_t word[4];
+
+    count(core, APN_CNT_EVQ_OVERFLOWS);
+    (*lost)++;
+    trace_apertnic_evq_lost(ep, var, *lost);
+    if (var ? p->varq_size : p->evq_size) {
+        put_le32(word, *lost);
+        core->ops->dma_write(core->opaque,
+                             (var ? varq_base(p) : evq_base(p)) +
+                             offsetof(struct apn_queue_ctrl, overflows),
+                             word, 4);
+    }
+    if (!*episode) {
+        *episode = true;
+        osq_post(core, APN_EV_OVERFLOW, ep, p->evq_lost + p->varq_lost, 0,
+                 APN_VEC_OSQ);
+    }
+}
+
+/*
+ * Post one event on endpoint `ep`'s event queue. An endpoint that is not
+ * valid or has no queue gets nothing; a full queue is never overwritten.
+ * An armed endpoint is disarmed and the OS told with APN_EV_OOB_DATA.
+ */
+static bool ep_post(ApnCore *core, uint32_t ep, uint8_t type, uint32_t info,
+                    uint64_t data)
+{
+    ApnEndpoint *p;
+    uint8_t ev[16], word[4];
+    uint64_t base;
+
+    if (!ep_valid(core, ep) || !core->regs.ep[ep].evq_size) {
+        trace_apertnic_evq_none(ep, type);
+        return false;
+    }
+    p = &core->regs.ep[ep];
+    if (evq_full(p)) {
+        ep_lost(core, ep, false);
+        return false;
+    }
+    base = evq_base(p);
+    encode_event(ev, type, ep, info, data);
+    if (core->ops->dma_write(core->opaque,
+                             base + sizeof(struct apn_queue_ctrl) +
+                             (uint64_t)(p->evq_wrptr & (p->evq_size - 1)) *
+                             sizeof(struct apn_event), ev, sizeof(ev))) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "apertnic: event queue of endpoint %u at 0x%" PRIx64
+                      " is not writable; event %u lost\n", ep, base, type);
+        return false;
+    }
+    p->evq_wrptr++;
+    put_le32(word, p->evq_wrptr);
+    core->ops->dma_write(core->opaque,
+                         base + offsetof(struct apn_queue_ctrl, wrptr),
+                         word, 4);
+    count(core, APN_CNT_EVQ_EVENTS);
+    trace_apertnic_evq_event(ep, type, info, p->evq_wrptr);
+    if (p->armed) {
+        p->armed = false;
+        osq_post(core, APN_EV_OOB_DATA, ep, 0, 0, APN_VEC_OSQ);
+    }
+    return true;
+}
+
+/*
+ * A datagram for endpoint `ep` that is not a connection message: copy it to
+ * the variable-length queue as a record (struct apn_var_hdr, payload padded
+ * to 8 bytes, wrapping at the end) and post APN_EV_VAR. A record needs room
+ * on both queues, or it is lost whole.
+ */
+static void ep_post_var(ApnCore *core, uint32_t ep, uint32_t src_ip,
+                        uint16_t src_port, const uint8_t *payload,
+                        uint32_t len)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+    uint32_t rec = sizeof(struct apn_var_hdr) + ((len + 7) & ~7u);
+    uint32_t used = p->varq_wrptr - p->varq_rdptr;
+    uint32_t pos, first;
+    uint64_t base;
+    uint8_t word[4];
+
+    if (!p->evq_size || !p->varq_size || used > p->varq_size ||
+        rec > p->varq_size - used || rec > sizeof(core->rec)) {
+        ep_lost(core, ep, true);
+        return;
+    }
+    if (evq_full(p)) {
+        ep_lost(core, ep, false);
+        return;
+    }
+    memset(core->rec, 0, rec);
+    put_le32(core->rec, len);
+    put_le32(core->rec + 4, src_ip);
+    memcpy(core->rec + sizeof(struct apn_var_hdr), payload, len);
+
+    base = varq_base(p) + sizeof(struct apn_queue_ctrl);
+    pos = p->varq_wrptr & (p->varq_size - 1);
+    first = p->varq_size - pos < rec ? p->varq_size - pos : rec;
+    if (core->ops->dma_write(core->opaque, base + pos, core->rec, first) ||
+        (rec > first &&
+         core->ops->dma_write(core->opaque, base, core->rec + first,
+                              rec - first))) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "apertnic: variable-length queue of endpoint %u at 0x%"
+                      PRIx64 " is not writable; datagram lost\n", ep,
+                      varq_base(p));
+        return;
+    }
+    pos = p->varq_wrptr;
+    p->varq_wrptr += rec;
+    put_le32(word, p->varq_wrptr);
+    core->ops->dma_write(core->opaque,
+                         varq_base(p) + offsetof(struct apn_queue_ctrl, wrptr),
+                         word, 4);
+    trace_apertnic_varq_record(ep, len, pos);
+    ep_post(core, ep, APN_EV_VAR, len, pos | (uint64_t)src_port << 32);
+}
+
+/* APN_UREG_ARM: one-shot; fires at once if events are already waiting. */
+static void ep_arm(ApnCore *core, uint32_t ep, uint32_t val)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+
+    if (!(val & 1)) {
+        p->armed = false;
+        return;
+    }
+    if (p->evq_wrptr != p->evq_rdptr) {
+        trace_apertnic_ep_arm(ep, true);
+        p->armed = false;
+        osq_post(core, APN_EV_OOB_DATA, ep, 0, 0, APN_VEC_OSQ);
+    } else {
+        trace_apertnic_ep_arm(ep, false);
+        p->armed = true;
+    }
+}
+
+/* ---- port map ----------------------------------------------------------------- */
+
+/* The endpoint a UDP port is bound to, or -1. */
+static int32_t port_owner(ApnCore *core, uint16_t port)
+{
+    uint16_t m = port ? core->port_map[port] : 0;
+
+    return m && ep_valid(core, m - 1u) ? m - 1 : -1;
+}
+
+/* Rebuild port_map from the endpoints; a conflicting binding is cleared. */
+static void port_map_rebuild(ApnCore *core)
+{
+    memset(core->port_map, 0, sizeof(core->port_map));
+    for (uint32_t i = 0; i < core->cfg.num_endpoints; i++) {
+        ApnEndpoint *p = &core->regs.ep[i];
+
+        if (!(p->ctrl & APN_EP_VALID) || !p->port) {
+            continue;
+        }
+        if (core->port_map[p->port]) {
+            p->port = 0;
+        } else {
+            core->port_map[p->port] = i + 1;
+        }
+    }
+}
+
 /* ---- transmit ----------------------------------------------------------------- */
 
+/*
+ * The MAC of cluster host `host`; our own host id is looped back and needs
+ * no route.
+ */
 static void host_mac(ApnCore *core, uint16_t host, uint8_t mac[6], bool *ok)
 {
     uint64_t e = host < APN_HOST_MAC_ENTRIES ? core->regs.host_mac[host] : 0;
 
+    if (host == (uint16_t)core->regs.host_id) {
+        memcpy(mac, core->cfg.mac, 6);
+        *ok = true;
+        return;
+    }
     *ok = e & APN_HOST_VALID;
     for (int i = 0; i < 6; i++) {
         mac[i] = e >> (8 * i);
     }
 }
 
-/* Largest payload one segment of a single-segment frame can carry. */
+/* Room for segments in one frame. */
+static uint32_t frame_room(ApnCore *core)
+{
+    return core->cfg.mtu - APN_FRAME_HDR_LEN - APN_CRC_LEN;
+}
+
+/* Largest payload one segment can carry (a multiple of 4: no padding). */
 static uint32_t max_burst(ApnCore *core)
 {
-    /* Rounded down: the payload is padded to 4 bytes on the wire. */
-    return (core->cfg.mtu - APN_FRAME_HDR_LEN - APN_SEG_HDR_LEN - APN_CRC_LEN) &
-           ~3u;
+    return (frame_room(core) - APN_SEG_HDR_LEN) & ~3u;
 }
 
 /*
- * Encode a single-segment CI frame into core->frame. Returns its length
- * (padded to the Ethernet minimum).
+ * Hand a frame to the network, or to our own receive path when it is
+ * addressed to us: traffic to ourselves never reaches the wire, as on a
+ * real port.
  */
-static size_t encode_frame(ApnCore *core, const uint8_t dst_mac[6],
-                           uint16_t dst_host, uint8_t seg_type,
-                           uint8_t seg_flags, uint32_t in_index,
-                           uint32_t nonce, uint32_t seq, uint32_t offset,
-                           uint32_t out_index, const uint8_t *payload,
-                           uint16_t len)
+static void transmit(ApnCore *core, const uint8_t *frame, size_t len,
+                     bool loop)
 {
-    uint8_t *f = core->frame;
-    uint8_t *ci = f + APN_ETH_HLEN;
-    uint8_t *seg = ci + APN_FRAME_HDR_LEN;
-    size_t ci_len = APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN + APN_SEG_PAD(len);
-    size_t total;
+    count(core, APN_CNT_TX_FRAMES);
+    core->regs.counters[APN_CNT_TX_BYTES] += len;
+    if (loop) {
+        apn_core_receive(core, frame, len);
+    } else {
+        core->ops->send_frame(core->opaque, frame, len);
+    }
+}
 
-    memcpy(f, dst_mac, 6);
-    memcpy(f + 6, core->cfg.mac, 6);
-    put_be16(f + 12, APN_ETHERTYPE);
-
-    ci[0] = APN_WIRE_VERSION;
-    ci[1] = 1;
-    put_be16(ci + 2, (uint16_t)core->regs.host_id);
-    put_be16(ci + 4, dst_host);
-    put_be16(ci + 6, 0);
-
-    seg[0] = seg_type;
-    seg[1] = seg_flags;
+static void encode_seg(uint8_t *seg, uint8_t type, uint8_t flags,
+                       uint32_t in_index, uint32_t nonce, uint32_t seq,
+                       uint32_t offset, uint32_t out_index,
+                       const uint8_t *payload, uint16_t len)
+{
+    seg[0] = type;
+    seg[1] = flags;
     put_be16(seg + 2, len);
     put_be32(seg + 4, in_index);
     put_be32(seg + 8, nonce);
     put_be32(seg + 12, seq);
     put_be32(seg + 16, offset);
     put_be32(seg + 20, out_index);
-    memcpy(seg + APN_SEG_HDR_LEN, payload, len);
+    if (len) {
+        memcpy(seg + APN_SEG_HDR_LEN, payload, len);
+    }
     memset(seg + APN_SEG_HDR_LEN + len, 0, APN_SEG_PAD(len) - len);
+}
 
+/*
+ * Wrap `ci_len` bytes of segments at f + APN_ETH_HLEN + APN_FRAME_HDR_LEN
+ * into a CI frame: Ethernet and frame headers, CRC, padding. Returns the
+ * frame's length.
+ */
+static size_t finish_frame(ApnCore *core, uint8_t *f, const uint8_t dst_mac[6],
+                           uint16_t dst_host, uint8_t nseg, size_t seg_len)
+{
+    uint8_t *ci = f + APN_ETH_HLEN;
+    size_t ci_len = APN_FRAME_HDR_LEN + seg_len;
+    size_t total;
+
+    memcpy(f, dst_mac, 6);
+    memcpy(f + 6, core->cfg.mac, 6);
+    put_be16(f + 12, APN_ETHERTYPE);
+    ci[0] = APN_WIRE_VERSION;
+    ci[1] = nseg;
+    put_be16(ci + 2, (uint16_t)core->regs.host_id);
+    put_be16(ci + 4, dst_host);
+    put_be16(ci + 6, 0);
     put_be32(ci + ci_len, apn_crc32c(0, ci, ci_len));
     total = APN_ETH_HLEN + ci_len + APN_CRC_LEN;
     if (total < APN_MIN_ETH_FRAME) {
@@ -466,45 +740,89 @@ static size_t encode_frame(ApnCore *core, const uint8_t dst_mac[6],
     return total;
 }
 
-static void transmit(ApnCore *core, const uint8_t *frame, size_t len,
-                     uint16_t dst_host)
+/* Send the pending (packed) frame, if any. */
+static void frame_send(ApnCore *core)
 {
-    count(core, APN_CNT_TX_FRAMES);
-    core->regs.counters[APN_CNT_TX_BYTES] += len;
-    if (dst_host == (uint16_t)core->regs.host_id) {
-        /* Traffic to ourselves never reaches the wire, as on a real port. */
-        apn_core_receive(core, frame, len);
-    } else {
-        core->ops->send_frame(core->opaque, frame, len);
+    ApnTxFrame *p = &core->pend;
+    uint8_t *f = core->frame;
+    size_t len;
+
+    if (!p->active) {
+        return;
+    }
+    p->active = false;
+    memcpy(f + APN_ETH_HLEN + APN_FRAME_HDR_LEN, p->data, p->len);
+    len = finish_frame(core, f, p->dst_mac, p->dst_host, p->nseg, p->len);
+    trace_apertnic_tx_frame(p->dst_host, p->nseg, len);
+    transmit(core, f, len, p->dst_host == (uint16_t)core->regs.host_id);
+}
+
+/*
+ * Append one segment to the pending frame (FIG 12 step 6): segments for the
+ * same host share a frame, in order, until it is full; a segment for another
+ * host sends the pending frame first.
+ */
+static void pack_segment(ApnCore *core, uint16_t dst_host,
+                         const uint8_t dst_mac[6], uint8_t type,
+                         uint8_t flags, uint32_t in_index, uint32_t nonce,
+                         uint32_t seq, uint32_t offset, uint32_t out_index,
+                         const uint8_t *payload, uint16_t len)
+{
+    ApnTxFrame *p = &core->pend;
+    uint32_t need = APN_SEG_HDR_LEN + APN_SEG_PAD(len);
+
+    if (p->active && (p->dst_host != dst_host ||
+                      memcmp(p->dst_mac, dst_mac, 6) ||
+                      p->len + need > frame_room(core) || p->nseg == 255)) {
+        frame_send(core);
+    }
+    if (!p->active) {
+        p->active = true;
+        p->nseg = 0;
+        p->len = 0;
+        p->dst_host = dst_host;
+        memcpy(p->dst_mac, dst_mac, 6);
+    }
+    encode_seg(p->data + p->len, type, flags, in_index, nonce, seq, offset,
+               out_index, payload, len);
+    p->len += need;
+    p->nseg++;
+    count(core, APN_CNT_TX_SEGMENTS);
+    trace_apertnic_tx_segment(type, dst_host, in_index, offset, len, seq);
+    if (frame_room(core) - p->len < APN_SEG_HDR_LEN + 8) {
+        frame_send(core);   /* full */
     }
 }
 
-/* Send the gathered burst, if any, as one CI frame. */
-static void burst_flush(ApnCore *core)
+/* Next sequence number of an outgoing aperture, written back (step 8). */
+static uint32_t next_seq(ApnCore *core, uint32_t out_index, uint32_t fallback)
+{
+    ApnCachedEntry *live = lookup(core, true, out_index);
+    uint32_t seq = live ? live->seq : fallback;
+
+    if (live) {
+        live->seq = seq + 1;
+    }
+    write_back_seq(core, true, out_index, seq + 1);
+    return seq;
+}
+
+/* Close the gathered burst, if any, into a segment of the pending frame. */
+static void burst_close(ApnCore *core)
 {
     ApnBurst *b = &core->burst;
     ApnCachedEntry *e = &b->entry;
     uint8_t mac[6];
     uint8_t flags = 0;
     uint32_t seq = 0;
-    size_t len;
     bool routed;
 
-    if (core->timer_armed) {
-        core->ops->timer_cancel(core->opaque);
-        core->timer_armed = false;
-    }
     if (!b->active) {
         return;
     }
     b->active = false;
 
-    if (e->dest_host == (uint16_t)core->regs.host_id) {
-        memcpy(mac, core->cfg.mac, 6); /* looped back: no route needed */
-        routed = true;
-    } else {
-        host_mac(core, e->dest_host, mac, &routed);
-    }
+    host_mac(core, e->dest_host, mac, &routed);
     if (!routed) {
         count(core, APN_CNT_TX_DROP_NO_ROUTE);
         trace_apertnic_tx_drop("no_route", b->out_index);
@@ -516,32 +834,86 @@ static void burst_flush(ApnCore *core)
     }
     if (e->flags & APN_ENTRY_SEQ) {
         /* The cached copy and the table both advance: write-through. */
-        ApnCachedEntry *live = lookup(core, true, b->out_index);
-        seq = live ? live->seq : e->seq;
+        seq = next_seq(core, b->out_index, e->seq);
         flags |= APN_SEG_F_SEQ;
-        if (live) {
-            live->seq = seq + 1;
-        }
-        write_back_seq(core, true, b->out_index, seq + 1);
     }
-    len = encode_frame(core, mac, e->dest_host, APN_SEG_WRITE, flags,
-                       e->dest_in_index, e->nonce, seq, b->start,
-                       b->out_index, b->data, b->len);
-    count(core, APN_CNT_TX_SEGMENTS);
-    trace_apertnic_tx_frame(e->dest_host, e->dest_in_index, b->start, b->len,
-                            seq);
-    transmit(core, core->frame, len, e->dest_host);
+    pack_segment(core, e->dest_host, mac, APN_SEG_WRITE, flags,
+                 e->dest_in_index, e->nonce, seq, b->start, b->out_index,
+                 b->data, b->len);
+}
+
+/* (Re)start the idle timer while anything waits to be sent; else stop it. */
+static void tx_timer_restart(ApnCore *core)
+{
+    if (core->burst.active || core->pend.active) {
+        core->timer_armed = true;
+        core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns);
+    } else if (core->timer_armed) {
+        core->timer_armed = false;
+        core->ops->timer_cancel(core->opaque);
+    }
+}
+
+/* Send everything gathered: the burst, then the pending frame. */
+static void tx_flush(ApnCore *core)
+{
+    burst_close(core);
+    frame_send(core);
+    if (core->timer_armed) {
+        core->timer_armed = false;
+        core->ops->timer_cancel(core->opaque);
+    }
 }
 
 void apn_core_flush_timer(ApnCore *core)
 {
     core->timer_armed = false;
-    burst_flush(core);
+    tx_flush(core);
 }
 
 uint64_t apn_core_aperture_bar_size(const ApnCoreConfig *cfg)
 {
     return pow2_ceil64((uint64_t)cfg->num_out << cfg->out_slot_shift);
+}
+
+/* A store to an event aperture: one APN_SEG_EVENT segment of its own. */
+static void tx_event(ApnCore *core, uint32_t slot, ApnCachedEntry *e,
+                     uint32_t off, uint64_t val, unsigned size)
+{
+    uint16_t dest_host = e->dest_host;
+    uint32_t in_index = e->dest_in_index, nonce = e->nonce, seq = 0;
+    uint8_t payload[8], mac[6], flags = 0;
+    bool routed;
+
+    if ((uint64_t)off + size > e->size) {
+        count(core, APN_CNT_TX_DROP_BOUNDS);
+        trace_apertnic_tx_drop("bounds", slot);
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "apertnic: store at offset 0x%x of outgoing event "
+                      "aperture %u is past its size 0x%x\n", off, slot,
+                      e->size);
+        return;
+    }
+    host_mac(core, dest_host, mac, &routed);
+    if (!routed) {
+        count(core, APN_CNT_TX_DROP_NO_ROUTE);
+        trace_apertnic_tx_drop("no_route", slot);
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "apertnic: outgoing aperture %u names host %u, which "
+                      "has no route; event dropped\n", slot, dest_host);
+        return;
+    }
+    if (e->flags & APN_ENTRY_SEQ) {
+        seq = e->seq;
+        e->seq = seq + 1;
+        write_back_seq(core, true, slot, seq + 1);
+        flags |= APN_SEG_F_SEQ;
+    }
+    for (unsigned i = 0; i < size; i++) {
+        payload[i] = val >> (8 * i);
+    }
+    pack_segment(core, dest_host, mac, APN_SEG_EVENT, flags, in_index, nonce,
+                 seq, off, slot, payload, size);
 }
 
 void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
@@ -551,6 +923,7 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
     uint32_t slot = addr >> core->cfg.out_slot_shift;
     uint32_t off = addr & ((1u << core->cfg.out_slot_shift) - 1);
     ApnCachedEntry *e;
+    uint32_t type;
 
     count(core, APN_CNT_TX_STORES);
     if (!core_enabled(core)) {
@@ -563,18 +936,31 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
         trace_apertnic_tx_drop("no_slot", slot);
         return;
     }
+    if (size < 1 || size > 8) {
+        count(core, APN_CNT_TX_DROP_INVALID);
+        trace_apertnic_tx_drop("size", slot);
+        return;
+    }
     if (b->active && (b->out_index != slot || b->start + b->len != off ||
                       b->len + size > max_burst(core))) {
-        burst_flush(core);
+        burst_close(core);
     }
     if (!b->active) {
         e = lookup(core, true, slot);
-        if (!e || !(e->flags & APN_ENTRY_VALID)) {
+        type = e ? (e->flags & APN_ENTRY_TYPE_MASK) >> APN_ENTRY_TYPE_SHIFT
+                 : 0;
+        if (!e || !(e->flags & APN_ENTRY_VALID) ||
+            (type != APN_ENTRY_TYPE_DATA && type != APN_ENTRY_TYPE_EVENT)) {
             count(core, APN_CNT_TX_DROP_INVALID);
             trace_apertnic_tx_drop("invalid", slot);
             qemu_log_mask(LOG_GUEST_ERROR,
                           "apertnic: store to outgoing aperture %u, which is "
                           "not valid\n", slot);
+            return;
+        }
+        if (type == APN_ENTRY_TYPE_EVENT) {
+            tx_event(core, slot, e, off, val, size);
+            tx_timer_restart(core);
             return;
         }
         b->entry = *e;
@@ -600,18 +986,16 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
     b->active = true;
 
     if (b->len + 8 > max_burst(core)) {
-        burst_flush(core);
-    } else {
-        /* An idle timer: a burst goes out once stores pause, not mid-run. */
-        core->timer_armed = true;
-        core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns);
+        burst_close(core);
     }
+    /* An idle timer: what is gathered goes out once stores pause. */
+    tx_timer_restart(core);
 }
 
 uint64_t apn_core_aperture_read(ApnCore *core, uint64_t addr, unsigned size)
 {
     /* Remote reads are not implemented yet: reads see zeros. */
-    burst_flush(core);
+    tx_flush(core);
     qemu_log_mask(LOG_UNIMP, "apertnic: read of %u bytes at 0x%" PRIx64
                   " in the aperture window (remote read) is not implemented\n",
                   size, addr);
@@ -659,7 +1043,62 @@ static bool rx_write(ApnCore *core, const ApnCachedEntry *e, uint32_t offset,
     return true;
 }
 
-/* Check one write segment against its incoming aperture and deliver it. */
+/*
+ * Tell the sender its segment was refused: a one-segment APN_SEG_ERROR frame
+ * straight back to the source MAC (no route needed), naming its outgoing
+ * aperture and our counter id. Built in its own buffer: the frame being
+ * received may be core->frame (loopback).
+ */
+static void send_seg_error(ApnCore *core, const uint8_t *src_mac,
+                           uint16_t src_host, uint32_t in_index,
+                           uint32_t out_index, enum apn_counter_id reason)
+{
+    uint8_t *f = core->err_frame;
+    size_t len;
+
+    if (src_mac[0] & 1) {
+        return;     /* never to a group address */
+    }
+    encode_seg(f + APN_ETH_HLEN + APN_FRAME_HDR_LEN, APN_SEG_ERROR, 0,
+               in_index, 0, 0, reason, out_index, NULL, 0);
+    len = finish_frame(core, f, src_mac, src_host, 1, APN_SEG_HDR_LEN);
+    count(core, APN_CNT_TX_ERROR_MSGS);
+    count(core, APN_CNT_TX_SEGMENTS);
+    trace_apertnic_tx_error(src_host, in_index, out_index, reason);
+    transmit(core, f, len, !memcmp(src_mac, core->cfg.mac, 6));
+}
+
+/*
+ * The remote NIC refused one of our segments: report it to the endpoint
+ * that owns the outgoing aperture, if the report matches where the aperture
+ * sends (a stale or forged report is counted and otherwise ignored).
+ */
+static void rx_seg_error(ApnCore *core, uint16_t src_host, uint16_t len,
+                         uint32_t in_index, uint32_t out_index,
+                         uint32_t reason)
+{
+    ApnCachedEntry *e;
+    bool match;
+
+    if (len) {
+        rx_drop(core, APN_CNT_RX_DROP_MALFORMED, in_index);
+        return;
+    }
+    count(core, APN_CNT_RX_ERROR_MSGS);
+    e = lookup(core, true, out_index);
+    match = e && (e->flags & APN_ENTRY_VALID) && e->dest_host == src_host &&
+            e->dest_in_index == in_index;
+    trace_apertnic_rx_error(src_host, in_index, out_index, reason, match);
+    if (match) {
+        ep_post(core, e->endpoint, APN_EV_TX_ERROR, reason,
+                out_index | (uint64_t)in_index << 32);
+    }
+}
+
+/*
+ * Check one WRITE or EVENT segment against its incoming aperture and
+ * deliver it; report a refusal to the aperture's endpoint and the sender.
+ */
 static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
                        const uint8_t *seg, const uint8_t *payload)
 {
@@ -670,43 +1109,90 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
     uint32_t nonce = get_be32(seg + 8);
     uint32_t seq = get_be32(seg + 12);
     uint32_t offset = get_be32(seg + 16);
-    uint32_t lo, hi;
+    uint32_t out_index = get_be32(seg + 20);
+    enum apn_counter_id reason;
+    uint32_t lo, hi, want, owner = 0;
+    bool owned = false;
     ApnCachedEntry *e;
 
     count(core, APN_CNT_RX_SEGMENTS);
-    if (type != APN_SEG_WRITE) {
+    switch (type) {
+    case APN_SEG_WRITE:
+        want = APN_ENTRY_TYPE_DATA;
+        break;
+    case APN_SEG_EVENT:
+        if (len < 1 || len > 8) {
+            rx_drop(core, APN_CNT_RX_DROP_MALFORMED, in_index);
+            return;
+        }
+        want = APN_ENTRY_TYPE_EVENT;
+        break;
+    case APN_SEG_ERROR:
+        rx_seg_error(core, src_host, len, in_index, out_index, offset);
+        return;
+    default:
         rx_drop(core, APN_CNT_RX_DROP_MALFORMED, in_index);
         return;
     }
+
     e = lookup(core, false, in_index);
     if (!e) {
-        rx_drop(core, APN_CNT_RX_DROP_INDEX, in_index);
-        return;
+        reason = APN_CNT_RX_DROP_INDEX;
+        goto refuse;
     }
-    if (!(e->flags & APN_ENTRY_VALID) ||
-        (e->flags & APN_ENTRY_TYPE_MASK) >> APN_ENTRY_TYPE_SHIFT !=
-        APN_ENTRY_TYPE_DATA) {
-        rx_drop(core, APN_CNT_RX_DROP_INVALID, in_index);
-        return;
+    if (!(e->flags & APN_ENTRY_VALID)) {
+        reason = APN_CNT_RX_DROP_INVALID;
+        goto refuse;
+    }
+    owner = e->endpoint;
+    owned = true;
+    if ((e->flags & APN_ENTRY_TYPE_MASK) >> APN_ENTRY_TYPE_SHIFT != want) {
+        reason = APN_CNT_RX_DROP_INVALID;
+        goto refuse;
     }
     if (nonce != e->nonce) {
-        rx_drop(core, APN_CNT_RX_DROP_NONCE, in_index);
-        return;
+        reason = APN_CNT_RX_DROP_NONCE;
+        goto refuse;
     }
     if ((e->flags & APN_IN_CHECK_SRC_MAC) && memcmp(src_mac, e->src_mac, 6)) {
-        rx_drop(core, APN_CNT_RX_DROP_SRC_MAC, in_index);
-        return;
+        reason = APN_CNT_RX_DROP_SRC_MAC;
+        goto refuse;
     }
     if ((e->flags & APN_IN_CHECK_SRC_HOST) &&
         ((src_host ^ e->src_host) & e->src_host_mask)) {
-        rx_drop(core, APN_CNT_RX_DROP_SRC_HOST, in_index);
-        return;
+        reason = APN_CNT_RX_DROP_SRC_HOST;
+        goto refuse;
     }
     if ((e->flags & APN_ENTRY_SEQ) &&
         (!(flags & APN_SEG_F_SEQ) || seq != e->seq)) {
-        rx_drop(core, APN_CNT_RX_DROP_SEQ, in_index);
+        reason = APN_CNT_RX_DROP_SEQ;
+        goto refuse;
+    }
+
+    if (type == APN_SEG_EVENT) {
+        uint64_t data = 0;
+
+        if (offset >= e->size) {
+            reason = APN_CNT_RX_DROP_BOUNDS;
+            goto refuse;
+        }
+        if (!ep_valid(core, owner) || !core->regs.ep[owner].evq_size) {
+            /* nowhere to deliver it */
+            reason = APN_CNT_RX_DROP_INVALID;
+            goto refuse;
+        }
+        if (e->flags & APN_ENTRY_SEQ) {
+            e->seq = seq + 1;
+            write_back_seq(core, false, in_index, e->seq);
+        }
+        for (unsigned i = 0; i < len; i++) {
+            data |= (uint64_t)payload[i] << (8 * i);
+        }
+        trace_apertnic_rx_event(in_index, offset, data);
+        ep_post(core, owner, APN_EV_EVENT, offset, data);
         return;
     }
+
     lo = 0;
     hi = e->size;
     if (e->narrow_len) {
@@ -718,21 +1204,127 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
         }
     }
     if (offset < lo || (uint64_t)offset + len > hi) {
-        rx_drop(core, APN_CNT_RX_DROP_BOUNDS, in_index);
-        return;
+        reason = APN_CNT_RX_DROP_BOUNDS;
+        goto refuse;
     }
     if (!rx_write(core, e, offset, payload, len)) {
-        rx_drop(core, APN_CNT_RX_DROP_DMA, in_index);
         qemu_log_mask(LOG_GUEST_ERROR,
                       "apertnic: DMA to incoming aperture %u failed\n",
                       in_index);
-        return;
+        reason = APN_CNT_RX_DROP_DMA;
+        goto refuse;
     }
     if (e->flags & APN_ENTRY_SEQ) {
         e->seq = seq + 1;
         write_back_seq(core, false, in_index, e->seq);
     }
     trace_apertnic_rx_write(in_index, offset, len);
+    return;
+
+refuse:
+    rx_drop(core, reason, in_index);
+    if (owned && ep_valid(core, owner)) {
+        ep_post(core, owner, APN_EV_RX_DROP, reason,
+                in_index | (uint64_t)src_host << 32);
+    }
+    send_seg_error(core, src_mac, src_host, in_index, out_index, reason);
+}
+
+static void rx_bad_ip(ApnCore *core, const char *why)
+{
+    count(core, APN_CNT_RX_DROP_BAD_IP);
+    trace_apertnic_rx_ip_drop(why);
+}
+
+/*
+ * A UDP/IPv4 datagram (connection messages, FIG 7): to the endpoint bound
+ * to its destination port, as an event if it is a struct apn_msg, else as
+ * a record on the variable-length queue.
+ */
+static void rx_ip(ApnCore *core, const uint8_t *frame, size_t len)
+{
+    const uint8_t *ip = frame + APN_ETH_HLEN;
+    const uint8_t *udp = ip + APN_IPV4_HLEN;
+    size_t avail = len - APN_ETH_HLEN;
+    uint32_t src_ip, dst_ip, sum;
+    uint16_t tot, ulen, sport, dport;
+    const uint8_t *m;
+    int32_t ep;
+
+    if (avail < APN_IPV4_HLEN + APN_UDP_HLEN) {
+        rx_bad_ip(core, "short");
+        return;
+    }
+    if (ip[0] != 0x45) {
+        rx_bad_ip(core, "version or options");
+        return;
+    }
+    tot = get_be16(ip + 2);
+    if (tot < APN_IPV4_HLEN + APN_UDP_HLEN || tot > avail) {
+        rx_bad_ip(core, "length");
+        return;
+    }
+    if (get_be16(ip + 6) & 0x3fff) {
+        rx_bad_ip(core, "fragment");
+        return;
+    }
+    if (ip[9] != 17) {
+        rx_bad_ip(core, "not udp");
+        return;
+    }
+    if (csum_fold(csum_add(0, ip, APN_IPV4_HLEN))) {
+        rx_bad_ip(core, "header checksum");
+        return;
+    }
+    src_ip = get_be32(ip + 12);
+    dst_ip = get_be32(ip + 16);
+    if (!core->regs.ip_addr ||
+        (dst_ip != core->regs.ip_addr && dst_ip != 0xffffffffu)) {
+        rx_bad_ip(core, "not our address");
+        return;
+    }
+    ulen = get_be16(udp + 4);
+    if (ulen < APN_UDP_HLEN || ulen > tot - APN_IPV4_HLEN) {
+        rx_bad_ip(core, "udp length");
+        return;
+    }
+    if (get_be16(udp + 6)) {
+        sum = csum_add(0, ip + 12, 8);
+        sum += 17 + ulen;
+        if (csum_fold(csum_add(sum, udp, ulen))) {
+            rx_bad_ip(core, "udp checksum");
+            return;
+        }
+    }
+    sport = get_be16(udp);
+    dport = get_be16(udp + 2);
+    ep = port_owner(core, dport);
+    if (ep < 0) {
+        count(core, APN_CNT_RX_DROP_NO_PORT);
+        trace_apertnic_rx_no_port(dport, src_ip, sport);
+        osq_post(core, APN_EV_NO_PORT, 0, dport,
+                 (uint64_t)src_ip << 16 | sport, APN_VEC_OSQ);
+        return;
+    }
+
+    m = udp + APN_UDP_HLEN;
+    ulen -= APN_UDP_HLEN;
+    if (ulen >= APN_MSG_LEN && get_be32(m) == APN_MSG_MAGIC &&
+        m[4] == APN_WIRE_VERSION && m[5] >= APN_MSG_CONNECT &&
+        m[5] <= APN_MSG_ERROR) {
+        uint8_t type = m[5];
+        uint64_t data = get_be32(m + 16) |
+                        (uint64_t)get_be16(m + 8) << 32 |
+                        (uint64_t)get_be16(m + 6) << 48;
+
+        count(core, APN_CNT_RX_MSGS);
+        trace_apertnic_rx_msg(dport, type, ep);
+        ep_post(core, ep, APN_EV_MSG_DATA(type),
+                type == APN_MSG_ERROR ? get_be32(m + 20) : get_be32(m + 12),
+                data);
+        return;
+    }
+    ep_post_var(core, ep, src_ip, sport, m, ulen);
 }
 
 bool apn_core_can_receive(ApnCore *core)
@@ -747,6 +1339,7 @@ void apn_core_receive(ApnCore *core, const uint8_t *frame, size_t len)
     static const uint8_t broadcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
     const uint8_t *ci = frame + APN_ETH_HLEN;
     size_t ci_avail, pos;
+    uint16_t ethertype;
     unsigned nseg;
 
     count(core, APN_CNT_RX_FRAMES);
@@ -760,12 +1353,17 @@ void apn_core_receive(ApnCore *core, const uint8_t *frame, size_t len)
         rx_drop(core, APN_CNT_RX_FILTERED, 0);
         return;
     }
-    if (get_be16(frame + 12) != APN_ETHERTYPE) {
+    ethertype = get_be16(frame + 12);
+    if (ethertype != APN_ETHERTYPE && ethertype != 0x0800) {
         rx_drop(core, APN_CNT_RX_DROP_NOT_CI, 0);
         return;
     }
     if (!core_enabled(core)) {
         rx_drop(core, APN_CNT_RX_DROP_DISABLED, 0);
+        return;
+    }
+    if (ethertype == 0x0800) {
+        rx_ip(core, frame, len);
         return;
     }
 
@@ -822,6 +1420,293 @@ void apn_core_set_link(ApnCore *core, bool up)
     }
 }
 
+/* ---- connection messages and commands ------------------------------------------ */
+
+/*
+ * Send a connection message (struct apn_msg in a UDP/IPv4 datagram) from
+ * endpoint `ep`'s port to <dest_host:dest_port>. Returns an APN_CMD_*.
+ */
+static uint32_t msg_send(ApnCore *core, uint32_t ep, const ApnCmdRegs *c)
+{
+    ApnCoreRegs *r = &core->regs;
+    uint16_t sport = r->ep[ep].port;
+    uint8_t *f = core->frame;
+    uint8_t *ip = f + APN_ETH_HLEN;
+    uint8_t *udp = ip + APN_IPV4_HLEN;
+    uint8_t *m = udp + APN_UDP_HLEN;
+    uint16_t ulen = APN_UDP_HLEN + APN_MSG_LEN;
+    uint8_t mac[6];
+    uint32_t dst_ip, sum;
+    uint16_t csum;
+    bool routed;
+
+    if (!sport) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u has no port "
+                      "to send a message from\n", ep);
+        return APN_CMD_EINVAL;
+    }
+    if (c->msg_type < APN_MSG_CONNECT || c->msg_type > APN_MSG_ERROR ||
+        !c->msg_dest_port || c->msg_dest_port > 0xffff) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: message type "
+                      "%u to port %u is not valid\n", ep, c->msg_type,
+                      c->msg_dest_port);
+        return APN_CMD_EINVAL;
+    }
+    if (!core_enabled(core)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: message while "
+                      "CTRL.ENABLE is clear\n", ep);
+        return APN_CMD_EDISABLED;
+    }
+    dst_ip = c->msg_dest_host < APN_HOST_MAC_ENTRIES ?
+             r->host_ip[c->msg_dest_host] : 0;
+    host_mac(core, c->msg_dest_host < APN_HOST_MAC_ENTRIES ?
+             c->msg_dest_host : APN_HOST_MAC_ENTRIES, mac, &routed);
+    if (!dst_ip || !routed || !r->ip_addr) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: no IPv4 "
+                      "route to host %u\n", ep, c->msg_dest_host);
+        return APN_CMD_ENOROUTE;
+    }
+
+    /* Stores issued before the message leave before it. */
+    tx_flush(core);
+
+    memcpy(f, mac, 6);
+    memcpy(f + 6, core->cfg.mac, 6);
+    put_be16(f + 12, 0x0800);
+
+    ip[0] = 0x45;
+    ip[1] = 0;
+    put_be16(ip + 2, APN_IPV4_HLEN + ulen);
+    put_be16(ip + 4, 0);            /* id: atomic datagram (RFC 6864) */
+    put_be16(ip + 6, 0x4000);       /* DF */
+    ip[8] = 64;
+    ip[9] = 17;
+    put_be16(ip + 10, 0);
+    put_be32(ip + 12, r->ip_addr);
+    put_be32(ip + 16, dst_ip);
+    put_be16(ip + 10, csum_fold(csum_add(0, ip, APN_IPV4_HLEN)));
+
+    put_be16(udp, sport);
+    put_be16(udp + 2, (uint16_t)c->msg_dest_port);
+    put_be16(udp + 4, ulen);
+    put_be16(udp + 6, 0);
+
+    put_be32(m, APN_MSG_MAGIC);
+    m[4] = APN_WIRE_VERSION;
+    m[5] = (uint8_t)c->msg_type;
+    put_be16(m + 6, sport);
+    put_be16(m + 8, (uint16_t)r->host_id);
+    put_be16(m + 10, 0);
+    put_be32(m + 12, c->msg_in_index);
+    put_be32(m + 16, c->msg_nonce);
+    put_be32(m + 20, c->msg_info);
+
+    sum = csum_add(0, ip + 12, 8) + 17 + ulen;
+    csum = csum_fold(csum_add(sum, udp, ulen));
+    put_be16(udp + 6, csum ? csum : 0xffff);
+
+    count(core, APN_CNT_TX_MSGS);
+    trace_apertnic_tx_msg(ep, c->msg_dest_host, c->msg_dest_port,
+                          c->msg_type);
+    transmit(core, f, APN_ETH_HLEN + APN_IPV4_HLEN + ulen,
+             c->msg_dest_host == core->regs.host_id);
+    return APN_CMD_OK;
+}
+
+/*
+ * Read table entry `index` from guest memory (not the cache: the command
+ * changes memory, which is the truth) and check that `ep` owns it.
+ */
+static uint32_t cmd_entry(ApnCore *core, bool out, uint32_t index,
+                          uint32_t ep, uint8_t raw[APN_TABLE_ENTRY_SIZE],
+                          uint64_t *addr)
+{
+    uint32_t n = out ? core->regs.out_table_count : core->regs.in_table_count;
+
+    if (index >= n) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: %s aperture "
+                      "%u is outside the table\n", ep,
+                      out ? "outgoing" : "incoming", index);
+        return APN_CMD_ENOENT;
+    }
+    *addr = (out ? out_table_base(core) : in_table_base(core)) +
+            (uint64_t)index * APN_TABLE_ENTRY_SIZE;
+    if (core->ops->dma_read(core->opaque, *addr, raw, APN_TABLE_ENTRY_SIZE)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: cannot read %s table "
+                      "entry %u at 0x%" PRIx64 "\n",
+                      out ? "outgoing" : "incoming", index, *addr);
+        return APN_CMD_EIO;
+    }
+    if (!(get_le32(raw) & APN_ENTRY_VALID) ||
+        get_le16(raw + offsetof(struct apn_out_entry, endpoint)) != ep) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: %s aperture "
+                      "%u is not valid or not its own\n", ep,
+                      out ? "outgoing" : "incoming", index);
+        return APN_CMD_ENOENT;
+    }
+    return APN_CMD_OK;
+}
+
+/* OUT_COMMIT: the user-programmable fields of an outgoing entry (seed 004). */
+static uint32_t cmd_out_commit(ApnCore *core, uint32_t ep, const ApnCmdRegs *c)
+{
+    uint8_t raw[APN_TABLE_ENTRY_SIZE], f[10];
+    uint64_t addr;
+    uint32_t st = cmd_entry(core, true, c->out_index, ep, raw, &addr);
+
+    if (st) {
+        return st;
+    }
+    if (c->out_dest_host > 0xffff) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: host 0x%x "
+                      "does not fit 16 bits\n", ep, c->out_dest_host);
+        return APN_CMD_EINVAL;
+    }
+    /* Stores gathered under the old destination go there. */
+    if (core->burst.active && core->burst.out_index == c->out_index) {
+        burst_close(core);
+    }
+    put_le16(f, (uint16_t)c->out_dest_host);
+    put_le32(f + 2, c->out_dest_in_index);
+    put_le32(f + 6, c->out_nonce);
+    if (core->ops->dma_write(core->opaque,
+                             addr + offsetof(struct apn_out_entry, dest_host),
+                             f, sizeof(f))) {
+        return APN_CMD_EIO;
+    }
+    cache_invalidate(core, APN_INVAL_OUT | c->out_index);
+    return APN_CMD_OK;
+}
+
+/* IN_COMMIT: nonce and narrowing of an incoming entry. */
+static uint32_t cmd_in_commit(ApnCore *core, uint32_t ep, const ApnCmdRegs *c)
+{
+    uint8_t raw[APN_TABLE_ENTRY_SIZE], w[8];
+    uint64_t addr;
+    uint32_t size;
+    uint32_t st = cmd_entry(core, false, c->in_index, ep, raw, &addr);
+
+    if (st) {
+        return st;
+    }
+    size = get_le32(raw + offsetof(struct apn_in_entry, size));
+    if (c->in_narrow_len ?
+        (c->in_narrow_start >= size ||
+         c->in_narrow_len > size - c->in_narrow_start) :
+        c->in_narrow_start != 0) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: narrowing "
+                      "[0x%x, +0x%x) is not inside incoming aperture %u "
+                      "(0x%x bytes)\n", ep, c->in_narrow_start,
+                      c->in_narrow_len, c->in_index, size);
+        return APN_CMD_EINVAL;
+    }
+    put_le32(w, c->in_nonce);
+    if (core->ops->dma_write(core->opaque,
+                             addr + offsetof(struct apn_in_entry, nonce),
+                             w, 4)) {
+        return APN_CMD_EIO;
+    }
+    put_le32(w, c->in_narrow_start);
+    put_le32(w + 4, c->in_narrow_len);
+    if (core->ops->dma_write(core->opaque,
+                             addr + offsetof(struct apn_in_entry,
+                                             narrow_start), w, 8)) {
+        return APN_CMD_EIO;
+    }
+    cache_invalidate(core, c->in_index);
+    return APN_CMD_OK;
+}
+
+/*
+ * Run a command for endpoint `ep`: from its user page (`priv` false: only a
+ * valid, trusted endpoint may) or from the privileged block.
+ */
+static void cmd_run(ApnCore *core, uint32_t ep, ApnCmdRegs *c, bool priv,
+                    uint32_t ureg)
+{
+    const char *name = ureg == APN_UREG_OUT_COMMIT ? "out_commit" :
+                       ureg == APN_UREG_IN_COMMIT ? "in_commit" : "msg_send";
+    uint32_t ctrl = core->regs.ep[ep].ctrl;
+    uint32_t st;
+
+    if (!priv && (ctrl & (APN_EP_VALID | APN_EP_TRUSTED)) !=
+        (APN_EP_VALID | APN_EP_TRUSTED)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u is not valid "
+                      "and trusted: %s refused\n", ep, name);
+        count(core, APN_CNT_CMD_REFUSED);
+        st = APN_CMD_EPERM;
+    } else if (ureg == APN_UREG_OUT_COMMIT) {
+        st = cmd_out_commit(core, ep, c);
+    } else if (ureg == APN_UREG_IN_COMMIT) {
+        st = cmd_in_commit(core, ep, c);
+    } else {
+        st = msg_send(core, ep, c);
+    }
+    c->status = st;
+    trace_apertnic_cmd(ep, priv, name, st);
+}
+
+/* Command registers, at the same offsets in a user page and the block. */
+static uint32_t *cmd_reg(ApnCmdRegs *c, uint32_t off)
+{
+    switch (off) {
+    case APN_UREG_CMD_STATUS:        return &c->status;
+    case APN_UREG_OUT_INDEX:         return &c->out_index;
+    case APN_UREG_OUT_DEST_HOST:     return &c->out_dest_host;
+    case APN_UREG_OUT_DEST_IN_INDEX: return &c->out_dest_in_index;
+    case APN_UREG_OUT_NONCE:         return &c->out_nonce;
+    case APN_UREG_IN_INDEX:          return &c->in_index;
+    case APN_UREG_IN_NONCE:          return &c->in_nonce;
+    case APN_UREG_IN_NARROW_START:   return &c->in_narrow_start;
+    case APN_UREG_IN_NARROW_LEN:     return &c->in_narrow_len;
+    case APN_UREG_MSG_DEST_HOST:     return &c->msg_dest_host;
+    case APN_UREG_MSG_DEST_PORT:     return &c->msg_dest_port;
+    case APN_UREG_MSG_TYPE:          return &c->msg_type;
+    case APN_UREG_MSG_IN_INDEX:      return &c->msg_in_index;
+    case APN_UREG_MSG_NONCE:         return &c->msg_nonce;
+    case APN_UREG_MSG_INFO:          return &c->msg_info;
+    }
+    return NULL;
+}
+
+static bool is_cmd_trigger(uint32_t off)
+{
+    return off == APN_UREG_OUT_COMMIT || off == APN_UREG_IN_COMMIT ||
+           off == APN_UREG_MSG_SEND;
+}
+
+static bool cmd_reg_read(ApnCmdRegs *c, uint32_t off, uint32_t *val)
+{
+    uint32_t *reg = cmd_reg(c, off);
+
+    if (reg) {
+        *val = *reg;
+        return true;
+    }
+    if (is_cmd_trigger(off)) {
+        *val = 0;       /* write-only */
+        return true;
+    }
+    return false;
+}
+
+/* False for an offset that is not a writable command register. */
+static bool cmd_reg_write(ApnCore *core, uint32_t ep, ApnCmdRegs *c,
+                          bool priv, uint32_t off, uint32_t val)
+{
+    uint32_t *reg = cmd_reg(c, off);
+
+    if (is_cmd_trigger(off)) {
+        cmd_run(core, ep, c, priv, off);
+        return true;
+    }
+    if (!reg || off == APN_UREG_CMD_STATUS) {
+        return false;
+    }
+    *reg = val;
+    return true;
+}
+
 /* ---- registers -------------------------------------------------------------------- */
 
 uint64_t apn_core_regs_bar_size(const ApnCoreConfig *cfg)
@@ -834,9 +1719,232 @@ static uint32_t mac_lo(ApnCore *core)
     return get_le32(core->cfg.mac);
 }
 
+/* Per-endpoint OS registers (APN_EP_REG). */
+static bool ep_reg_addr(ApnCore *core, uint32_t addr, uint32_t *ep,
+                        uint32_t *r)
+{
+    if (addr < APN_EP_REGS_BASE ||
+        addr >= APN_EP_REG(core->cfg.num_endpoints, 0)) {
+        return false;
+    }
+    *ep = (addr - APN_EP_REGS_BASE) / APN_EP_REGS_SIZE;
+    *r = (addr - APN_EP_REGS_BASE) % APN_EP_REGS_SIZE;
+    return true;
+}
+
+static uint32_t ep_reg_read(ApnCore *core, uint32_t ep, uint32_t r)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+
+    switch (r) {
+    case APN_EPR_CTRL:      return p->ctrl;
+    case APN_EPR_PORT:      return p->port;
+    case APN_EPR_EVQ_LO:    return p->evq_lo;
+    case APN_EPR_EVQ_HI:    return p->evq_hi;
+    case APN_EPR_EVQ_SIZE:  return p->evq_size;
+    case APN_EPR_VARQ_LO:   return p->varq_lo;
+    case APN_EPR_VARQ_HI:   return p->varq_hi;
+    case APN_EPR_VARQ_SIZE: return p->varq_size;
+    }
+    qemu_log_mask(LOG_GUEST_ERROR, "apertnic: read of reserved endpoint "
+                  "register 0x%x of endpoint %u\n", r, ep);
+    return 0;
+}
+
+static void ep_ctrl_write(ApnCore *core, uint32_t ep, uint32_t val)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+    bool was = p->ctrl & APN_EP_VALID;
+
+    if (val & ~(APN_EP_VALID | APN_EP_TRUSTED)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: CTRL bits "
+                      "0x%x are reserved\n", ep,
+                      val & ~(APN_EP_VALID | APN_EP_TRUSTED));
+    }
+    p->ctrl = val & (APN_EP_VALID | APN_EP_TRUSTED);
+    if (p->port && was && !(p->ctrl & APN_EP_VALID) &&
+        core->port_map[p->port] == ep + 1) {
+        core->port_map[p->port] = 0;
+    }
+    if (p->port && !was && (p->ctrl & APN_EP_VALID)) {
+        if (port_owner(core, p->port) >= 0) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: port %u "
+                          "is bound to endpoint %d; binding cleared\n", ep,
+                          p->port, port_owner(core, p->port));
+            p->port = 0;
+        } else {
+            core->port_map[p->port] = ep + 1;
+        }
+    }
+    trace_apertnic_ep_ctrl(ep, p->ctrl);
+}
+
+static void ep_port_write(ApnCore *core, uint32_t ep, uint32_t val)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+    int32_t owner = val <= 0xffff ? port_owner(core, val) : -1;
+
+    if (val > 0xffff || (owner >= 0 && owner != (int32_t)ep)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: port %u is "
+                      "not a port or is bound to another endpoint; "
+                      "ignored\n", ep, val);
+        return;
+    }
+    if (p->port && core->port_map[p->port] == ep + 1) {
+        core->port_map[p->port] = 0;
+    }
+    p->port = val;
+    if (val && (p->ctrl & APN_EP_VALID)) {
+        core->port_map[val] = ep + 1;
+    }
+    trace_apertnic_ep_port(ep, val);
+}
+
+static void ep_reg_write(ApnCore *core, uint32_t ep, uint32_t r, uint32_t val)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+
+    switch (r) {
+    case APN_EPR_CTRL:
+        ep_ctrl_write(core, ep, val);
+        return;
+    case APN_EPR_PORT:
+        ep_port_write(core, ep, val);
+        return;
+    case APN_EPR_EVQ_LO:
+    case APN_EPR_VARQ_LO:
+        if (val & 63) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: queue "
+                          "address 0x%x is not 64-byte aligned; ignored\n",
+                          ep, val);
+            return;
+        }
+        *(r == APN_EPR_EVQ_LO ? &p->evq_lo : &p->varq_lo) = val;
+        return;
+    case APN_EPR_EVQ_HI:
+        p->evq_hi = val;
+        return;
+    case APN_EPR_VARQ_HI:
+        p->varq_hi = val;
+        return;
+    case APN_EPR_EVQ_SIZE:
+        if (val && (!is_pow2(val) || val < 2 || val > (1u << 16))) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: event "
+                          "queue size %u is not a power of two in [2, 2^16]; "
+                          "ignored\n", ep, val);
+            return;
+        }
+        /* (Re)programming a queue starts it empty. */
+        p->evq_size = val;
+        p->evq_wrptr = p->evq_rdptr = 0;
+        p->evq_lost = 0;
+        p->evq_overflowing = false;
+        trace_apertnic_ep_queue(ep, false, evq_base(p), val);
+        return;
+    case APN_EPR_VARQ_SIZE:
+        if (val && (!is_pow2(val) || val < 64 || val > (1u << 24))) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: "
+                          "variable-length queue size %u is not a power of "
+                          "two in [64, 2^24]; ignored\n", ep, val);
+            return;
+        }
+        p->varq_size = val;
+        p->varq_wrptr = p->varq_rdptr = 0;
+        p->varq_lost = 0;
+        p->varq_overflowing = false;
+        trace_apertnic_ep_queue(ep, true, varq_base(p), val);
+        return;
+    }
+    qemu_log_mask(LOG_GUEST_ERROR, "apertnic: write of 0x%x to reserved "
+                  "endpoint register 0x%x of endpoint %u ignored\n", val, r,
+                  ep);
+}
+
+/* User page `ep` (APN_UREG_*): its queue pointers, ARM and commands. */
+static uint32_t user_read(ApnCore *core, uint32_t ep, uint32_t off)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+    uint32_t val;
+
+    switch (off) {
+    case APN_UREG_FENCE:
+    case APN_UREG_ARM:
+        return 0;
+    case APN_UREG_EVQ_RDPTR:  return p->evq_rdptr;
+    case APN_UREG_EVQ_WRPTR:  return p->evq_wrptr;
+    case APN_UREG_VARQ_RDPTR: return p->varq_rdptr;
+    case APN_UREG_VARQ_WRPTR: return p->varq_wrptr;
+    }
+    if (cmd_reg_read(&p->cmd, off, &val)) {
+        return val;
+    }
+    qemu_log_mask(LOG_GUEST_ERROR, "apertnic: read of unknown user page "
+                  "register 0x%x of endpoint %u\n", off, ep);
+    return 0;
+}
+
+static void user_write(ApnCore *core, uint32_t ep, uint32_t off, uint32_t val)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+
+    switch (off) {
+    case APN_UREG_FENCE:
+        tx_flush(core);
+        return;
+    case APN_UREG_EVQ_RDPTR:
+        if (val - p->evq_rdptr > p->evq_wrptr - p->evq_rdptr) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: event "
+                          "read pointer %u is outside [%u, %u]; ignored\n",
+                          ep, val, p->evq_rdptr, p->evq_wrptr);
+            return;
+        }
+        if (val != p->evq_rdptr) {
+            p->evq_overflowing = false;     /* space freed: episode over */
+        }
+        p->evq_rdptr = val;
+        return;
+    case APN_UREG_VARQ_RDPTR:
+        if (val - p->varq_rdptr > p->varq_wrptr - p->varq_rdptr ||
+            (val & 7)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: byte "
+                          "read pointer %u is outside [%u, %u] or not a "
+                          "multiple of 8; ignored\n", ep, val,
+                          p->varq_rdptr, p->varq_wrptr);
+            return;
+        }
+        if (val != p->varq_rdptr) {
+            p->varq_overflowing = false;
+        }
+        p->varq_rdptr = val;
+        return;
+    case APN_UREG_ARM:
+        ep_arm(core, ep, val);
+        return;
+    }
+    if (cmd_reg_write(core, ep, &p->cmd, false, off, val)) {
+        return;
+    }
+    qemu_log_mask(LOG_GUEST_ERROR, "apertnic: write of 0x%x to %s user page "
+                  "register 0x%x of endpoint %u ignored\n", val,
+                  off == APN_UREG_CMD_STATUS || off == APN_UREG_EVQ_WRPTR ||
+                  off == APN_UREG_VARQ_WRPTR ? "read-only" : "unknown",
+                  off, ep);
+}
+
+/* The privileged command block: APN_UREG_CMD_* offsets from 0x100. */
+static bool cmd_block_addr(uint32_t addr, uint32_t *off)
+{
+    if (addr < APN_REG_CMD_BLOCK || addr >= APN_REG_CMD_BLOCK + 0x80) {
+        return false;
+    }
+    *off = addr - APN_REG_CMD_BLOCK;
+    return true;
+}
+
 static uint32_t reg_read32(ApnCore *core, uint32_t addr)
 {
     ApnCoreRegs *r = &core->regs;
+    uint32_t ep, off, val;
 
     switch (addr) {
     case APN_REG_MAGIC:          return APN_MAGIC;
@@ -869,6 +1977,18 @@ static uint32_t reg_read32(ApnCore *core, uint32_t addr)
     case APN_REG_IRQ_TEST:
     case APN_REG_FLUSH:
         return 0;
+    case APN_REG_IP_ADDR:        return r->ip_addr;
+    case APN_REG_CMD_EP:         return r->cmd_ep;
+    }
+    if (cmd_block_addr(addr, &off) && cmd_reg_read(&r->cmd, off, &val)) {
+        return val;
+    }
+    if (addr >= APN_REG_HOST_IP_BASE &&
+        addr < APN_REG_HOST_IP_BASE + 4 * APN_HOST_MAC_ENTRIES) {
+        return r->host_ip[(addr - APN_REG_HOST_IP_BASE) / 4];
+    }
+    if (ep_reg_addr(core, addr, &ep, &off)) {
+        return ep_reg_read(core, ep, off);
     }
     if (addr >= APN_REG_HOST_MAC_BASE &&
         addr < APN_REG_HOST_MAC_BASE + 8 * APN_HOST_MAC_ENTRIES) {
@@ -881,8 +2001,11 @@ static uint32_t reg_read32(ApnCore *core, uint32_t addr)
         uint64_t v = id < APN_CNT__COUNT ? r->counters[id] : 0;
         return addr & 4 ? v >> 32 : (uint32_t)v;
     }
-    if (addr >= APN_USER_PAGES_BASE) {
-        return 0; /* user page registers are write-only */
+    if (addr >= APN_USER_PAGES_BASE &&
+        addr < APN_USER_PAGE(core->cfg.num_endpoints)) {
+        return user_read(core, (addr - APN_USER_PAGES_BASE) /
+                         APN_USER_PAGE_SIZE,
+                         addr & (APN_USER_PAGE_SIZE - 1));
     }
     qemu_log_mask(LOG_GUEST_ERROR, "apertnic: read of unknown register "
                   "0x%x\n", addr);
@@ -906,7 +2029,7 @@ static void table_invalidate(ApnCore *core, uint32_t val)
     uint32_t index = val & APN_INVAL_INDEX_MASK;
 
     /* A burst gathered under the old entry goes out under the old entry. */
-    burst_flush(core);
+    tx_flush(core);
     trace_apertnic_table_inval(out, index);
     if (index == APN_INVAL_ALL_INDEX) {
         for (uint32_t i = 0; i < core->cache.nslots; i++) {
@@ -941,7 +2064,7 @@ static void ctrl_write(ApnCore *core, uint32_t val)
                       "reserved\n", val & ~APN_CTRL_ENABLE);
     }
     if (!(val & APN_CTRL_ENABLE)) {
-        burst_flush(core);
+        tx_flush(core);
     }
     core->regs.ctrl = val & APN_CTRL_ENABLE;
     trace_apertnic_ctrl(core->regs.ctrl);
@@ -950,6 +2073,7 @@ static void ctrl_write(ApnCore *core, uint32_t val)
 static void reg_write32(ApnCore *core, uint32_t addr, uint32_t val)
 {
     ApnCoreRegs *r = &core->regs;
+    uint32_t ep, off;
 
     switch (addr) {
     case APN_REG_CTRL:
@@ -961,7 +2085,7 @@ static void reg_write32(ApnCore *core, uint32_t addr, uint32_t val)
                           "fit 16 bits; ignored\n", val);
             return;
         }
-        burst_flush(core);
+        tx_flush(core);
         r->host_id = val;
         return;
     case APN_REG_IN_TABLE_LO:
@@ -1037,30 +2161,56 @@ static void reg_write32(ApnCore *core, uint32_t addr, uint32_t val)
         irq_test(core, val);
         return;
     case APN_REG_FLUSH:
-        burst_flush(core);
+        tx_flush(core);
+        return;
+    case APN_REG_IP_ADDR:
+        r->ip_addr = val;
+        trace_apertnic_ip_addr(val);
+        return;
+    case APN_REG_CMD_EP:
+        if (val >= core->cfg.num_endpoints) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: CMD_EP %u: the device "
+                          "has %u endpoints; ignored\n", val,
+                          core->cfg.num_endpoints);
+            return;
+        }
+        r->cmd_ep = val;
+        trace_apertnic_cmd_ep(val);
+        return;
+    }
+    if (cmd_block_addr(addr, &off) &&
+        cmd_reg_write(core, r->cmd_ep, &r->cmd, true, off, val)) {
+        return;
+    }
+    if (addr >= APN_REG_HOST_IP_BASE &&
+        addr < APN_REG_HOST_IP_BASE + 4 * APN_HOST_MAC_ENTRIES) {
+        r->host_ip[(addr - APN_REG_HOST_IP_BASE) / 4] = val;
+        trace_apertnic_host_ip((addr - APN_REG_HOST_IP_BASE) / 4, val);
+        return;
+    }
+    if (ep_reg_addr(core, addr, &ep, &off)) {
+        ep_reg_write(core, ep, off, val);
         return;
     }
     if (addr >= APN_REG_HOST_MAC_BASE &&
         addr < APN_REG_HOST_MAC_BASE + 8 * APN_HOST_MAC_ENTRIES) {
         uint64_t *e = &r->host_mac[(addr - APN_REG_HOST_MAC_BASE) / 8];
 
-        burst_flush(core);
+        tx_flush(core);
         if (addr & 4) {
             *e = (*e & 0xffffffffull) | (uint64_t)val << 32;
         } else {
             *e = (*e & ~0xffffffffull) | val;
         }
         *e &= APN_HOST_MAC_MASK | APN_HOST_VALID;
+        trace_apertnic_host_mac((addr - APN_REG_HOST_MAC_BASE) / 8, *e);
         return;
     }
-    if (addr >= APN_USER_PAGES_BASE) {
-        uint32_t ep = (addr - APN_USER_PAGES_BASE) / APN_USER_PAGE_SIZE;
-        uint32_t ureg = addr & (APN_USER_PAGE_SIZE - 1);
-
-        if (ep < core->cfg.num_endpoints && ureg == APN_UREG_FENCE) {
-            burst_flush(core);
-            return;
-        }
+    if (addr >= APN_USER_PAGES_BASE &&
+        addr < APN_USER_PAGE(core->cfg.num_endpoints)) {
+        user_write(core, (addr - APN_USER_PAGES_BASE) / APN_USER_PAGE_SIZE,
+                   addr & (APN_USER_PAGE_SIZE - 1), val);
+        return;
     }
     qemu_log_mask(LOG_GUEST_ERROR, "apertnic: write of 0x%x to %s register "
                   "0x%x ignored\n", val,
@@ -1090,8 +2240,9 @@ void apn_core_reg_write(ApnCore *core, uint64_t addr, uint64_t val,
         addr < APN_REG_HOST_MAC_BASE + 8 * APN_HOST_MAC_ENTRIES) {
         /* One 64-bit store updates a route atomically. */
         uint64_t *e = &core->regs.host_mac[(addr - APN_REG_HOST_MAC_BASE) / 8];
-        burst_flush(core);
+        tx_flush(core);
         *e = val & (APN_HOST_MAC_MASK | APN_HOST_VALID);
+        trace_apertnic_host_mac((addr - APN_REG_HOST_MAC_BASE) / 8, *e);
         return;
     }
     reg_write32(core, addr, (uint32_t)val);
@@ -1108,8 +2259,8 @@ int apn_core_init(ApnCore *core, const ApnCoreConfig *cfg,
     uint32_t buckets;
 
     memset(core, 0, sizeof(*core));
-    if (cfg->num_endpoints < 1 || cfg->num_endpoints > 1024) {
-        *why = "endpoints must be 1 to 1024";
+    if (cfg->num_endpoints < 1 || cfg->num_endpoints > APN_MAX_ENDPOINTS) {
+        *why = "endpoints must be 1 to 512";
         return -1;
     }
     if (cfg->out_slot_shift < APN_PAGE_SHIFT || cfg->out_slot_shift > 24) {
@@ -1169,9 +2320,31 @@ void apn_core_reset(ApnCore *core)
         core->timer_armed = false;
     }
     core->burst.active = false;
+    core->pend.active = false;
     memset(&core->regs, 0, sizeof(core->regs));
     core->regs.status = status;
+    memset(core->port_map, 0, sizeof(core->port_map));
     cache_clear(&core->cache);
+}
+
+/* A pending frame from the migration stream: is it one we could build? */
+static bool pend_valid(ApnCore *core)
+{
+    ApnTxFrame *p = &core->pend;
+    uint32_t pos = 0;
+    unsigned n = 0;
+
+    if (!p->nseg || p->len > frame_room(core)) {
+        return false;
+    }
+    while (pos < p->len) {
+        if (p->len - pos < APN_SEG_HDR_LEN) {
+            return false;
+        }
+        pos += APN_SEG_HDR_LEN + APN_SEG_PAD(get_be16(p->data + pos + 2));
+        n++;
+    }
+    return pos == p->len && n == p->nseg;
 }
 
 void apn_core_post_load(ApnCore *core)
@@ -1189,6 +2362,34 @@ void apn_core_post_load(ApnCore *core)
                         r->osq_size > (1u << 20))) {
         r->osq_size = 0;
     }
+    if (r->cmd_ep >= core->cfg.num_endpoints) {
+        r->cmd_ep = 0;
+    }
+    for (uint32_t i = 0; i < APN_MAX_ENDPOINTS; i++) {
+        ApnEndpoint *p = &r->ep[i];
+
+        if (i >= core->cfg.num_endpoints) {
+            memset(p, 0, sizeof(*p));
+            continue;
+        }
+        p->ctrl &= APN_EP_VALID | APN_EP_TRUSTED;
+        if (p->port > 0xffff) {
+            p->port = 0;
+        }
+        p->evq_lo &= ~63u;
+        p->varq_lo &= ~63u;
+        if (p->evq_size && (!is_pow2(p->evq_size) || p->evq_size < 2 ||
+                            p->evq_size > (1u << 16))) {
+            p->evq_size = 0;
+        }
+        if (p->varq_size && (!is_pow2(p->varq_size) || p->varq_size < 64 ||
+                             p->varq_size > (1u << 24))) {
+            p->varq_size = 0;
+        }
+        p->varq_wrptr &= ~7u;
+        p->varq_rdptr &= ~7u;
+    }
+    port_map_rebuild(core);
     cache_clear(&core->cache);
 
     /*
@@ -1202,9 +2403,10 @@ void apn_core_post_load(ApnCore *core)
             b->len > max_burst(core) ||
             (uint64_t)b->start + b->len > b->entry.size) {
             b->active = false;
-        } else {
-            core->timer_armed = true;
-            core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns);
         }
     }
+    if (core->pend.active && !pend_valid(core)) {
+        core->pend.active = false;
+    }
+    tx_timer_restart(core);
 }

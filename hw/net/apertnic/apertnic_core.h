@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * apertnic device core: registers, aperture tables and their mapping cache,
- * store gathering, frame encode/decode and receive checks.
+ * store gathering and packing, frame encode/decode and receive checks,
+ * endpoints with their event and variable-length queues, user-level
+ * commands, and connection messages (UDP/IPv4).
  *
  * The core knows nothing of QOM. It reaches guest memory, the network, the
  * interrupt controller and a timer through ApnCoreOps, so the same file builds
@@ -93,6 +95,45 @@ typedef struct ApnBurst {
     uint8_t data[APN_MAX_MTU];
 } ApnBurst;
 
+/*
+ * Segments closed but not yet sent (FIG 12 step 6): consecutive bursts and
+ * event stores to one destination host share one frame. `data` holds the
+ * encoded segments (headers and padded payloads) back to back; the Ethernet
+ * header, frame header and CRC are added when the frame is sent.
+ */
+typedef struct ApnTxFrame {
+    bool active;
+    uint8_t nseg;
+    uint16_t dst_host;
+    uint8_t dst_mac[6];
+    uint32_t len;              /* bytes used in data */
+    uint8_t data[APN_MAX_MTU];
+} ApnTxFrame;
+
+/* A command register set: one per user page, and the privileged block. */
+typedef struct ApnCmdRegs {
+    uint32_t status;           /* APN_CMD_* of the last command */
+    uint32_t out_index, out_dest_host, out_dest_in_index, out_nonce;
+    uint32_t in_index, in_nonce, in_narrow_start, in_narrow_len;
+    uint32_t msg_dest_host, msg_dest_port, msg_type, msg_in_index;
+    uint32_t msg_nonce, msg_info;
+} ApnCmdRegs;
+
+/* One endpoint: its OS registers, its queues' pointers, its user page. */
+typedef struct ApnEndpoint {
+    uint32_t ctrl;             /* APN_EP_* */
+    uint32_t port;             /* bound UDP port, 0 = none */
+    uint32_t evq_lo, evq_hi, evq_size;
+    uint32_t varq_lo, varq_hi, varq_size;
+    uint32_t evq_wrptr, evq_rdptr;     /* events, free running */
+    uint32_t varq_wrptr, varq_rdptr;   /* bytes, free running */
+    uint32_t evq_lost, varq_lost;      /* the ctrl blocks' overflows */
+    bool armed;                /* ARM written, no OOB_DATA posted since */
+    bool evq_overflowing;      /* APN_EV_OVERFLOW posted for this episode */
+    bool varq_overflowing;
+    ApnCmdRegs cmd;
+} ApnEndpoint;
+
 /* Architectural state: everything here is migrated (see apertnic.c). */
 typedef struct ApnCoreRegs {
     uint32_t ctrl;
@@ -103,7 +144,15 @@ typedef struct ApnCoreRegs {
     uint32_t osq_base_lo, osq_base_hi, osq_size, osq_wrptr, osq_rdptr;
     uint64_t host_mac[APN_HOST_MAC_ENTRIES];
     uint64_t counters[APN_CNT__COUNT];
+    uint32_t ip_addr;
+    uint32_t host_ip[APN_HOST_MAC_ENTRIES];
+    uint32_t cmd_ep;           /* the privileged command block's endpoint */
+    ApnCmdRegs cmd;            /* the privileged command block */
+    ApnEndpoint ep[APN_MAX_ENDPOINTS]; /* the first cfg.num_endpoints used */
 } ApnCoreRegs;
+
+/* Largest UDP payload a received frame can carry, plus a record header. */
+#define APN_VAR_REC_MAX        (APN_MAX_MTU + 16)
 
 typedef struct ApnCore {
     const ApnCoreOps *ops;
@@ -112,8 +161,13 @@ typedef struct ApnCore {
     ApnCoreRegs regs;
     ApnCache cache;
     ApnBurst burst;
+    ApnTxFrame pend;           /* migrated too */
     bool timer_armed;
-    uint8_t frame[APN_MAX_FRAME + 64];
+    /* Derived from regs.ep (rebuilt after migration): port -> endpoint + 1 */
+    uint16_t port_map[65536];
+    uint8_t frame[APN_MAX_FRAME + 64];     /* outgoing frames and messages */
+    uint8_t err_frame[128];    /* APN_SEG_ERROR replies, built on receive */
+    uint8_t rec[APN_VAR_REC_MAX];          /* a variable-length record */
 } ApnCore;
 
 /* Lifecycle. apn_core_init validates cfg; returns 0 or -1 with *why set. */
@@ -121,7 +175,10 @@ int apn_core_init(ApnCore *core, const ApnCoreConfig *cfg,
                   const ApnCoreOps *ops, void *opaque, const char **why);
 void apn_core_cleanup(ApnCore *core);
 void apn_core_reset(ApnCore *core);
-/* After loading migrated state: drop the cache, check and resume a burst. */
+/*
+ * After loading migrated state: drop the cache, check what was loaded,
+ * rebuild the port map and resume a burst or pending frame.
+ */
 void apn_core_post_load(ApnCore *core);
 
 /* BAR0 (registers and user pages) and BAR2 (outgoing apertures). */

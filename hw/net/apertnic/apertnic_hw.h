@@ -38,7 +38,8 @@
 
 /* ---- MSI-X vectors --------------------------------------------------------- */
 #define APN_VEC_OSQ                0      /* OS event queue */
-#define APN_NUM_VECTORS            2      /* vector 1 is reserved for the kernel net rings */
+#define APN_VEC_RINGS              1      /* kernel Ethernet rings: frames in, frames sent */
+#define APN_NUM_VECTORS            2
 
 /* ---- BAR0: privileged register page (0x0000-0x0fff), OS only ---------------- */
 #define APN_REG_MAGIC              0x000  /* RO: APN_MAGIC */
@@ -76,6 +77,28 @@
 #define APN_REG_IP_ADDR            0x098  /* RW: this NIC's IPv4 address (a.b.c.d = 0xaabbccdd) */
 
 /*
+ * Kernel Ethernet rings (seed 002): frames that are neither CI frames nor
+ * datagrams for a bound port go to the RX ring; the TX ring sends the kernel's
+ * frames. Descriptors are struct apn_ring_desc; pointers run free (slot =
+ * ptr & (size - 1)). Vector APN_VEC_RINGS signals progress while enabled in
+ * RING_IRQ. With the RX ring enabled and full, the device stops taking frames
+ * from the network (they queue in QEMU) until the host posts buffers.
+ */
+#define APN_REG_RX_RING_LO         0x200  /* RW */
+#define APN_REG_RX_RING_HI         0x204
+#define APN_REG_RX_RING_SIZE       0x208  /* RW: descriptors, power of two in [2, 4096]; 0 = off */
+#define APN_REG_RX_TAIL            0x20c  /* RW: buffers posted by the host */
+#define APN_REG_RX_HEAD            0x210  /* RO: descriptors the device has filled */
+#define APN_REG_TX_RING_LO         0x220  /* RW */
+#define APN_REG_TX_RING_HI         0x224
+#define APN_REG_TX_RING_SIZE       0x228  /* RW: descriptors, power of two in [2, 4096]; 0 = off */
+#define APN_REG_TX_TAIL            0x22c  /* WO doorbell / RW: frames posted by the host */
+#define APN_REG_TX_HEAD            0x230  /* RO: descriptors the device has sent */
+#define APN_REG_RING_IRQ           0x240  /* RW: bit 0 RX, bit 1 TX: raise APN_VEC_RINGS */
+#define APN_RING_IRQ_RX            (1u << 0)
+#define APN_RING_IRQ_TX            (1u << 1)
+
+/*
  * Privileged command block (0x100-0x17f): the user page's command registers
  * (APN_UREG_CMD_* below, same offsets from 0x100) acting for endpoint
  * APN_REG_CMD_EP whatever its trust level: kernel connection management
@@ -99,6 +122,12 @@
 #define APN_EPR_VARQ_LO            0x14   /* RW: variable-length queue (ctrl block + bytes) */
 #define APN_EPR_VARQ_HI            0x18
 #define APN_EPR_VARQ_SIZE          0x1c   /* RW: bytes, power of two in [64, 2^24]; 0 = none */
+#define APN_EPR_RQ_LO              0x20   /* RW: DMA request queue (ctrl block + requests) */
+#define APN_EPR_RQ_HI              0x24
+#define APN_EPR_RQ_SIZE            0x28   /* RW: requests, power of two in [2, 4096]; 0 = none */
+#define APN_EPR_CQ_LO              0x2c   /* RW: completion queue (ctrl block + events) */
+#define APN_EPR_CQ_HI              0x30
+#define APN_EPR_CQ_SIZE            0x34   /* RW: completions, power of two >= RQ_SIZE; 0 = none */
 #define APN_EP_VALID               (1u << 0)
 #define APN_EP_TRUSTED             (1u << 1)  /* may program apertures and send messages */
 #define APN_MAX_ENDPOINTS          512    /* the registers above must end below 0x10000 */
@@ -225,12 +254,24 @@ enum apn_counter_id {
 #define APN_UREG_MSG_INFO          0x074  /* RW: ERROR: reason; others: 0 */
 #define APN_UREG_MSG_SEND          0x078  /* WO: send it from this endpoint's port */
 
+/*
+ * DMA channel (seeds 000/001): requests the application queues in memory and
+ * the device works through without system calls; see struct apn_dma_req.
+ */
+#define APN_UREG_RQ_TAIL           0x080  /* WO: doorbell: requests produced (free running) */
+#define APN_UREG_RQ_HEAD           0x084  /* RO: requests retired (their DMA complete) */
+#define APN_UREG_CQ_RDPTR          0x088  /* RW: completions consumed */
+#define APN_UREG_CQ_WRPTR          0x08c  /* RO: completions written */
+#define APN_UREG_READ_LANDING      0x090  /* RW: this endpoint's incoming aperture where loads
+					   * from its outgoing apertures land (remote read) */
+
 #define APN_CMD_OK                 0
 #define APN_CMD_EPERM              1  /* endpoint not trusted, or not valid */
 #define APN_CMD_ENOENT             2  /* no such aperture, or not this endpoint's */
 #define APN_CMD_EINVAL             3  /* a bad argument (narrowing, message type, port) */
 #define APN_CMD_ENOROUTE           4  /* no MAC or IP for the destination host */
 #define APN_CMD_EIO                5  /* a DMA to the table failed */
+#define APN_CMD_EDISABLED          6  /* MSG_SEND while CTRL.ENABLE is clear */
 
 /* ---- In-memory tables (little-endian, 64-byte entries) ------------------------ */
 #define APN_TABLE_ENTRY_SIZE       64
@@ -311,10 +352,11 @@ struct apn_event {
 
 /* OS queue events */
 #define APN_EV_LINK                1  /* info: APN_STATUS_* */
-#define APN_EV_OOB_DATA            2  /* endpoint (armed) has new events */
+#define APN_EV_OOB_DATA            2  /* endpoint (armed) has new events; info 0 */
 #define APN_EV_DEVICE_ERROR        3  /* info: APN_ERR_*, data: detail */
 #define APN_EV_TEST                4  /* info: value written to IRQ_TEST */
-#define APN_EV_OVERFLOW            5  /* endpoint's queue lost events; info: total lost */
+#define APN_EV_OVERFLOW            5  /* endpoint's queue lost events; info: events and
+				     * records it has lost in all; once per episode */
 #define APN_EV_NO_PORT             6  /* datagram for an unbound port; info: port,
 				     * data: source IPv4 << 16 | source port */
 
@@ -330,12 +372,52 @@ struct apn_event {
 #define APN_EV_ERROR_MSG           21 /* a peer's ERROR message: same layout, info = reason */
 #define APN_EV_EVENT               22 /* an event frame: info = offset, data = payload */
 #define APN_EV_VAR                 23 /* a datagram on the variable-length queue:
-				     * info = bytes, data = its byte position */
+				     * info = bytes, data = its record's byte
+				     * position | source UDP port << 32 */
 #define APN_EV_RX_DROP             24 /* a segment for this endpoint's aperture was dropped:
 				     * info = counter id, data = in-index | src_host << 32 */
 #define APN_EV_TX_ERROR            25 /* the remote NIC refused our segment: info = its
 				     * counter id, data = out-index | remote in-index << 32 */
+#define APN_EV_READ_DONE           26 /* a load through an outgoing aperture was answered:
+				     * info = bytes, data = landing offset | status << 32 */
+#define APN_EV_PUT_DONE            27 /* completion queue: info = status (0 or a counter id),
+				     * data = cookie | bytes << 32 */
+#define APN_EV_GET_DONE            28 /* completion queue: as PUT_DONE */
 #define APN_EV_MSG_DATA(type)      ((type) - APN_MSG_CONNECT + APN_EV_CONNECT)
+
+/*
+ * DMA request (32 bytes, little-endian) on an endpoint's request queue. PUT
+ * sends [local_offset, +len) of the endpoint's incoming aperture local_in_index
+ * to remote_offset through outgoing aperture out_index; GET reads the remote
+ * range into the local one. The device peeks at a request, works on it, and
+ * retires it (advances RQ_HEAD) only when its DMA is complete; it starts a
+ * request only when the completion queue has room for its completion, so the
+ * completion queue cannot overflow.
+ */
+struct apn_dma_req {
+	uint8_t  opcode;         /* APN_REQ_* */
+	uint8_t  flags;
+	uint16_t reserved;
+	uint32_t out_index;      /* an outgoing aperture of this endpoint: remote memory */
+	uint32_t local_in_index; /* an incoming aperture of this endpoint: local memory */
+	uint32_t len;            /* bytes, <= 2^24 */
+	uint32_t remote_offset;
+	uint32_t local_offset;
+	uint32_t cookie;         /* returned in the completion */
+	uint32_t reserved2;
+};
+#define APN_REQ_PUT                1
+#define APN_REQ_GET                2
+
+/* Kernel ring descriptor (16 bytes, little-endian). */
+struct apn_ring_desc {
+	uint64_t addr;           /* buffer guest address */
+	uint16_t len;            /* TX: frame bytes; RX: buffer size in, frame bytes out */
+	uint16_t flags;          /* APN_DESC_* */
+	uint32_t reserved;
+};
+#define APN_DESC_DONE              (1u << 0)  /* written by the device */
+#define APN_DESC_ERROR             (1u << 1)  /* RX: frame larger than the buffer (dropped) */
 
 /*
  * Variable-length queue: records of an 8-byte header (length, source IPv4)
@@ -382,6 +464,11 @@ struct apn_seg_hdr {
 
 #define APN_SEG_WRITE              1
 #define APN_SEG_EVENT              2  /* payload (<= 8 bytes) becomes one APN_EV_EVENT */
+#define APN_SEG_READ_REQ           4  /* remote read: checked like a write of read_len
+				     * bytes at `offset` of `in_index`; payload is
+				     * struct apn_read_req */
+#define APN_SEG_READ_RESP          5  /* read data: checked like a write against the
+				     * requester's landing aperture; out_index = tag */
 #define APN_SEG_ERROR              3  /* len 0: the receiver refused a segment of
 				     * out_index; offset = its counter id */
 
@@ -399,6 +486,16 @@ struct apn_seg_hdr {
  * not a message goes to that endpoint's variable-length queue; one to an
  * unbound port is reported to the OS (APN_EV_NO_PORT) and dropped.
  */
+/* Payload of an APN_SEG_READ_REQ segment (big-endian). */
+struct apn_read_req {
+	uint32_t read_len;       /* bytes wanted */
+	uint32_t reply_in_index; /* requester's landing aperture ... */
+	uint32_t reply_nonce;    /* ... its nonce ... */
+	uint32_t reply_offset;   /* ... and where in it the data goes */
+	uint32_t tag;            /* requester's bookkeeping, echoed in out_index */
+};
+#define APN_READ_REQ_LEN           20
+
 #define APN_MSG_MAGIC              0x41504e4du /* "APNM" */
 #define APN_MSG_CONNECT            1  /* in_index, nonce: my aperture for you */
 #define APN_MSG_ACCEPT             2  /* in_index, nonce; port = the accepting port' */
@@ -430,6 +527,9 @@ _Static_assert(sizeof(struct apn_event) == 16, "event size");
 _Static_assert(sizeof(struct apn_frame_hdr) == APN_FRAME_HDR_LEN, "frame header size");
 _Static_assert(sizeof(struct apn_seg_hdr) == APN_SEG_HDR_LEN, "segment header size");
 _Static_assert(sizeof(struct apn_msg) == APN_MSG_LEN, "message size");
+_Static_assert(sizeof(struct apn_read_req) == APN_READ_REQ_LEN, "read request size");
+_Static_assert(sizeof(struct apn_dma_req) == 32, "DMA request size");
+_Static_assert(sizeof(struct apn_ring_desc) == 16, "ring descriptor size");
 _Static_assert(sizeof(struct apn_var_hdr) == 8, "variable record header size");
 #endif
 
