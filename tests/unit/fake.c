@@ -80,6 +80,13 @@ static void fake_timer_arm(void *opaque, uint64_t delay_ns)
     f->timer_delay_ns = delay_ns;
 }
 
+static uint64_t fake_now_ns(void *opaque)
+{
+    Fake *f = opaque;
+
+    return f->now_ns;
+}
+
 static void fake_timer_cancel(void *opaque)
 {
     Fake *f = opaque;
@@ -95,6 +102,7 @@ const ApnCoreOps fake_ops = {
     .notify = fake_notify,
     .timer_arm = fake_timer_arm,
     .timer_cancel = fake_timer_cancel,
+    .now_ns = fake_now_ns,
 };
 
 void fake_init(Fake *f, uint64_t mem_size)

@@ -38,6 +38,7 @@ struct Fake {
     bool timer_armed;
     unsigned timer_arms, timer_cancels;
     uint64_t timer_delay_ns;
+    uint64_t now_ns;        /* the fake clock; tests advance it by hand */
 };
 
 extern const ApnCoreOps fake_ops;

@@ -110,6 +110,11 @@ static void apertnic_timer_cancel(void *opaque)
     timer_del(s->flush_timer);
 }
 
+static uint64_t apertnic_now_ns(void *opaque)
+{
+    return qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+}
+
 static const ApnCoreOps apertnic_core_ops = {
     .dma_read = apertnic_dma_read,
     .dma_write = apertnic_dma_write,
@@ -117,6 +122,7 @@ static const ApnCoreOps apertnic_core_ops = {
     .notify = apertnic_notify,
     .timer_arm = apertnic_timer_arm,
     .timer_cancel = apertnic_timer_cancel,
+    .now_ns = apertnic_now_ns,
 };
 
 static void apertnic_flush_timer_cb(void *opaque)

@@ -63,6 +63,24 @@ static inline void put_le32(uint8_t *p, uint32_t v)
     p[3] = v >> 24;
 }
 
+static inline void put_le_sized(uint8_t *p, uint64_t v, unsigned size)
+{
+    switch (size) {
+    case 8:
+        put_le32(p + 4, v >> 32);
+        /* fall through */
+    case 4:
+        put_le32(p, v);
+        break;
+    case 2:
+        p[1] = v >> 8;
+        /* fall through */
+    default:
+        p[0] = v;
+        break;
+    }
+}
+
 static inline void put_le16(uint8_t *p, uint16_t v)
 {
     p[0] = v;
@@ -102,6 +120,17 @@ static inline void count(ApnCore *core, enum apn_counter_id id)
     core->regs.counters[id]++;
 }
 
+static inline unsigned ctz32_portable(uint32_t v)
+{
+    unsigned n = 0;
+
+    while (v && !(v & 1)) {
+        v >>= 1;
+        n++;
+    }
+    return n;
+}
+
 static inline bool is_pow2(uint64_t v)
 {
     return v && !(v & (v - 1));
@@ -128,30 +157,50 @@ const char *apn_counter_name(unsigned id)
     return id < APN_CNT__COUNT ? counter_names[id] : NULL;
 }
 
-/* CRC32C (Castagnoli, reflected polynomial 0x82f63b78), byte-wise table. */
-static uint32_t crc32c_table[256];
+/*
+ * CRC32C (Castagnoli, reflected polynomial 0x82f63b78), eight bytes a step
+ * ("slicing by 8"): table k gives the CRC of a byte followed by k zero bytes.
+ * A byte-wise loop cost half of the receive path's instructions.
+ */
+static uint32_t crc32c_tables[8][256];
 
-static void crc32c_init_table(void)
+static void crc32c_init_tables(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++) {
             c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
         }
-        crc32c_table[i] = c;
+        crc32c_tables[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        for (int t = 1; t < 8; t++) {
+            uint32_t prev = crc32c_tables[t - 1][i];
+            crc32c_tables[t][i] = (prev >> 8) ^ crc32c_tables[0][prev & 0xff];
+        }
     }
 }
 
 uint32_t apn_crc32c(uint32_t crc, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
+    const uint32_t (*t)[256] = crc32c_tables;
 
-    if (!crc32c_table[1]) {
-        crc32c_init_table();
+    if (!crc32c_tables[0][1]) {
+        crc32c_init_tables();
     }
     crc = ~crc;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint32_t lo = get_le32(p) ^ crc;
+        uint32_t hi = get_le32(p + 4);
+
+        crc = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^
+              t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
+              t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff] ^
+              t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
+    }
     while (len--) {
-        crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        crc = t[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     }
     return ~crc;
 }
@@ -236,8 +285,11 @@ static void osq_post(ApnCore *core, uint8_t type, uint16_t endpoint,
 
 static inline uint32_t cache_hash(ApnCache *c, uint32_t key)
 {
-    /* Fibonacci hashing spreads consecutive indices across buckets. */
-    return (key * 2654435761u) >> 7 & c->bucket_mask;
+    /*
+     * Fibonacci hashing: the product's top bits depend on every key bit, so
+     * strided indices spread as well as consecutive ones.
+     */
+    return (key * 2654435761u) >> c->hash_shift;
 }
 
 static void lru_unlink(ApnCache *c, int32_t i)
@@ -842,15 +894,25 @@ static void burst_close(ApnCore *core)
                  b->data, b->len);
 }
 
-/* (Re)start the idle timer while anything waits to be sent; else stop it. */
-static void tx_timer_restart(ApnCore *core)
+/*
+ * The idle timer is armed once per gather; each store only notes the time.
+ * When the timer expires it sends what is gathered if no store came for a
+ * whole delay, else it waits out the rest. Re-arming it on every store cost
+ * a timer_mod (and a main-loop wake-up) per store.
+ */
+static void tx_timer_note_store(ApnCore *core)
 {
-    if (core->burst.active || core->pend.active) {
+    if (!core->burst.active && !core->pend.active) {
+        if (core->timer_armed) {
+            core->timer_armed = false;
+            core->ops->timer_cancel(core->opaque);
+        }
+        return;
+    }
+    core->last_store_ns = core->ops->now_ns(core->opaque);
+    if (!core->timer_armed) {
         core->timer_armed = true;
         core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns);
-    } else if (core->timer_armed) {
-        core->timer_armed = false;
-        core->ops->timer_cancel(core->opaque);
     }
 }
 
@@ -867,7 +929,15 @@ static void tx_flush(ApnCore *core)
 
 void apn_core_flush_timer(ApnCore *core)
 {
+    uint64_t idle = core->ops->now_ns(core->opaque) - core->last_store_ns;
+
     core->timer_armed = false;
+    if (idle < core->cfg.flush_delay_ns &&
+        (core->burst.active || core->pend.active)) {
+        core->timer_armed = true; /* not idle long enough yet */
+        core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns - idle);
+        return;
+    }
     tx_flush(core);
 }
 
@@ -960,7 +1030,7 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
         }
         if (type == APN_ENTRY_TYPE_EVENT) {
             tx_event(core, slot, e, off, val, size);
-            tx_timer_restart(core);
+            tx_timer_note_store(core);
             return;
         }
         b->entry = *e;
@@ -979,9 +1049,7 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
         }
         return;
     }
-    for (unsigned i = 0; i < size; i++) {
-        b->data[b->len + i] = val >> (8 * i);
-    }
+    put_le_sized(b->data + b->len, val, size);
     b->len += size;
     b->active = true;
 
@@ -989,7 +1057,7 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
         burst_close(core);
     }
     /* An idle timer: what is gathered goes out once stores pause. */
-    tx_timer_restart(core);
+    tx_timer_note_store(core);
 }
 
 uint64_t apn_core_aperture_read(ApnCore *core, uint64_t addr, unsigned size)
@@ -2291,6 +2359,7 @@ int apn_core_init(ApnCore *core, const ApnCoreConfig *cfg,
     buckets = pow2_ceil64(cfg->cache_entries * 2);
     core->cache.nslots = cfg->cache_entries;
     core->cache.bucket_mask = buckets - 1;
+    core->cache.hash_shift = 32 - ctz32_portable(buckets);
     core->cache.slots = calloc(cfg->cache_entries, sizeof(ApnCacheSlot));
     core->cache.buckets = calloc(buckets, sizeof(int32_t));
     if (!core->cache.slots || !core->cache.buckets) {
@@ -2408,5 +2477,5 @@ void apn_core_post_load(ApnCore *core)
     if (core->pend.active && !pend_valid(core)) {
         core->pend.active = false;
     }
-    tx_timer_restart(core);
+    tx_timer_note_store(core);
 }

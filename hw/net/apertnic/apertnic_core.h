@@ -29,6 +29,8 @@ typedef struct ApnCoreOps {
     /* One-shot timer that calls apn_core_flush_timer(); re-arming replaces it. */
     void (*timer_arm)(void *opaque, uint64_t delay_ns);
     void (*timer_cancel)(void *opaque);
+    /* The clock the timer runs on, in ns. */
+    uint64_t (*now_ns)(void *opaque);
 } ApnCoreOps;
 
 /* Sizing chosen by the device's properties; fixed after realize. */
@@ -80,6 +82,7 @@ typedef struct ApnCacheSlot {
 typedef struct ApnCache {
     uint32_t nslots;
     uint32_t bucket_mask;
+    uint32_t hash_shift;       /* 32 - log2(buckets): the hash's top bits */
     ApnCacheSlot *slots;
     int32_t *buckets;
     int32_t lru_head, lru_tail; /* head: most recently used */
@@ -163,6 +166,7 @@ typedef struct ApnCore {
     ApnBurst burst;
     ApnTxFrame pend;           /* migrated too */
     bool timer_armed;
+    uint64_t last_store_ns;    /* when the last store was gathered */
     /* Derived from regs.ep (rebuilt after migration): port -> endpoint + 1 */
     uint16_t port_map[65536];
     uint8_t frame[APN_MAX_FRAME + 64];     /* outgoing frames and messages */
