@@ -12,12 +12,14 @@
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/wait.h>
 #include <linux/xarray.h>
 
 #include "apertnic_hw.h"
 
 #define APN_DRV_NAME		"apertnic"
 #define APN_OSQ_EVENTS		256
+#define APN_NUM_PORTS		65536
 
 struct apn_file;
 struct apn_mr;
@@ -52,6 +54,7 @@ struct apn_dev {
 	u32 mtu;
 	u8 mac[6];
 	u16 host_id;
+	u32 ip;				/* APN_REG_IP_ADDR as last written */
 	u32 num_endpoints;
 	u32 num_in;
 	u32 num_out;
@@ -69,6 +72,15 @@ struct apn_dev {
 	struct completion irq_test;
 
 	/*
+	 * One per endpoint index, for the device's lifetime: the IRQ handler
+	 * wakes them without taking the lock or knowing which file (if any)
+	 * owns the endpoint now.
+	 */
+	wait_queue_head_t *ep_wq;
+	atomic_long_t no_port_events;	/* APN_EV_NO_PORT seen */
+	atomic_long_t overflow_events;	/* APN_EV_OVERFLOW seen */
+
+	/*
 	 * Serialises the tables, the slot arrays, the endpoint bitmap, the file
 	 * list and every file's state. Never held while touching user memory:
 	 * a fault on one of our own mappings takes it.
@@ -77,10 +89,20 @@ struct apn_dev {
 	bool dead;			/* device removed */
 	struct list_head files;
 	unsigned long *endpoints;	/* bitmap, num_endpoints bits */
+	unsigned long *ports;		/* bitmap, APN_NUM_PORTS bits: bound UDP ports */
+	u32 next_port;			/* where the ephemeral port search starts */
 	struct apn_in_slot *in_slots;
 	struct apn_out_slot *out_slots;
 
 	struct miscdevice misc;
+};
+
+/* One of an endpoint's queues: control block + entries, coherent DMA memory. */
+struct apn_queue {
+	struct apn_queue_ctrl *ctrl;	/* NULL: not allocated */
+	dma_addr_t dma;
+	size_t bytes;			/* allocated (page rounded): the mmap limit */
+	u32 size;			/* events (EVQ) or bytes (VARQ) */
 };
 
 /* State of one open /dev/apertnicN, protected by apn_dev.lock. */
@@ -90,6 +112,11 @@ struct apn_file {
 	struct address_space *mapping;	/* for revoking our mappings */
 	int endpoint;			/* -1 until APN_IOC_CREATE_ENDPOINT */
 	u16 port;
+	bool trusted;
+	struct apn_queue evq;
+	struct apn_queue varq;
+	struct mm_struct *mm;		/* charged for the queues, NULL if none */
+	unsigned long charged;		/* pages charged to mm->pinned_vm */
 	struct xarray mrs;		/* mr_id -> struct apn_mr */
 };
 

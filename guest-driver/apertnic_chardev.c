@@ -11,6 +11,12 @@
  * revoke a mapping with unmap_mapping_range() without racing a concurrent
  * mmap(): a slot handed to another file can never stay mapped by the old one,
  * whose next access gets SIGBUS.
+ *
+ * The endpoint's two queues are the exception: they are ordinary (coherent
+ * DMA) memory, mapped whole at mmap() time. They live until the file is
+ * released (no mapping is left then: each holds the file) or until the device
+ * goes away, when every mapping is zapped before the memory is freed; the
+ * fault handler refuses to refill them.
  */
 
 #include <linux/bitmap.h>
@@ -20,6 +26,8 @@
 #include <linux/if_ether.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/poll.h>
 #include <linux/random.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -33,8 +41,15 @@
 #define APN_MR_MAX_LEN		(1ULL << 32)
 #define APN_MIN_APERTURE	64
 #define APN_OUT_BASE_PGOFF	((unsigned long)(APN_MMAP_OUT_BASE >> PAGE_SHIFT))
+#define APN_EVQ_PGOFF		((unsigned long)(APN_MMAP_EVQ >> PAGE_SHIFT))
+#define APN_VARQ_PGOFF		((unsigned long)(APN_MMAP_VARQ >> PAGE_SHIFT))
 #define APN_ENTRY_DATA \
 	(APN_ENTRY_VALID | APN_ENTRY_TYPE_DATA << APN_ENTRY_TYPE_SHIFT)
+
+static bool param_trust_users;
+module_param_named(trust_users, param_trust_users, bool, 0644);
+MODULE_PARM_DESC(trust_users,
+		 "Grant APN_ENDPOINT_TRUSTED without CAP_NET_ADMIN (default no): trusted endpoints program their apertures' nonces and destinations and send connection messages themselves");
 
 /* ---- memory registrations ----------------------------------------------- */
 
@@ -141,6 +156,155 @@ static void apn_mr_destroy(struct apn_dev *apn, struct apn_mr *mr)
 	apn_mr_unpin(mr);
 }
 
+/* ---- endpoints: queues, ports, registers ---------------------------------- */
+
+/*
+ * Queue memory is as good as pinned (the device writes it at any time), so it
+ * counts against RLIMIT_MEMLOCK like a registration: otherwise any user could
+ * tie up 64 endpoints x 17 MiB of contiguous kernel memory.
+ */
+static int apn_charge(struct apn_dev *apn, unsigned long npages, struct mm_struct **mmp)
+{
+	unsigned long limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	struct mm_struct *mm = current->mm;
+
+	if (atomic64_add_return(npages, &mm->pinned_vm) > limit && !capable(CAP_IPC_LOCK)) {
+		atomic64_sub(npages, &mm->pinned_vm);
+		dev_info_ratelimited(&apn->pdev->dev,
+				     "%s[%d]: endpoint queues of %lu pages exceed RLIMIT_MEMLOCK (%lu pages)\n",
+				     current->comm, task_pid_nr(current), npages, limit);
+		return -ENOMEM;
+	}
+	mmgrab(mm);
+	*mmp = mm;
+	return 0;
+}
+
+static void apn_uncharge(struct mm_struct *mm, unsigned long npages)
+{
+	if (!mm)
+		return;
+	atomic64_sub(npages, &mm->pinned_vm);
+	mmdrop(mm);
+}
+
+/* A queue of `count` entries of `entry` bytes after the control block, zeroed. */
+static int apn_queue_alloc(struct apn_dev *apn, struct apn_queue *q, u32 count, size_t entry)
+{
+	q->bytes = PAGE_ALIGN(sizeof(struct apn_queue_ctrl) + (size_t)count * entry);
+	/* Users choose the size: failing to find 17 MiB is their problem, not a warning. */
+	q->ctrl = dma_alloc_coherent(&apn->pdev->dev, q->bytes, &q->dma,
+				     GFP_KERNEL | __GFP_NOWARN);
+	if (!q->ctrl)
+		return -ENOMEM;
+	q->size = count;
+	return 0;
+}
+
+static void apn_queue_free(struct apn_dev *apn, struct apn_queue *q)
+{
+	if (q->ctrl)
+		dma_free_coherent(&apn->pdev->dev, q->bytes, q->ctrl, q->dma);
+	q->ctrl = NULL;
+}
+
+/*
+ * Binds a port: `want`, or with 0 the next free one of the ephemeral range
+ * after the last one handed out, so that a datagram meant for a closed
+ * endpoint is unlikely to reach the next one. Lock held.
+ */
+static int apn_port_get(struct apn_dev *apn, u16 want)
+{
+	unsigned long p;
+
+	if (want) {
+		if (test_bit(want, apn->ports))
+			return -EADDRINUSE;
+		__set_bit(want, apn->ports);
+		return want;
+	}
+	BUILD_BUG_ON(APN_NUM_PORTS - 1 != APN_PORT_EPHEMERAL_MAX);
+	p = find_next_zero_bit(apn->ports, APN_NUM_PORTS, apn->next_port);
+	if (p >= APN_NUM_PORTS)
+		p = find_next_zero_bit(apn->ports, APN_NUM_PORTS, APN_PORT_EPHEMERAL_MIN);
+	/* Cannot happen with at most APN_MAX_ENDPOINTS endpoints; be safe anyway. */
+	if (p >= APN_NUM_PORTS)
+		return -EADDRNOTAVAIL;
+	__set_bit(p, apn->ports);
+	apn->next_port = p + 1 < APN_NUM_PORTS ? p + 1 : APN_PORT_EPHEMERAL_MIN;
+	return p;
+}
+
+static void apn_ep_write(struct apn_dev *apn, int ep, unsigned int reg, u32 val)
+{
+	writel(val, apn->regs + APN_EP_REG(ep, reg));
+}
+
+static void __iomem *apn_ureg(struct apn_dev *apn, int ep, unsigned int reg)
+{
+	return apn->regs + APN_USER_PAGE((resource_size_t)ep) + reg;
+}
+
+/*
+ * Pointers run free and need not start at 0: make the queue's mirror agree
+ * with the device's write pointer and start the consumer there, so that the
+ * library's first look at the queue finds it empty rather than full of zeros.
+ * Called before the endpoint is valid, when the device posts nothing.
+ */
+static void apn_queue_sync(struct apn_dev *apn, int ep, struct apn_queue *q,
+			   unsigned int wrptr_reg, unsigned int rdptr_reg)
+{
+	u32 wr = readl(apn_ureg(apn, ep, wrptr_reg));
+
+	q->ctrl->wrptr = cpu_to_le32(wr);
+	q->ctrl->rdptr = cpu_to_le32(wr);
+	writel(wr, apn_ureg(apn, ep, rdptr_reg));
+}
+
+/*
+ * Points the device at f's queues and port, then makes the endpoint valid:
+ * CTRL goes last, so the device never posts to a half-described endpoint.
+ * Lock held.
+ */
+static void apn_ep_start(struct apn_file *f)
+{
+	struct apn_dev *apn = f->apn;
+	int ep = f->endpoint;
+
+	apn_ep_write(apn, ep, APN_EPR_CTRL, 0);
+	apn_ep_write(apn, ep, APN_EPR_EVQ_LO, lower_32_bits(f->evq.dma));
+	apn_ep_write(apn, ep, APN_EPR_EVQ_HI, upper_32_bits(f->evq.dma));
+	apn_ep_write(apn, ep, APN_EPR_EVQ_SIZE, f->evq.size);
+	apn_ep_write(apn, ep, APN_EPR_VARQ_LO, lower_32_bits(f->varq.dma));
+	apn_ep_write(apn, ep, APN_EPR_VARQ_HI, upper_32_bits(f->varq.dma));
+	apn_ep_write(apn, ep, APN_EPR_VARQ_SIZE, f->varq.size);
+	apn_ep_write(apn, ep, APN_EPR_PORT, f->port);
+	apn_queue_sync(apn, ep, &f->evq, APN_UREG_EVQ_WRPTR, APN_UREG_EVQ_RDPTR);
+	apn_queue_sync(apn, ep, &f->varq, APN_UREG_VARQ_WRPTR, APN_UREG_VARQ_RDPTR);
+	apn_ep_write(apn, ep, APN_EPR_CTRL, APN_EP_VALID | (f->trusted ? APN_EP_TRUSTED : 0));
+}
+
+/*
+ * The reverse, first step of a teardown: with CTRL clear the device stops
+ * posting to the queues and refuses the user page's commands; then nothing
+ * of the endpoint is left on the device. The caller reads a register to
+ * flush these writes before it frees the queues. Lock held.
+ */
+static void apn_ep_stop(struct apn_file *f)
+{
+	struct apn_dev *apn = f->apn;
+	int ep = f->endpoint;
+
+	apn_ep_write(apn, ep, APN_EPR_CTRL, 0);
+	apn_ep_write(apn, ep, APN_EPR_EVQ_SIZE, 0);
+	apn_ep_write(apn, ep, APN_EPR_VARQ_SIZE, 0);
+	apn_ep_write(apn, ep, APN_EPR_PORT, 0);
+	apn_ep_write(apn, ep, APN_EPR_EVQ_LO, 0);
+	apn_ep_write(apn, ep, APN_EPR_EVQ_HI, 0);
+	apn_ep_write(apn, ep, APN_EPR_VARQ_LO, 0);
+	apn_ep_write(apn, ep, APN_EPR_VARQ_HI, 0);
+}
+
 /* ---- table entries -------------------------------------------------------- */
 
 /*
@@ -198,49 +362,80 @@ static void apn_out_clear(struct apn_dev *apn, u32 idx)
 			    1ULL << apn->out_slot_shift, 1);
 }
 
-/* Lock held, device alive: returns everything @f holds to the device. */
+/*
+ * Lock held, device alive: returns everything @f holds to the device. The
+ * order matters: stop the endpoint (no more events, no more user-page
+ * commands re-aiming its apertures), invalidate its apertures, flush, and only
+ * then free what the device could have written: queues, then pinned memory.
+ * The port and endpoint number are free for reuse last.
+ */
 static void apn_file_teardown(struct apn_file *f)
 {
 	struct apn_dev *apn = f->apn;
+	bool has_ep = f->endpoint >= 0;
 	struct apn_mr *mr;
 	unsigned long id;
 	u32 i;
 
+	if (has_ep)
+		apn_ep_stop(f);
 	for (i = 0; i < apn->num_in; i++)
 		if (apn->in_slots[i].owner == f)
 			apn_in_clear(apn, i);
 	for (i = 0; i < apn->num_out; i++)
 		if (apn->out_slots[i].owner == f)
 			apn_out_clear(apn, i);
-	/* Once the invalidations have landed the device leaves the memory alone. */
+	/* Once these writes have landed the device leaves the queues and memory alone. */
 	readl(apn->regs + APN_REG_STATUS);
 
+	if (has_ep) {
+		/*
+		 * No mapping of the queues is left: on release every mapping
+		 * (which holds the file) is gone, and apn_revoke_files() zapped
+		 * them all first. Do not zap here: all files of the device share
+		 * one address_space, so that would hit other files' queues.
+		 */
+		apn_queue_free(apn, &f->evq);
+		apn_queue_free(apn, &f->varq);
+		apn_uncharge(f->mm, f->charged);
+		f->mm = NULL;
+		f->charged = 0;
+	}
 	xa_for_each(&f->mrs, id, mr) {
 		xa_erase(&f->mrs, id);
 		apn_mr_destroy(apn, mr);
 	}
-	if (f->endpoint >= 0) {
+	if (has_ep) {
+		__clear_bit(f->port, apn->ports);
 		clear_bit(f->endpoint, apn->endpoints);
 		f->endpoint = -1;
+		f->port = 0;
+		f->trusted = false;
 	}
 }
 
 /*
- * Called by remove() before devres frees the device's memory: tears every
- * file down while the device can still be told, then revokes all mappings.
- * The files stay open until their owners close them; they now fail with -ENODEV.
+ * Called by remove() before devres frees the device's memory: revokes all
+ * mappings, then tears every file down while the device can still be told.
+ * The mappings go first because the queues behind some of them are freed by
+ * the teardown; faults from now on see ->dead and get SIGBUS. The files stay
+ * open until their owners close them; they now fail with -ENODEV.
  */
 void apn_revoke_files(struct apn_dev *apn)
 {
 	struct apn_file *f;
+	u32 i;
 
 	mutex_lock(&apn->lock);
 	apn->dead = true;
-	list_for_each_entry(f, &apn->files, node) {
-		apn_file_teardown(f);
+	list_for_each_entry(f, &apn->files, node)
 		unmap_mapping_range(f->mapping, 0, 0, 1);
-	}
+	list_for_each_entry(f, &apn->files, node)
+		apn_file_teardown(f);
 	mutex_unlock(&apn->lock);
+	/* Sleepers in poll() wake up to EPOLLHUP. */
+	for (i = 0; i < apn->num_endpoints; i++)
+		wake_up_interruptible_all(&apn->ep_wq[i]);
 }
 
 /* ---- ioctls ---------------------------------------------------------------- */
@@ -265,9 +460,17 @@ static int apn_get_info(struct apn_file *f, void __user *uarg)
 	info.max_in = apn->num_in;
 	info.num_endpoints = apn->num_endpoints;
 	info.endpoint = f->endpoint < 0 ? ~0U : f->endpoint;
+	info.ip = apn->ip;
+	info.port = f->port;
+	info.ep_flags = f->trusted ? APN_ENDPOINT_TRUSTED : 0;
 	mutex_unlock(&apn->lock);
 
 	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static bool apn_size_ok(u32 v, u32 min, u32 max)
+{
+	return is_power_of_2(v) && v >= min && v <= max;
 }
 
 /*
@@ -278,36 +481,81 @@ static int apn_create_endpoint(struct apn_file *f, void __user *uarg)
 {
 	struct apn_dev *apn = f->apn;
 	struct apn_endpoint_create req;
-	unsigned long ep;
-	int ret = 0;
+	struct apn_queue evq = {}, varq = {};
+	struct mm_struct *mm = NULL;
+	unsigned long ep = 0, npages;
+	bool trusted = false;
+	int port = 0, ret;
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (req.reserved)
+	if ((req.flags & ~APN_ENDPOINT_TRUSTED) || memchr_inv(req.reserved, 0, sizeof(req.reserved)))
 		return -EINVAL;
+	req.evq_size = req.evq_size ?: APN_EVQ_DEFAULT_EVENTS;
+	req.varq_size = req.varq_size ?: APN_VARQ_DEFAULT_BYTES;
+	if (!apn_size_ok(req.evq_size, APN_EVQ_MIN_EVENTS, APN_EVQ_MAX_EVENTS) ||
+	    !apn_size_ok(req.varq_size, APN_VARQ_MIN_BYTES, APN_VARQ_MAX_BYTES))
+		return -EINVAL;
+	/* Trust lets the process aim its apertures anywhere and speak for its port. */
+	if (req.flags & APN_ENDPOINT_TRUSTED) {
+		if (!param_trust_users && !capable(CAP_NET_ADMIN))
+			return -EPERM;
+		trusted = true;
+	}
+
+	/* Allocated before taking the lock: faults on our mappings wait for it. */
+	ret = apn_queue_alloc(apn, &evq, req.evq_size, sizeof(struct apn_event));
+	if (!ret)
+		ret = apn_queue_alloc(apn, &varq, req.varq_size, 1);
+	npages = (evq.bytes + varq.bytes) >> PAGE_SHIFT;
+	if (!ret)
+		ret = apn_charge(apn, npages, &mm);
+	if (ret)
+		goto err_free;
 
 	mutex_lock(&apn->lock);
-	ep = find_first_zero_bit(apn->endpoints, apn->num_endpoints);
-	if (apn->dead)
+	if (apn->dead) {
 		ret = -ENODEV;
-	else if (f->endpoint >= 0)
+	} else if (f->endpoint >= 0) {
 		ret = -EBUSY;
-	else if (ep == apn->num_endpoints)
-		ret = -ENOSPC;
+	} else {
+		ep = find_first_zero_bit(apn->endpoints, apn->num_endpoints);
+		if (ep == apn->num_endpoints)
+			ret = -ENOSPC;
+	}
+	if (!ret) {
+		port = apn_port_get(apn, req.port);
+		if (port < 0)
+			ret = port;
+	}
 	if (!ret) {
 		set_bit(ep, apn->endpoints);
 		f->endpoint = ep;
-		/* Ports are only recorded for now; 0 asks for the endpoint number. */
-		f->port = req.port ?: ep;
-		dev_dbg(&apn->pdev->dev, "%s[%d]: endpoint %lu, port %u\n", current->comm,
-			task_pid_nr(current), ep, f->port);
+		f->port = port;
+		f->trusted = trusted;
+		f->evq = evq;
+		f->varq = varq;
+		f->mm = mm;
+		f->charged = npages;
+		apn_ep_start(f);
+		dev_dbg(&apn->pdev->dev, "%s[%d]: endpoint %lu, port %d%s, %u events, %u bytes\n",
+			current->comm, task_pid_nr(current), ep, port,
+			trusted ? " (trusted)" : "", req.evq_size, req.varq_size);
 	}
 	mutex_unlock(&apn->lock);
 	if (ret)
-		return ret;
+		goto err_uncharge;
 
+	req.port = port;
 	req.endpoint = ep;
 	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+
+err_uncharge:
+	apn_uncharge(mm, npages);
+err_free:
+	apn_queue_free(apn, &varq);
+	apn_queue_free(apn, &evq);
+	return ret;
 }
 
 static int apn_reg_mr(struct apn_file *f, void __user *uarg)
@@ -548,14 +796,20 @@ static int apn_ioc_set_host_id(struct apn_file *f, void __user *uarg)
 		return -EPERM;
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (req.reserved[0] || req.reserved[1] || req.reserved[2])
+	if (req.reserved)
 		return -EINVAL;
 
 	mutex_lock(&apn->lock);
-	if (apn->dead)
+	if (apn->dead) {
 		ret = -ENODEV;
-	else
+	} else {
 		apn_set_host_id(apn, req.host_id);
+		/* 0 leaves the address alone, so host-id-only callers keep working. */
+		if (req.ip) {
+			apn->ip = req.ip;
+			writel(req.ip, apn->regs + APN_REG_IP_ADDR);
+		}
+	}
 	mutex_unlock(&apn->lock);
 	return ret;
 }
@@ -565,6 +819,7 @@ static int apn_set_route(struct apn_file *f, void __user *uarg)
 	struct apn_dev *apn = f->apn;
 	struct apn_route req;
 	u64 entry = 0;
+	u32 ip = 0;
 	int ret = 0;
 	int i;
 
@@ -572,20 +827,24 @@ static int apn_set_route(struct apn_file *f, void __user *uarg)
 		return -EPERM;
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if ((req.flags & ~APN_ROUTE_CLEAR) || req.reserved || req.host >= APN_HOST_MAC_ENTRIES)
+	if ((req.flags & ~APN_ROUTE_CLEAR) || req.host >= APN_HOST_MAC_ENTRIES)
 		return -EINVAL;
 	if (!(req.flags & APN_ROUTE_CLEAR)) {
 		for (i = 0; i < ETH_ALEN; i++)
 			entry |= (u64)req.mac[i] << (8 * i);
 		entry |= APN_HOST_VALID;
+		ip = req.ip;
 	}
 
 	mutex_lock(&apn->lock);
-	if (apn->dead)
+	if (apn->dead) {
 		ret = -ENODEV;
-	else
+	} else {
 		/* One 64-bit write, so the device never sees half a route. */
 		writeq(entry, apn->regs + APN_REG_HOST_MAC_BASE + 8 * req.host);
+		/* Connection messages to `host` go to this address (0: none). */
+		writel(ip, apn->regs + APN_REG_HOST_IP_BASE + 4 * req.host);
+	}
 	mutex_unlock(&apn->lock);
 	return ret;
 }
@@ -714,23 +973,71 @@ static bool apn_mmap_allowed(struct apn_file *f, unsigned long first, unsigned l
 	return (first - APN_OUT_BASE_PGOFF) >> shift == (last - APN_OUT_BASE_PGOFF) >> shift;
 }
 
+/* The queue whose mmap range holds @pgoff, and the page within it; NULL if none. */
+static struct apn_queue *apn_queue_at(struct apn_file *f, unsigned long pgoff,
+				      unsigned long *first)
+{
+	if (pgoff >= APN_EVQ_PGOFF && pgoff < APN_VARQ_PGOFF) {
+		*first = pgoff - APN_EVQ_PGOFF;
+		return &f->evq;
+	}
+	if (pgoff >= APN_VARQ_PGOFF && pgoff < APN_OUT_BASE_PGOFF) {
+		*first = pgoff - APN_VARQ_PGOFF;
+		return &f->varq;
+	}
+	return NULL;
+}
+
+/*
+ * Maps pages [first, first + vma_pages) of a queue, all at once. Lock held,
+ * device alive: the queue cannot be freed under us.
+ */
+static int apn_mmap_queue(struct apn_file *f, struct apn_queue *q, unsigned long first,
+			  struct vm_area_struct *vma)
+{
+	unsigned long npages = vma_pages(vma), pgoff = vma->vm_pgoff, qpages;
+	int ret;
+
+	if (f->endpoint < 0 || !q->ctrl)
+		return -EINVAL;
+	qpages = q->bytes >> PAGE_SHIFT;
+	if (first >= qpages || npages > qpages - first)
+		return -EINVAL;
+	/*
+	 * Once zapped (device removal) the pages must not come back: a fault
+	 * reaches apn_vm_fault(), which refuses every queue offset.
+	 */
+	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+	vma->vm_ops = &apn_vm_ops;
+	/* dma_mmap_coherent() takes the offset into the buffer from vm_pgoff. */
+	vma->vm_pgoff = first;
+	ret = dma_mmap_coherent(&f->apn->pdev->dev, vma, q->ctrl, q->dma, q->bytes);
+	vma->vm_pgoff = pgoff;
+	return ret;
+}
+
 static int apn_mmap(struct file *filp, struct vm_area_struct *vma)
 {
 	struct apn_file *f = filp->private_data;
 	struct apn_dev *apn = f->apn;
+	struct apn_queue *q;
+	unsigned long first = 0;
 	int ret = 0;
 
-	/* Copy-on-write mappings of device registers make no sense. */
+	/* Copy-on-write mappings of device registers or queues make no sense. */
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 
+	q = apn_queue_at(f, vma->vm_pgoff, &first);
 	mutex_lock(&apn->lock);
 	if (apn->dead)
 		ret = -ENODEV;
+	else if (q)
+		ret = apn_mmap_queue(f, q, first, vma);
 	else if (!apn_mmap_allowed(f, vma->vm_pgoff, vma->vm_pgoff + vma_pages(vma) - 1))
 		ret = -EINVAL;
 	mutex_unlock(&apn->lock);
-	if (ret)
+	if (ret || q)
 		return ret;
 
 	/* Nothing is mapped yet: apn_vm_fault() fills pages in as they are touched. */
@@ -738,6 +1045,50 @@ static int apn_mmap(struct file *filp, struct vm_area_struct *vma)
 	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
 	vma->vm_ops = &apn_vm_ops;
 	return 0;
+}
+
+/* ---- poll ------------------------------------------------------------------ */
+
+/*
+ * Events are pending while the device's write pointer (its mirror in the
+ * queue) is ahead of what the consumer reported on its user page. Lock held,
+ * endpoint live.
+ */
+static bool apn_evq_pending(struct apn_file *f)
+{
+	u32 wr = le32_to_cpu(READ_ONCE(f->evq.ctrl->wrptr));
+	u32 rd = readl(apn_ureg(f->apn, f->endpoint, APN_UREG_EVQ_RDPTR));
+
+	return wr != rd;
+}
+
+/*
+ * The consumer arms the endpoint (APN_UREG_ARM) before it sleeps here; the
+ * device then posts APN_EV_OOB_DATA on the OS queue at the next event, and
+ * the IRQ handler wakes ep_wq. The drain-then-arm race (an event arriving
+ * after the consumer last looked but before ARM) cannot lose a wake-up: the
+ * device fires at once if ARM finds events pending, and we check the queue
+ * after joining the wait queue, so an event that beat us here is seen.
+ */
+static __poll_t apn_poll(struct file *filp, poll_table *wait)
+{
+	struct apn_file *f = filp->private_data;
+	struct apn_dev *apn = f->apn;
+	__poll_t mask = 0;
+
+	mutex_lock(&apn->lock);
+	if (apn->dead) {
+		mask = EPOLLERR | EPOLLHUP;
+	} else if (f->endpoint < 0) {
+		/* Nothing could ever wake it: say so rather than sleep forever. */
+		mask = EPOLLERR;
+	} else {
+		poll_wait(filp, &apn->ep_wq[f->endpoint], wait);
+		if (apn_evq_pending(f))
+			mask = EPOLLIN | EPOLLRDNORM;
+	}
+	mutex_unlock(&apn->lock);
+	return mask;
 }
 
 /* ---- open/release ------------------------------------------------------------ */
@@ -789,5 +1140,6 @@ const struct file_operations apn_fops = {
 	.unlocked_ioctl = apn_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = apn_mmap,
+	.poll = apn_poll,
 	.llseek = noop_llseek,
 };

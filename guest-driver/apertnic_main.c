@@ -17,6 +17,7 @@
 #include <linux/sysfs.h>
 
 #include "apertnic.h"
+#include "uapi/apertnic.h"
 
 static unsigned int param_max_in = 1024;
 module_param_named(max_in, param_max_in, uint, 0444);
@@ -34,6 +35,8 @@ static void apn_dev_release(struct kref *kref)
 
 	ida_free(&apn_ida, apn->id);
 	bitmap_free(apn->endpoints);
+	bitmap_free(apn->ports);
+	kfree(apn->ep_wq);
 	kfree(apn->in_slots);
 	kfree(apn->out_slots);
 	mutex_destroy(&apn->lock);
@@ -111,6 +114,12 @@ static int apn_read_config(struct apn_dev *apn)
 		return -ENODEV;
 	}
 	/* User pages and slots are mapped into processes: they must lie inside the BARs. */
+	/* Endpoints past APN_MAX_ENDPOINTS have no per-endpoint registers: leave them unused. */
+	if (apn->num_endpoints > APN_MAX_ENDPOINTS) {
+		dev_warn(dev, "device has %u endpoints, using the first %u\n", apn->num_endpoints,
+			 APN_MAX_ENDPOINTS);
+		apn->num_endpoints = APN_MAX_ENDPOINTS;
+	}
 	if (pci_resource_len(pdev, APN_BAR_REGS) < APN_USER_PAGE((u64)apn->num_endpoints) ||
 	    pci_resource_len(pdev, APN_BAR_APERTURES) < (u64)apn->num_out << apn->out_slot_shift) {
 		dev_err(dev, "BARs too small for %u endpoints and %u out slots\n",
@@ -163,10 +172,30 @@ static int apn_setup_tables(struct apn_dev *apn)
 	return devm_add_action_or_reset(dev, apn_stop, apn);
 }
 
+/* The endpoint named by an OS queue event, or -1 if the device named none we have. */
+static int apn_event_endpoint(struct apn_dev *apn, const struct apn_event *ev)
+{
+	u16 ep = le16_to_cpu(ev->endpoint);
+
+	return ep < apn->num_endpoints ? ep : -1;
+}
+
+/* Anyone can send us datagrams: count them, do not flood the log. */
+static void apn_no_port(struct apn_dev *apn, const struct apn_event *ev)
+{
+	u64 data = le64_to_cpu(ev->data);
+	u32 src_ip = data >> 16;
+
+	atomic_long_inc(&apn->no_port_events);
+	dev_dbg_ratelimited(&apn->pdev->dev, "datagram for unbound port %u from %pI4h port %u\n",
+			    le32_to_cpu(ev->info) & 0xffff, &src_ip, (u16)data);
+}
+
 static void apn_handle_event(struct apn_dev *apn, const struct apn_event *ev)
 {
 	struct device *dev = &apn->pdev->dev;
 	u32 info = le32_to_cpu(ev->info);
+	int ep;
 
 	switch (ev->type) {
 	case APN_EV_TEST:
@@ -179,11 +208,32 @@ static void apn_handle_event(struct apn_dev *apn, const struct apn_event *ev)
 		dev_err_ratelimited(dev, "device error %u, detail %#llx\n", info,
 				    le64_to_cpu(ev->data));
 		break;
+	case APN_EV_OOB_DATA:
+		/*
+		 * The endpoint was armed and has events: wake its pollers, and only
+		 * them. Who owns the endpoint does not matter here: poll() rechecks
+		 * the queue, so a wake meant for a previous owner is harmless.
+		 */
+		ep = apn_event_endpoint(apn, ev);
+		if (ep >= 0)
+			wake_up_interruptible(&apn->ep_wq[ep]);
+		break;
 	case APN_EV_OVERFLOW:
-		dev_warn_ratelimited(dev, "an event queue overflowed, %u events lost\n", info);
+		/*
+		 * The application sees the loss in its queue's control block; the
+		 * wake lets a sleeper find out even if no further event arrives.
+		 */
+		atomic_long_inc(&apn->overflow_events);
+		ep = apn_event_endpoint(apn, ev);
+		if (ep >= 0)
+			wake_up_interruptible(&apn->ep_wq[ep]);
+		dev_warn_ratelimited(dev, "endpoint %u: queue overflowed, %u events/records lost so far\n",
+				     le16_to_cpu(ev->endpoint), info);
+		break;
+	case APN_EV_NO_PORT:
+		apn_no_port(apn, ev);
 		break;
 	default:
-		/* Includes APN_EV_OOB_DATA: no user event queues to forward it to yet. */
 		dev_dbg_ratelimited(dev, "ignored event %u for endpoint %u\n", ev->type,
 				    le16_to_cpu(ev->endpoint));
 		break;
@@ -233,6 +283,7 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct device *dev = &pdev->dev;
 	struct apn_dev *apn;
+	u32 i;
 	int ret;
 
 	ret = pcim_enable_device(pdev);
@@ -262,6 +313,8 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return ret;
 	}
 	kref_init(&apn->kref);
+	atomic_long_set(&apn->no_port_events, 0);
+	atomic_long_set(&apn->overflow_events, 0);
 	apn->pdev = pci_dev_get(pdev);
 	mutex_init(&apn->lock);
 	INIT_LIST_HEAD(&apn->files);
@@ -281,10 +334,17 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return ret;
 
 	apn->endpoints = bitmap_zalloc(apn->num_endpoints, GFP_KERNEL);
+	apn->ports = bitmap_zalloc(APN_NUM_PORTS, GFP_KERNEL);
+	apn->ep_wq = kcalloc(apn->num_endpoints, sizeof(*apn->ep_wq), GFP_KERNEL);
 	apn->in_slots = kcalloc(apn->num_in, sizeof(*apn->in_slots), GFP_KERNEL);
 	apn->out_slots = kcalloc(apn->num_out, sizeof(*apn->out_slots), GFP_KERNEL);
-	if (!apn->endpoints || !apn->in_slots || !apn->out_slots)
+	if (!apn->endpoints || !apn->ports || !apn->ep_wq || !apn->in_slots || !apn->out_slots)
 		return -ENOMEM;
+	for (i = 0; i < apn->num_endpoints; i++)
+		init_waitqueue_head(&apn->ep_wq[i]);
+	/* Port 0 means "none" to the device: never hand it out. */
+	set_bit(0, apn->ports);
+	apn->next_port = APN_PORT_EPHEMERAL_MIN;
 
 	ret = apn_setup_tables(apn);
 	if (ret)
@@ -360,8 +420,29 @@ static ssize_t host_id_store(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RW(host_id);
 
+/* Driver-side event counts (the device counts the same datagrams in rx_drop_no_port). */
+static ssize_t no_port_events_show(struct device *dev, struct device_attribute *attr,
+				   char *buf)
+{
+	struct apn_dev *apn = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&apn->no_port_events));
+}
+static DEVICE_ATTR_RO(no_port_events);
+
+static ssize_t overflow_events_show(struct device *dev, struct device_attribute *attr,
+				    char *buf)
+{
+	struct apn_dev *apn = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&apn->overflow_events));
+}
+static DEVICE_ATTR_RO(overflow_events);
+
 static struct attribute *apn_attrs[] = {
 	&dev_attr_host_id.attr,
+	&dev_attr_no_port_events.attr,
+	&dev_attr_overflow_events.attr,
 	NULL,
 };
 

@@ -15,6 +15,10 @@ QEMU_SRC=$APERTNIC_BUILD/qemu-src
 QEMU_BUILD=$APERTNIC_BUILD/qemu-build
 QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
 FIRMWARE_DIR=$APERTNIC_BUILD/firmware
+# The meson build of the top-level meson.build: libapertnic and its tools, the unit
+# tests, the e2e test programs. Debian's meson (the pyenv Python may lack it).
+HOST_BUILD=$APERTNIC_BUILD/host
+MESON=${MESON:-/usr/bin/meson}
 GUEST_DIR=$APERTNIC_BUILD/guest
 
 stage() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }

@@ -13,7 +13,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define APN_ABI_VERSION 1
+#define APN_ABI_VERSION 2
 
 /* APN_IOC_GET_INFO: the device, and this file's endpoint (~0 before CREATE_ENDPOINT) */
 struct apn_info {
@@ -27,15 +27,51 @@ struct apn_info {
 	__u32 max_in;            /* incoming apertures the driver can create */
 	__u32 num_endpoints;
 	__u32 endpoint;          /* this file's endpoint, or ~0 */
-	__u32 reserved[6];
+	__u32 ip;                /* this NIC's IPv4 address (host order), 0 = none */
+	__u16 port;              /* this file's endpoint's UDP port, 0 before CREATE_ENDPOINT */
+	__u16 ep_flags;          /* APN_ENDPOINT_TRUSTED if it was granted */
+	__u32 reserved[4];
 };
 
-/* APN_IOC_CREATE_ENDPOINT: bind this file to a new endpoint on `port` (0: any) */
+/*
+ * APN_IOC_CREATE_ENDPOINT: bind this file to a new endpoint on UDP `port`, with
+ * its two out-of-band queues (seed 004's dual event queues): a fixed-size event
+ * queue and a variable-length queue, both mmap()able (APN_MMAP_EVQ/VARQ).
+ *
+ * A trusted endpoint sets up connections at user level through its user page
+ * (programs its apertures' nonce and destination, sends CONNECT/ACCEPT...); an
+ * untrusted one gets no user-programmable bits. Trust needs CAP_NET_ADMIN, or the
+ * module parameter trust_users=1; asking for it without either fails with EPERM.
+ *
+ * Port 0 picks a free port from APN_PORT_EPHEMERAL_MIN..MAX (round robin, so a
+ * port just released is not handed out again at once); a port another endpoint
+ * of the same NIC holds fails with EADDRINUSE. Ports are per NIC.
+ *
+ * The queues are physically contiguous kernel memory, zeroed, charged to the
+ * caller's RLIMIT_MEMLOCK (unless CAP_IPC_LOCK) like registered memory: ENOMEM
+ * when over the limit or when so much contiguous memory cannot be found.
+ * Errors: EINVAL (unknown flags, nonzero reserved, a size out of range or not a
+ * power of two), EPERM, EADDRINUSE, EBUSY (this file has an endpoint already),
+ * ENOSPC (no free endpoint), ENOMEM, ENODEV.
+ */
 struct apn_endpoint_create {
-	__u16 port;              /* in: wanted port, 0 = let the driver choose */
-	__u16 reserved;
+	__u16 port;              /* in: wanted port, 0 = let the driver choose; out: port */
+	__u16 flags;             /* in: APN_ENDPOINT_TRUSTED */
 	__u32 endpoint;          /* out: endpoint index (selects the user page) */
+	__u32 evq_size;          /* in: events, power of two in [2, 65536], 0 = 1024; out */
+	__u32 varq_size;         /* in: bytes, power of two in [4096, 2^24], 0 = 65536; out */
+	__u32 reserved[4];
 };
+#define APN_ENDPOINT_TRUSTED (1u << 0)
+
+#define APN_EVQ_MIN_EVENTS      2
+#define APN_EVQ_MAX_EVENTS      65536
+#define APN_EVQ_DEFAULT_EVENTS  1024
+#define APN_VARQ_MIN_BYTES      4096
+#define APN_VARQ_MAX_BYTES      (1u << 24)
+#define APN_VARQ_DEFAULT_BYTES  65536
+#define APN_PORT_EPHEMERAL_MIN  49152   /* IANA dynamic ports */
+#define APN_PORT_EPHEMERAL_MAX  65535
 
 /* APN_IOC_REG_MR: pin [addr, addr + len), page aligned, for the device's use */
 struct apn_mr_reg {
@@ -93,18 +129,26 @@ struct apn_out_aperture_destroy {
 	__u32 reserved;
 };
 
-/* APN_IOC_SET_HOST_ID (CAP_NET_ADMIN): this NIC's cluster address */
+/*
+ * APN_IOC_SET_HOST_ID (CAP_NET_ADMIN): this NIC's cluster address and IPv4
+ * address (the source of its connection messages; APN_REG_IP_ADDR).
+ */
 struct apn_host_id {
 	__u16 host_id;
-	__u16 reserved[3];
+	__u16 reserved;          /* 0 */
+	__u32 ip;                /* a.b.c.d = 0xaabbccdd (host order); 0 = leave unchanged */
 };
 
-/* APN_IOC_SET_ROUTE (CAP_NET_ADMIN): cluster address -> MAC, or clear it */
+/*
+ * APN_IOC_SET_ROUTE (CAP_NET_ADMIN): cluster address -> MAC (for aperture
+ * frames) and IPv4 address (for connection messages), or clear both. host must
+ * be below 256 (EINVAL).
+ */
 struct apn_route {
 	__u16 host;
 	__u8  mac[6];
 	__u32 flags;             /* APN_ROUTE_CLEAR removes the route */
-	__u32 reserved;
+	__u32 ip;                /* host order; 0 = no IPv4 route (messages: EHOSTUNREACH) */
 };
 #define APN_ROUTE_CLEAR (1u << 0)
 
@@ -130,12 +174,45 @@ struct apn_counters {
 #define APN_IOC_GET_COUNTERS         _IOR(APN_IOC_MAGIC, 0x0a, struct apn_counters)
 
 /*
- * mmap() offsets. The user page of this file's endpoint is at offset 0 (one
- * page); an outgoing aperture at the mmap_offset its create call returned. Any
- * other offset, a length past the object, or a MAP_PRIVATE mapping fails with
- * EINVAL.
+ * mmap() offsets, all MAP_SHARED (MAP_PRIVATE fails with EINVAL):
+ *   APN_MMAP_USER_PAGE  this file's endpoint's user page (one page)
+ *   APN_MMAP_EVQ        its event queue: control block + evq_size events,
+ *                       PAGE_ALIGN(64 + 16 * evq_size) bytes
+ *   APN_MMAP_VARQ       its variable-length queue: control block + varq_size
+ *                       bytes, PAGE_ALIGN(64 + varq_size) bytes
+ *   mmap_offset         an outgoing aperture, as its create call returned
+ * A queue may be mapped in part (from any page offset inside it) but not past
+ * its end. Any other offset, a length past the object, or a mapping before
+ * CREATE_ENDPOINT fails with EINVAL. Mappings stay valid until the file is
+ * closed; if the device goes away they are revoked (SIGBUS on access).
  */
 #define APN_MMAP_USER_PAGE      0x0ull
+#define APN_MMAP_EVQ            (1ull << 28)
+#define APN_MMAP_VARQ           (2ull << 28)
 #define APN_MMAP_OUT_BASE       (1ull << 32)
+
+/*
+ * Queue layout in the mapping (apertnic_hw.h): a struct apn_queue_ctrl whose
+ * wrptr (and overflows) the device keeps current, then the entries at
+ * APN_QUEUE_DATA_OFFSET: 16-byte struct apn_event for the event queue, records
+ * (struct apn_var_hdr + payload padded to 8 bytes, possibly wrapping) for the
+ * variable-length queue. Pointers run free (slot = ptr & (size - 1)). The
+ * consumer reads up to the wrptr mirror, then reports progress through its user
+ * page (APN_UREG_EVQ_RDPTR / APN_UREG_VARQ_RDPTR); no system call is involved.
+ * Events the queue has no room for are lost and counted in the control block's
+ * overflows (and reported to the driver, which logs them).
+ *
+ * Blocking: poll()/epoll on the file report EPOLLIN | EPOLLRDNORM while the
+ * endpoint's event queue holds events (wrptr mirror != APN_UREG_EVQ_RDPTR), and
+ * EPOLLERR | EPOLLHUP once the device is gone. The device interrupts only when
+ * asked: write 1 to APN_UREG_ARM (one-shot) and the next event raises an
+ * interrupt that wakes the endpoint's pollers. The drain-then-arm race (an event
+ * lands after the consumer found the queue empty but before it armed) is closed
+ * by the device, which fires at once when ARM is written while events are
+ * pending, and by poll() itself checking the queue. So: drain the queue (and
+ * publish RDPTR), arm, poll; after a wake, drain again and re-arm before the
+ * next sleep. A wake may find nothing to read (another thread drained it).
+ */
+#define APN_QUEUE_DATA_OFFSET   64
 
 #endif /* _UAPI_APERTNIC_H */

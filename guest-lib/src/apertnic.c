@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * libapertnic: devices, endpoints, memory registrations and apertures on top of
- * the /dev/apertnicN ioctl ABI (guest-driver/uapi/apertnic.h).
+ * the /dev/apertnicN ioctl ABI (guest-driver/uapi/apertnic.h); event queues and
+ * trusted-endpoint commands on top of the mapped queues and user page
+ * (hw/net/apertnic/apertnic_hw.h).
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apertnic.h"        /* guest-driver/uapi: the kernel ABI */
-#include "apertnic_hw.h"     /* hw/net/apertnic: counters, user page registers */
+#include "apertnic_hw.h"     /* hw/net/apertnic: first, see the public header */
 #include <apertnic/apertnic.h>
 #include "apn_io.h"
 
@@ -20,6 +25,9 @@
 
 _Static_assert(APN_CNT__COUNT <= APN_IOC_COUNTERS_MAX, "counters fit the ioctl");
 _Static_assert(APN_UREG_FENCE + 4 <= APN_USER_PAGE_SIZE, "fence on the user page");
+_Static_assert(APN_QUEUE_DATA_OFFSET == sizeof(struct apn_queue_ctrl), "queue layout");
+_Static_assert(APN_ENDPOINT_F_TRUSTED == APN_ENDPOINT_TRUSTED, "trusted flag");
+_Static_assert(sizeof(struct apn_var_hdr) == 8, "record header");
 
 static int neg_errno(void)
 {
@@ -104,6 +112,38 @@ APN_EXPORT char *apn_mac_format(const uint8_t mac[6], char buf[18])
 	return buf;
 }
 
+APN_EXPORT int apn_ipv4_parse(const char *s, uint32_t *ip)
+{
+	uint32_t v = 0;
+	int i;
+
+	if (!s)
+		return -EINVAL;
+	for (i = 0; i < 4; i++) {
+		unsigned n = 0, digits = 0;
+
+		while (*s >= '0' && *s <= '9' && digits < 4) {
+			n = n * 10 + (unsigned)(*s++ - '0');
+			digits++;
+		}
+		/* 1-3 digits, <= 255, no leading zero ("010" could mean octal elsewhere) */
+		if (!digits || digits > 3 || n > 255 || (digits > 1 && s[-(int)digits] == '0'))
+			return -EINVAL;
+		v = v << 8 | n;
+		if (*s != (i < 3 ? '.' : '\0'))
+			return -EINVAL;
+		s++;
+	}
+	*ip = v;
+	return 0;
+}
+
+APN_EXPORT char *apn_ipv4_format(uint32_t ip, char buf[16])
+{
+	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	return buf;
+}
+
 /* ---- Device ----------------------------------------------------------------------- */
 
 static int open_dev(const char *path)
@@ -170,6 +210,7 @@ APN_EXPORT int apn_device_info(struct apn_device *dev, struct apn_device_info *i
 	info->out_slot_size = ki.out_slot_size;
 	info->max_in = ki.max_in;
 	info->num_endpoints = ki.num_endpoints;
+	info->ip = ki.ip;
 	return 0;
 }
 
@@ -190,44 +231,146 @@ APN_EXPORT int apn_device_counters(struct apn_device *dev, uint64_t *values, uns
 	return (int)n;
 }
 
-APN_EXPORT int apn_device_set_host_id(struct apn_device *dev, uint16_t host_id)
+APN_EXPORT int apn_device_set_host_id(struct apn_device *dev, uint16_t host_id, uint32_t ip)
 {
 	struct apn_host_id h;
 
 	memset(&h, 0, sizeof(h));
 	h.host_id = host_id;
+	h.ip = ip;
 	return xioctl(dev->fd, APN_IOC_SET_HOST_ID, &h);
 }
 
 APN_EXPORT int apn_device_set_route(struct apn_device *dev, uint16_t host,
-				    const uint8_t mac[6])
+				    const uint8_t mac[6], uint32_t ip)
 {
 	struct apn_route rt;
 
 	memset(&rt, 0, sizeof(rt));
 	rt.host = host;
-	if (mac)
+	if (mac) {
 		memcpy(rt.mac, mac, 6);
-	else
+		rt.ip = ip;
+	} else {
 		rt.flags = APN_ROUTE_CLEAR;
+	}
 	return xioctl(dev->fd, APN_IOC_SET_ROUTE, &rt);
+}
+
+/* ---- User page -------------------------------------------------------------------- */
+
+/* The user page is little-endian device memory: one volatile 32-bit access each. */
+static volatile uint32_t *ureg(void *page, unsigned off)
+{
+	return (volatile uint32_t *)((char *)page + off);
+}
+
+static void ureg_write(void *page, unsigned off, uint32_t v)
+{
+	*ureg(page, off) = htole32(v);
+}
+
+static uint32_t ureg_read(void *page, unsigned off)
+{
+	return le32toh(*ureg(page, off));
+}
+
+/*
+ * Writes the command register (its value is ignored) and reads back how it went.
+ * The read cannot pass the write: both go to the same device, uncached, in order.
+ */
+static int ureg_command(void *page, unsigned cmd_reg)
+{
+	uint32_t st;
+
+	ureg_write(page, cmd_reg, 1);
+	st = ureg_read(page, APN_UREG_CMD_STATUS);
+	switch (st) {
+	case APN_CMD_OK:
+		return 0;
+	case APN_CMD_EPERM:
+		return -EPERM;
+	case APN_CMD_ENOENT:
+		return -ENOENT;
+	case APN_CMD_EINVAL:
+		return -EINVAL;
+	case APN_CMD_ENOROUTE:
+		return -EHOSTUNREACH;
+	case APN_CMD_EDISABLED:
+		return -ENETDOWN;
+	default:                 /* APN_CMD_EIO, or a status this library does not know */
+		return -EIO;
+	}
 }
 
 /* ---- Endpoint --------------------------------------------------------------------- */
 
-APN_EXPORT int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *dev,
-				   uint16_t port)
+static int attr_size_ok(uint32_t v, uint32_t min, uint32_t max)
 {
+	return !v || (is_pow2(v) && v >= min && v <= max);
+}
+
+static size_t page_round(size_t n)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+
+	if (pg <= 0)
+		pg = APN_PAGE_SIZE;
+	return (n + (size_t)pg - 1) & ~((size_t)pg - 1);
+}
+
+static int map_queue(struct apn_queue *q, int fd, off_t off, size_t bytes, uint32_t size,
+		     volatile uint32_t *rdptr_reg)
+{
+	const struct apn_queue_ctrl *ctrl;
+	void *p;
+
+	q->map_len = page_round(bytes);
+	/* The device writes, we only read: a read-only mapping keeps strays out. */
+	p = mmap(NULL, q->map_len, PROT_READ, MAP_SHARED, fd, off);
+	if (p == MAP_FAILED)
+		return neg_errno();
+	ctrl = p;
+	q->base = p;
+	q->size = size;
+	q->rdptr_reg = rdptr_reg;
+	/* The driver started the device's read pointer where it wants us to begin. */
+	q->rdptr = le32toh(*rdptr_reg);
+	q->overflows_seen = le32toh(__atomic_load_n(&ctrl->overflows, __ATOMIC_ACQUIRE));
+	return 0;
+}
+
+static void unmap_queue(struct apn_queue *q)
+{
+	if (q->base)
+		munmap((void *)q->base, q->map_len);
+	q->base = NULL;
+}
+
+APN_EXPORT int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *dev,
+				   const struct apn_endpoint_attr *attr)
+{
+	static const struct apn_endpoint_attr defaults;
 	struct apn_endpoint_create req;
 	struct apn_info info;
+	struct apn_endpoint e;
 	void *page;
 	int fd, r;
 
+	if (!attr)
+		attr = &defaults;
+	if ((attr->flags & ~APN_ENDPOINT_F_TRUSTED) ||
+	    !attr_size_ok(attr->evq_size, APN_EVQ_MIN_EVENTS, APN_EVQ_MAX_EVENTS) ||
+	    !attr_size_ok(attr->varq_size, APN_VARQ_MIN_BYTES, APN_VARQ_MAX_BYTES))
+		return -EINVAL;
 	fd = open_dev(dev->path);
 	if (fd < 0)
 		return fd;
 	memset(&req, 0, sizeof(req));
-	req.port = port;
+	req.port = attr->port;
+	req.flags = (uint16_t)attr->flags;
+	req.evq_size = attr->evq_size;
+	req.varq_size = attr->varq_size;
 	r = xioctl(fd, APN_IOC_CREATE_ENDPOINT, &req);
 	if (r)
 		goto fail;
@@ -235,19 +378,35 @@ APN_EXPORT int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *d
 	r = xioctl(fd, APN_IOC_GET_INFO, &info);
 	if (r)
 		goto fail;
+	memset(&e, 0, sizeof(e));
 	page = mmap(NULL, APN_USER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		    APN_MMAP_USER_PAGE);
 	if (page == MAP_FAILED) {
 		r = neg_errno();
 		goto fail;
 	}
-	ep->fd = fd;
-	ep->index = req.endpoint;
-	ep->port = port;
-	ep->user_page = page;
-	ep->fence_reg = (volatile uint32_t *)((char *)page + APN_UREG_FENCE);
-	ep->out_slot_size = info.out_slot_size;
-	ep->dev = dev;
+	e.user_page = page;
+	r = map_queue(&e.evq, fd, (off_t)APN_MMAP_EVQ,
+		      APN_QUEUE_DATA_OFFSET + (size_t)req.evq_size * sizeof(struct apn_event),
+		      req.evq_size, ureg(page, APN_UREG_EVQ_RDPTR));
+	if (!r)
+		r = map_queue(&e.varq, fd, (off_t)APN_MMAP_VARQ,
+			      APN_QUEUE_DATA_OFFSET + (size_t)req.varq_size, req.varq_size,
+			      ureg(page, APN_UREG_VARQ_RDPTR));
+	if (r) {
+		unmap_queue(&e.evq);
+		munmap(page, APN_USER_PAGE_SIZE);
+		goto fail;
+	}
+	e.fd = fd;
+	e.index = req.endpoint;
+	e.port = req.port;
+	e.flags = req.flags & APN_ENDPOINT_TRUSTED ? APN_ENDPOINT_F_TRUSTED : 0;
+	e.fence_reg = ureg(page, APN_UREG_FENCE);
+	e.arm_reg = ureg(page, APN_UREG_ARM);
+	e.out_slot_size = info.out_slot_size;
+	e.dev = dev;
+	*ep = e;
 	return 0;
 fail:
 	close(fd);
@@ -258,6 +417,8 @@ APN_EXPORT int apn_endpoint_destroy(struct apn_endpoint *ep)
 {
 	int r = 0;
 
+	unmap_queue(&ep->evq);
+	unmap_queue(&ep->varq);
 	if (munmap(ep->user_page, APN_USER_PAGE_SIZE) < 0)
 		r = neg_errno();
 	if (close(ep->fd) < 0 && !r)
@@ -265,7 +426,279 @@ APN_EXPORT int apn_endpoint_destroy(struct apn_endpoint *ep)
 	ep->fd = -1;
 	ep->user_page = NULL;
 	ep->fence_reg = NULL;
+	ep->arm_reg = NULL;
 	return r;
+}
+
+/* ---- Event queue ------------------------------------------------------------------ */
+
+static const struct apn_queue_ctrl *qctrl(const struct apn_queue *q)
+{
+	return (const struct apn_queue_ctrl *)q->base;
+}
+
+static const unsigned char *qdata(const struct apn_queue *q)
+{
+	return (const unsigned char *)q->base + APN_QUEUE_DATA_OFFSET;
+}
+
+/*
+ * The device writes entries, then the wrptr mirror: an acquire load of the
+ * mirror makes the entries below it visible.
+ */
+static uint32_t q_wrptr(const struct apn_queue *q)
+{
+	return le32toh(__atomic_load_n(&qctrl(q)->wrptr, __ATOMIC_ACQUIRE));
+}
+
+static uint32_t q_overflows(const struct apn_queue *q)
+{
+	return le32toh(__atomic_load_n(&qctrl(q)->overflows, __ATOMIC_ACQUIRE));
+}
+
+/*
+ * Tells the device how far we have read. The release fence keeps our reads of
+ * the entries before the store that lets the device overwrite them.
+ */
+static void q_publish(struct apn_queue *q)
+{
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	*q->rdptr_reg = htole32(q->rdptr);
+}
+
+/* Reports new losses on q as one APN_EV_OVERFLOW event in *ev; returns 1 if it did. */
+static int q_overflow_event(struct apn_queue *q, uint16_t endpoint, uint8_t flags,
+			    struct apn_event *ev)
+{
+	uint32_t ov = q_overflows(q);
+
+	if (ov == q->overflows_seen)
+		return 0;
+	memset(ev, 0, sizeof(*ev));
+	ev->type = APN_EV_OVERFLOW;
+	ev->flags = flags;
+	ev->endpoint = endpoint;
+	ev->info = ov;
+	ev->data = ov - q->overflows_seen;
+	q->overflows_seen = ov;
+	return 1;
+}
+
+APN_EXPORT int apn_evq_poll(struct apn_endpoint *ep, struct apn_event *evs, int max)
+{
+	struct apn_queue *q = &ep->evq;
+	const struct apn_event *ring = (const struct apn_event *)qdata(q);
+	uint32_t avail, i, k, mask = q->size - 1;
+	int n = 0;
+
+	if (max < 0 || (max && !evs))
+		return -EINVAL;
+	if (n < max)
+		n += q_overflow_event(q, (uint16_t)ep->index, 0, &evs[n]);
+	if (n < max)
+		n += q_overflow_event(&ep->varq, (uint16_t)ep->index, APN_EVF_OVERFLOW_VARQ,
+				      &evs[n]);
+	avail = q_wrptr(q) - q->rdptr;
+	if (avail > q->size)
+		return -EIO;
+	k = (uint32_t)(max - n) < avail ? (uint32_t)(max - n) : avail;
+	for (i = 0; i < k; i++) {
+		const struct apn_event *src = &ring[(q->rdptr + i) & mask];
+		struct apn_event *dst = &evs[n + (int)i];
+
+		dst->type = src->type;
+		dst->flags = src->flags;
+		dst->endpoint = le16toh(src->endpoint);
+		dst->info = le32toh(src->info);
+		dst->data = le64toh(src->data);
+	}
+	if (k) {
+		q->rdptr += k;
+		q_publish(q);
+	}
+	return n + (int)k;
+}
+
+APN_EXPORT int apn_evq_pending(const struct apn_endpoint *ep)
+{
+	const struct apn_queue *q = &ep->evq;
+	uint32_t avail = q_wrptr(q) - q->rdptr;
+
+	if (avail > q->size)
+		return -EIO;
+	return (int)avail + (q_overflows(q) != q->overflows_seen) +
+	       (q_overflows(&ep->varq) != ep->varq.overflows_seen);
+}
+
+APN_EXPORT uint32_t apn_evq_overflows(const struct apn_endpoint *ep)
+{
+	return q_overflows(&ep->evq);
+}
+
+APN_EXPORT uint32_t apn_varq_overflows(const struct apn_endpoint *ep)
+{
+	return q_overflows(&ep->varq);
+}
+
+APN_EXPORT int apn_endpoint_arm(struct apn_endpoint *ep)
+{
+	/* after the RDPTR store of the last poll: the device compares against it */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	*ep->arm_reg = htole32(1);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+APN_EXPORT int apn_endpoint_wait(struct apn_endpoint *ep, int timeout_ms)
+{
+	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	struct pollfd pfd;
+	int r, left = timeout_ms;
+
+	for (;;) {
+		r = apn_evq_pending(ep);
+		if (r)
+			return r;
+		apn_endpoint_arm(ep);
+		/* An event may have landed between the look above and ARM: look again. */
+		r = apn_evq_pending(ep);
+		if (r || !left)
+			return r;
+		pfd.fd = ep->fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, left);
+		if (r < 0)
+			return neg_errno();
+		r = apn_evq_pending(ep);
+		if (r)
+			return r;
+		if (pfd.revents & POLLNVAL)
+			return -EBADF;
+		if (pfd.revents & (POLLERR | POLLHUP))
+			return -ENODEV;
+		/* Timed out, or woken for events another thread took: wait on. */
+		if (timeout_ms > 0) {
+			int64_t rest = deadline - now_ms();
+
+			if (rest <= 0)
+				return 0;
+			left = (int)rest;
+		}
+	}
+}
+
+/* ---- Variable-length queue -------------------------------------------------------- */
+
+/* Copies len bytes from byte position pos of the queue's ring, wrapping at its end. */
+static void q_copy_out(const struct apn_queue *q, uint32_t pos, void *dst, size_t len)
+{
+	size_t off = pos & (q->size - 1), first = q->size - off;
+
+	if (first > len)
+		first = len;
+	memcpy(dst, qdata(q) + off, first);
+	memcpy((unsigned char *)dst + first, qdata(q), len - first);
+}
+
+APN_EXPORT int apn_varq_recv(struct apn_endpoint *ep, const struct apn_event *ev, void *buf,
+			     size_t len, uint32_t *src_ip, uint16_t *src_port)
+{
+	struct apn_queue *q = &ep->varq;
+	uint32_t pos, n, rec, wr, avail;
+	struct apn_var_hdr hdr;
+
+	if (!ev || ev->type != APN_EV_VAR)
+		return -EINVAL;
+	pos = (uint32_t)ev->data;
+	n = ev->info;
+	/* header and payload, padded to 8: never more than the whole queue */
+	if (n > q->size - sizeof(hdr))
+		return -EIO;
+	rec = (uint32_t)sizeof(hdr) + ((n + 7u) & ~7u);
+	if (rec > q->size)
+		return -EIO;
+	/* the record must lie in [rdptr, wrptr): not consumed yet, already written */
+	wr = q_wrptr(q);
+	avail = wr - q->rdptr;
+	if (avail > q->size)
+		return -EIO;
+	if (pos - q->rdptr > avail || rec > avail - (pos - q->rdptr))
+		return -ENOENT;
+	q_copy_out(q, pos, &hdr, sizeof(hdr));
+	if (le32toh(hdr.len) != n)
+		return -EIO;
+	if (buf && len < n)
+		return -EMSGSIZE;
+	if (buf)
+		q_copy_out(q, pos + (uint32_t)sizeof(hdr), buf, n);
+	if (src_ip)
+		*src_ip = le32toh(hdr.src_ip);
+	if (src_port)
+		*src_port = (uint16_t)(ev->data >> 32);
+	q->rdptr = pos + rec;
+	q_publish(q);
+	return (int)n;
+}
+
+APN_EXPORT int apn_varq_read(struct apn_endpoint *ep, const struct apn_event *ev, void *buf,
+			     size_t len)
+{
+	return apn_varq_recv(ep, ev, buf, len, NULL, NULL);
+}
+
+/* ---- Connection messages ---------------------------------------------------------- */
+
+APN_EXPORT int apn_event_msg(const struct apn_event *ev, struct apn_msg_info *m)
+{
+	if (!ev || ev->type < APN_EV_CONNECT || ev->type > APN_EV_ERROR_MSG)
+		return -EINVAL;
+	memset(m, 0, sizeof(*m));
+	m->type = (uint8_t)(ev->type - APN_EV_CONNECT + APN_MSG_CONNECT);
+	m->nonce = (uint32_t)ev->data;
+	m->src_host = (uint16_t)(ev->data >> 32);
+	m->src_port = (uint16_t)(ev->data >> 48);
+	m->info = ev->info;
+	m->in_index = ev->type == APN_EV_ERROR_MSG ? 0 : ev->info;
+	return 0;
+}
+
+APN_EXPORT int apn_endpoint_send_msg(struct apn_endpoint *ep, uint16_t dest_host,
+				     uint16_t dest_port, uint8_t type, uint32_t in_index,
+				     uint32_t nonce, uint32_t info)
+{
+	void *page = ep->user_page;
+
+	if (type < APN_MSG_CONNECT || type > APN_MSG_ERROR)
+		return -EINVAL;
+	ureg_write(page, APN_UREG_MSG_DEST_HOST, dest_host);
+	ureg_write(page, APN_UREG_MSG_DEST_PORT, dest_port);
+	ureg_write(page, APN_UREG_MSG_TYPE, type);
+	ureg_write(page, APN_UREG_MSG_IN_INDEX, in_index);
+	ureg_write(page, APN_UREG_MSG_NONCE, nonce);
+	ureg_write(page, APN_UREG_MSG_INFO, info);
+	return ureg_command(page, APN_UREG_MSG_SEND);
+}
+
+APN_EXPORT int apn_endpoint_connect(struct apn_endpoint *ep, uint16_t dest_host,
+				    uint16_t dest_port, const struct apn_in_aperture *ia)
+{
+	return apn_endpoint_send_msg(ep, dest_host, dest_port, APN_MSG_CONNECT, ia->in_index,
+				     ia->nonce, 0);
+}
+
+APN_EXPORT int apn_endpoint_accept(struct apn_endpoint *ep, const struct apn_msg_info *req,
+				   const struct apn_in_aperture *ia)
+{
+	return apn_endpoint_send_msg(ep, req->src_host, req->src_port, APN_MSG_ACCEPT,
+				     ia->in_index, ia->nonce, 0);
 }
 
 /* ---- Registered memory ------------------------------------------------------------ */
@@ -332,9 +765,42 @@ APN_EXPORT int apn_in_aperture_create(struct apn_in_aperture *ia, struct apn_end
 	ia->nonce = req.nonce;
 	ia->offset = offset;
 	ia->size = size;
+	ia->narrow_start = 0;
+	ia->narrow_len = 0;
 	ia->mr = mr;
 	ia->ep = ep;
 	return 0;
+}
+
+/* IN_COMMIT writes nonce and narrowing together: always pass all three. */
+static int in_commit(struct apn_in_aperture *ia, uint32_t nonce, uint32_t start, uint32_t len)
+{
+	void *page = ia->ep->user_page;
+	int r;
+
+	ureg_write(page, APN_UREG_IN_INDEX, ia->in_index);
+	ureg_write(page, APN_UREG_IN_NONCE, nonce);
+	ureg_write(page, APN_UREG_IN_NARROW_START, start);
+	ureg_write(page, APN_UREG_IN_NARROW_LEN, len);
+	r = ureg_command(page, APN_UREG_IN_COMMIT);
+	if (!r) {
+		ia->nonce = nonce;
+		ia->narrow_start = start;
+		ia->narrow_len = len;
+	}
+	return r;
+}
+
+APN_EXPORT int apn_in_aperture_set_nonce(struct apn_in_aperture *ia, uint32_t nonce)
+{
+	return in_commit(ia, nonce, ia->narrow_start, ia->narrow_len);
+}
+
+APN_EXPORT int apn_in_aperture_narrow(struct apn_in_aperture *ia, uint32_t start, uint32_t len)
+{
+	if (len ? start > ia->size || len > ia->size - start : start != 0)
+		return -EINVAL;
+	return in_commit(ia, ia->nonce, start, len);
 }
 
 APN_EXPORT int apn_in_aperture_destroy(struct apn_in_aperture *ia)
@@ -404,6 +870,27 @@ APN_EXPORT int apn_out_aperture_destroy(struct apn_out_aperture *oa)
 	oa->ptr = NULL;
 	r2 = destroy_out_slot(oa->ep->fd, oa->out_index);
 	return r ? r : r2;
+}
+
+APN_EXPORT int apn_out_aperture_connect(struct apn_out_aperture *oa, uint16_t dest_host,
+				       uint32_t dest_in_index, uint32_t nonce)
+{
+	void *page = oa->ep->user_page;
+	int r;
+
+	/* what was gathered for the old destination goes there, not to the new one */
+	apn__fence(oa->fence_reg);
+	ureg_write(page, APN_UREG_OUT_INDEX, oa->out_index);
+	ureg_write(page, APN_UREG_OUT_DEST_HOST, dest_host);
+	ureg_write(page, APN_UREG_OUT_DEST_IN_INDEX, dest_in_index);
+	ureg_write(page, APN_UREG_OUT_NONCE, nonce);
+	r = ureg_command(page, APN_UREG_OUT_COMMIT);
+	if (!r) {
+		oa->dest_host = dest_host;
+		oa->dest_in_index = dest_in_index;
+		oa->nonce = nonce;
+	}
+	return r;
 }
 
 APN_EXPORT int apn_out_aperture_write(struct apn_out_aperture *oa, size_t off,

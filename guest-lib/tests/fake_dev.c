@@ -2,8 +2,10 @@
 /*
  * A stand-in for /dev/apertnicN so the tools can run end to end on the build
  * machine: linked into test builds of the tools with
- *   -Wl,--wrap=open,--wrap=ioctl,--wrap=mmap
- * it intercepts the library's calls on the path "/fake/apertnic0".
+ *   -Wl,--wrap=open,--wrap=open64,--wrap=ioctl,--wrap=mmap,--wrap=mmap64
+ * it intercepts the library's calls on the path "/fake/apertnic0". (meson
+ * compiles with -D_FILE_OFFSET_BITS=64, under which glibc's headers turn open()
+ * and mmap() into open64() and mmap64(): both names are wrapped.)
  *
  * "Device memory" is a directory ($APN_FAKE_DIR): creating an incoming aperture
  * replaces the registered pages with a shared file (in_<index>, MAP_FIXED) and
@@ -41,6 +43,7 @@ struct fake_out { int target; uint32_t in_index; uint32_t size; };
 static struct fake_file {
 	int is_fake;
 	int endpoint;              /* -1 before CREATE_ENDPOINT */
+	uint64_t evq_bytes, varq_bytes;  /* queue sizes; mapped as empty (zeroed) memory */
 	struct fake_mr mr[MAX_OBJ];
 	unsigned nmr;
 	struct fake_out out[MAX_OBJ];
@@ -149,8 +152,18 @@ static int fake_ioctl(struct fake_file *f, unsigned long req, void *arg)
 
 		if (f->endpoint >= 0)
 			return fail(EBUSY);
+		if (c->flags & ~APN_ENDPOINT_TRUSTED)
+			return fail(EINVAL);
 		f->endpoint = (int)next_endpoint++;
 		c->endpoint = (uint32_t)f->endpoint;
+		if (!c->port)
+			c->port = (uint16_t)(APN_PORT_EPHEMERAL_MIN + c->endpoint);
+		if (!c->evq_size)
+			c->evq_size = APN_EVQ_DEFAULT_EVENTS;
+		if (!c->varq_size)
+			c->varq_size = APN_VARQ_DEFAULT_BYTES;
+		f->evq_bytes = APN_QUEUE_DATA_OFFSET + (uint64_t)c->evq_size * 16;
+		f->varq_bytes = APN_QUEUE_DATA_OFFSET + (uint64_t)c->varq_size;
 		return 0;
 	}
 	case APN_IOC_REG_MR: {
@@ -283,6 +296,15 @@ void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 			return errno = EINVAL, MAP_FAILED;
 		return __real_mmap(addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	}
+	if ((uint64_t)off == APN_MMAP_EVQ || (uint64_t)off == APN_MMAP_VARQ) {
+		uint64_t max = (uint64_t)off == APN_MMAP_EVQ ? f->evq_bytes : f->varq_bytes;
+
+		max = (max + APN_PAGE_SIZE - 1) & ~(uint64_t)(APN_PAGE_SIZE - 1);
+		if (f->endpoint < 0 || len > max)
+			return errno = EINVAL, MAP_FAILED;
+		/* an endpoint queue nothing ever writes: always empty */
+		return __real_mmap(addr, len, prot, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	}
 	slot = ((uint64_t)off - APN_MMAP_OUT_BASE) / 65536;
 	if ((uint64_t)off < APN_MMAP_OUT_BASE || slot >= f->nout || len > f->out[slot].size)
 		return errno = EINVAL, MAP_FAILED;
@@ -296,4 +318,20 @@ void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	r = __real_mmap(addr, len, prot, MAP_SHARED, tfd, 0);
 	close(tfd);
 	return r;
+}
+
+int __wrap_open64(const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode;
+
+	va_start(ap, flags);
+	mode = va_arg(ap, mode_t);
+	va_end(ap);
+	return __wrap_open(path, flags, mode);
+}
+
+void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return __wrap_mmap(addr, len, prot, flags, fd, off);
 }

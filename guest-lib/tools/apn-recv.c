@@ -3,6 +3,13 @@
  * apn-recv: expose a buffer through an incoming aperture, print where it is
  * (APN-READY), wait until a sender's "done" word at offset SIZE-4 turns nonzero and
  * print what arrived (APN-RECEIVED).
+ *
+ * With -L PORT it is the listening side of a connection set up at user level
+ * (seed 004): a trusted endpoint on PORT waits (asleep, woken by the device's
+ * interrupt) for a CONNECT, aims its outgoing aperture at the connector's
+ * incoming aperture through the user page, answers ACCEPT with its own, receives
+ * one message and sends one back; with -R it also serves a reconnect, first
+ * sending one store with the connector's stale nonce (which must be dropped).
  */
 #include <endian.h>
 #include <errno.h>
@@ -10,18 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <apertnic/apertnic.h>
 #include "apn_tool.h"
 
-#define SPINS_PER_SLEEP 64
+#define STALE_WORD 0xdeadbeefu
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: apn-recv [-d DEV] [-s SIZE] [-n NONCE] [-t TIMEOUT_S] [-l LEN]\n"
+		"       apn-recv [-d DEV] -L PORT -m REPLY [-R REPLY2] [-s SIZE] [-t TIMEOUT_S] [-l LEN]\n"
 		"  -d DEV      device (default " APN_DEFAULT_DEVICE ")\n"
 		"  -s SIZE     incoming aperture bytes, power of two >= 64 (default 4096)\n"
 		"  -n NONCE    use this nonce (default: random, chosen by the driver)\n"
@@ -29,7 +36,19 @@ static void usage(FILE *f)
 		"  -l LEN      expected message length; the done word must equal it\n"
 		"Prints 'APN-READY host=H in_index=I nonce=0xN', waits until the 32-bit\n"
 		"little-endian word at SIZE-4 is nonzero, prints\n"
-		"'APN-RECEIVED len=L hex=... text=...' and exits 0 (1 on error/timeout).\n");
+		"'APN-RECEIVED len=L hex=... text=...' and exits 0 (1 on error/timeout).\n"
+		"\n"
+		"  -L PORT     listen: a trusted endpoint on UDP PORT (needs CAP_NET_ADMIN or\n"
+		"              trust_users=1) prints 'APN-READY host=H port=P in_index=I\n"
+		"              nonce=0xN', sleeps until a CONNECT arrives, aims its outgoing\n"
+		"              aperture at the connector's incoming one and answers ACCEPT\n"
+		"              ('APN-ACCEPTED ...'), prints the message the connector stores\n"
+		"              (APN-RECEIVED) and stores REPLY back (APN-SENT)\n"
+		"  -m REPLY    the reply stored into the connector's aperture (as apn-send)\n"
+		"  -R REPLY2   then wait for a reconnect (a CONNECT with a new nonce), store one\n"
+		"              word with the old nonce first (APN-STALE-SENT; the connector's\n"
+		"              NIC must drop it), accept, store REPLY2 and wait up to 5 s for\n"
+		"              the device's report of the refusal (APN-TX-ERROR reason=...)\n");
 }
 
 static int bad_usage(const char *msg, const char *arg)
@@ -46,50 +65,240 @@ static int fail(const char *what, int err)
 	return 1;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
+/* ---- -L: the listening side of a user-level connection ------------------------- */
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+struct listener {
+	struct apn_endpoint *ep;
+	struct apn_in_aperture *ia;
+	struct apn_out_aperture *oa;
+	unsigned char *buf;
+	uint32_t size;
+	double deadline;
+	struct apn_msg_info peer;  /* the CONNECT we accepted last */
+	int have_peer;
+};
+
+/* Aims our outgoing aperture at the connector's incoming one, then says ACCEPT. */
+static int accept_peer(struct listener *l, const struct apn_msg_info *m)
+{
+	int r = apn_out_aperture_connect(l->oa, m->src_host, m->in_index, m->nonce);
+
+	if (r)
+		return fail("aim outgoing aperture (user-page command)", r);
+	r = apn_endpoint_accept(l->ep, m, l->ia);
+	if (r)
+		return fail("send ACCEPT", r);
+	l->peer = *m;
+	l->have_peer = 1;
+	printf("APN-ACCEPTED host=%u port=%u in_index=%u nonce=0x%08x\n", m->src_host,
+	       m->src_port, m->in_index, m->nonce);
+	fflush(stdout);
+	return 0;
 }
 
-static inline void cpu_relax(void)
+/* A repeated CONNECT (our ACCEPT was lost): answer it again. */
+static int same_connect(const struct listener *l, const struct apn_msg_info *m)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	__asm__ __volatile__("pause" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
+	return l->have_peer && m->src_host == l->peer.src_host && m->src_port == l->peer.src_port &&
+	       m->in_index == l->peer.in_index && m->nonce == l->peer.nonce;
 }
 
-/* Returns the done word once nonzero, or 0 after timeout_s (0: never). */
-static uint32_t wait_done(const uint32_t *word, double timeout_s)
+/*
+ * Sleeps until a CONNECT that is not a repeat of the accepted one arrives and
+ * returns it in *m (0), or 1 on timeout or error. Repeats are answered again.
+ */
+static int wait_connect(struct listener *l, struct apn_msg_info *m)
 {
-	const struct timespec ms = { 0, 1000000 };
-	double deadline = now_s() + timeout_s;
+	struct apn_event ev;
+	int r;
 
 	for (;;) {
-		int i;
-
-		for (i = 0; i < SPINS_PER_SLEEP; i++) {
-			/* acquire: the data DMA'd before the done word is visible after it */
-			uint32_t v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-
-			if (v)
-				return v;
-			cpu_relax();
+		r = apn_tool_next_event(l->ep, l->deadline, &ev);
+		if (r < 0)
+			return fail("wait for events", r);
+		if (!r) {
+			fprintf(stderr, "apn-recv: timed out waiting for CONNECT\n");
+			return 1;
 		}
-		nanosleep(&ms, NULL);
-		if (timeout_s > 0 && now_s() >= deadline)
-			return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		if (ev.type != APN_EV_CONNECT || apn_event_msg(&ev, m)) {
+			apn_tool_log_event("apn-recv", &ev);
+			continue;
+		}
+		if (!same_connect(l, m))
+			return 0;
+		if (accept_peer(l, m))
+			return 1;
 	}
+}
+
+/*
+ * Waits for the connector's done word, answering repeated CONNECTs meanwhile.
+ * Returns the word, 0 on timeout.
+ */
+static uint32_t wait_message(struct listener *l)
+{
+	const uint32_t *word = (const uint32_t *)(l->buf + l->size - 4);
+	struct apn_msg_info m;
+	struct apn_event ev;
+
+	for (;;) {
+		uint32_t v = apn_tool_wait_word(word, 0.01);
+
+		if (v)
+			return v;
+		while (apn_evq_poll(l->ep, &ev, 1) == 1) {
+			if (ev.type == APN_EV_CONNECT && !apn_event_msg(&ev, &m) &&
+			    same_connect(l, &m))
+				accept_peer(l, &m);
+			else
+				apn_tool_log_event("apn-recv", &ev);
+		}
+		if (apn_tool_now() >= l->deadline)
+			return 0;
+	}
+}
+
+/* Prints events until an APN_EV_TX_ERROR has been seen or `secs` pass. */
+static void wait_tx_error(struct listener *l, double secs)
+{
+	double deadline = apn_tool_now() + secs;
+	struct apn_event ev;
+
+	if (deadline > l->deadline)
+		deadline = l->deadline;
+	while (apn_tool_next_event(l->ep, deadline, &ev) == 1) {
+		apn_tool_log_event("apn-recv", &ev);
+		if (ev.type == APN_EV_TX_ERROR)
+			return;
+	}
+	fprintf(stderr, "apn-recv: no report of the refused stale store\n");
+}
+
+/* Stores msg at 0 and its length at SIZE-4 through our outgoing aperture, fenced. */
+static int store_message(struct listener *l, const char *msg)
+{
+	uint32_t len = (uint32_t)strlen(msg), done = htole32(len);
+	int r;
+
+	r = apn_out_aperture_write(l->oa, 0, msg, len);
+	if (!r) {
+		apn_out_aperture_fence(l->oa);
+		r = apn_out_aperture_write(l->oa, l->size - 4, &done, 4);
+	}
+	if (r)
+		return fail("store reply", r);
+	apn_out_aperture_fence(l->oa);
+	printf(APN_SENT_TAG " len=%u\n", len);
+	fflush(stdout);
+	return 0;
+}
+
+static int listen_mode(struct apn_device *dev, const struct apn_device_info *info,
+		       uint16_t port, uint32_t size, uint32_t want, uint32_t timeout,
+		       const char *reply, const char *reply2)
+{
+	struct apn_endpoint_attr attr = { .port = port, .flags = APN_ENDPOINT_F_TRUSTED };
+	long pg = sysconf(_SC_PAGESIZE);
+	struct apn_out_aperture oa;
+	struct apn_in_aperture ia;
+	struct apn_endpoint ep;
+	struct listener l;
+	struct apn_msg_info m;
+	struct apn_mr mr;
+	size_t maplen;
+	uint32_t done, stale = htole32(STALE_WORD);
+	int r, ret = 1;
+
+	r = apn_endpoint_create(&ep, dev, &attr);
+	if (r)
+		return fail(r == -EPERM ? "create trusted endpoint (needs CAP_NET_ADMIN or trust_users=1)"
+			    : "create trusted endpoint", r);
+	maplen = ((size_t)size + (size_t)(pg > 0 ? pg : 4096) - 1) & ~((size_t)(pg > 0 ? pg : 4096) - 1);
+	memset(&l, 0, sizeof(l));
+	l.buf = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (l.buf == MAP_FAILED) {
+		fail("mmap buffer", -errno);
+		goto out_ep;
+	}
+	madvise(l.buf, maplen, MADV_DONTFORK);
+	memset(l.buf, 0, maplen);
+	r = apn_mr_reg(&mr, &ep, l.buf, maplen);
+	if (r) {
+		fail("register memory", r);
+		goto out_buf;
+	}
+	r = apn_in_aperture_create(&ia, &ep, &mr, 0, size, 0, 0);
+	if (r) {
+		fail("create incoming aperture", r);
+		goto out_mr;
+	}
+	/* Aimed nowhere useful until a CONNECT says where: nothing is stored before. */
+	r = apn_out_aperture_create(&oa, &ep, 0, 0, 0, size);
+	if (r) {
+		fail("create outgoing aperture", r);
+		goto out_ia;
+	}
+	l.ep = &ep;
+	l.ia = &ia;
+	l.oa = &oa;
+	l.size = size;
+	l.deadline = timeout ? apn_tool_now() + timeout : 1e300;
+
+	printf(APN_READY_TAG " host=%u port=%u in_index=%u nonce=0x%08x\n", info->host_id,
+	       apn_endpoint_port(&ep), ia.in_index, ia.nonce);
+	fflush(stdout);
+
+	if (wait_connect(&l, &m) || accept_peer(&l, &m))
+		goto out_oa;
+	done = wait_message(&l);
+	if (!done) {
+		fprintf(stderr, "apn-recv: timed out waiting for the connector's message\n");
+		goto out_oa;
+	}
+	if (apn_tool_print_received(stdout, "apn-recv", l.buf, done, size, want) ||
+	    store_message(&l, reply))
+		goto out_oa;
+
+	if (reply2) {
+		if (wait_connect(&l, &m))
+			goto out_oa;
+		/* Still aimed with the old nonce: the connector's NIC must drop this. */
+		r = apn_out_aperture_write(&oa, size - 4, &stale, 4);
+		if (r) {
+			fail("store with the stale nonce", r);
+			goto out_oa;
+		}
+		apn_out_aperture_fence(&oa);
+		printf("APN-STALE-SENT nonce=0x%08x\n", oa.nonce);
+		fflush(stdout);
+		if (accept_peer(&l, &m) || store_message(&l, reply2))
+			goto out_oa;
+		/*
+		 * The connector's NIC refused the stale store and said so: the
+		 * device reports it to us as APN_EV_TX_ERROR (printed as
+		 * APN-TX-ERROR). Give it a few seconds to arrive.
+		 */
+		wait_tx_error(&l, 5);
+	}
+	ret = 0;
+
+out_oa:
+	apn_out_aperture_destroy(&oa);
+out_ia:
+	apn_in_aperture_destroy(&ia);
+out_mr:
+	apn_mr_dereg(&mr);
+out_buf:
+	munmap(l.buf, maplen);
+out_ep:
+	apn_endpoint_destroy(&ep);
+	return ret;
 }
 
 int main(int argc, char **argv)
 {
-	const char *path = NULL;
-	uint32_t size = 4096, nonce = 0, len = 0, timeout = 30, flags = 0;
+	const char *path = NULL, *reply = NULL, *reply2 = NULL;
+	uint32_t size = 4096, nonce = 0, len = 0, timeout = 30, flags = 0, port = 0;
 	struct apn_device dev;
 	struct apn_device_info info;
 	struct apn_endpoint ep;
@@ -103,7 +312,7 @@ int main(int argc, char **argv)
 	uint32_t done;
 	int opt, r, ret = 1;
 
-	while ((opt = getopt(argc, argv, "d:s:n:t:l:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:s:n:t:l:L:m:R:")) != -1) {
 		switch (opt) {
 		case 'd':
 			path = optarg;
@@ -126,6 +335,16 @@ int main(int argc, char **argv)
 			if (apn_tool_parse_u32(optarg, UINT32_MAX, &len) || !len)
 				return bad_usage("bad length", optarg);
 			break;
+		case 'L':
+			if (apn_tool_parse_u32(optarg, UINT16_MAX, &port) || !port)
+				return bad_usage("bad port (1-65535)", optarg);
+			break;
+		case 'm':
+			reply = optarg;
+			break;
+		case 'R':
+			reply2 = optarg;
+			break;
 		default:
 			return bad_usage(NULL, NULL);
 		}
@@ -134,6 +353,12 @@ int main(int argc, char **argv)
 		return bad_usage("unexpected argument", argv[optind]);
 	if (len > size - 4)
 		return bad_usage("length does not fit SIZE - 4", NULL);
+	if (!port && (reply || reply2))
+		return bad_usage("-m and -R need -L", NULL);
+	if (port && (flags || !reply || !*reply || (reply2 && !*reply2)))
+		return bad_usage("-L needs a non-empty -m REPLY and takes no -n", NULL);
+	if (port && (strlen(reply) > size - 4 || (reply2 && strlen(reply2) > size - 4)))
+		return bad_usage("REPLY does not fit SIZE - 4 bytes", NULL);
 
 	r = apn_device_open(&dev, path);
 	if (r)
@@ -143,7 +368,11 @@ int main(int argc, char **argv)
 		fail("device info", r);
 		goto out_dev;
 	}
-	r = apn_endpoint_create(&ep, &dev, 0);
+	if (port) {
+		ret = listen_mode(&dev, &info, (uint16_t)port, size, len, timeout, reply, reply2);
+		goto out_dev;
+	}
+	r = apn_endpoint_create(&ep, &dev, NULL);
 	if (r) {
 		fail("create endpoint", r);
 		goto out_dev;
@@ -178,35 +407,12 @@ int main(int argc, char **argv)
 	printf("%s\n", line);
 	fflush(stdout);
 
-	done = wait_done((const uint32_t *)(buf + size - 4), timeout);
-	done = le32toh(done);
+	done = apn_tool_wait_word((const uint32_t *)(buf + size - 4), timeout);
 	if (!done) {
 		fprintf(stderr, "apn-recv: timed out after %u s waiting for data\n", timeout);
 		goto out_ia;
 	}
-	{
-		uint32_t n = done <= size - 4 ? done : size - 4;
-		char *hex = malloc(2 * (size_t)n + 1), *text = malloc((size_t)n + 1);
-
-		if (!hex || !text) {
-			fprintf(stderr, "apn-recv: out of memory\n");
-			free(hex);
-			free(text);
-			goto out_ia;
-		}
-		apn_tool_hex(hex, buf, n);
-		apn_tool_text(text, buf, n);
-		printf(APN_RECEIVED_TAG " len=%u hex=%s text=%s\n", done, hex, text);
-		fflush(stdout);
-		free(hex);
-		free(text);
-	}
-	if (done > size - 4)
-		fprintf(stderr, "apn-recv: done word %u exceeds SIZE - 4 = %u\n", done, size - 4);
-	else if (len && done != len)
-		fprintf(stderr, "apn-recv: expected %u bytes, done word says %u\n", len, done);
-	else
-		ret = 0;
+	ret = apn_tool_print_received(stdout, "apn-recv", buf, done, size, len);
 
 out_ia:
 	r = apn_in_aperture_destroy(&ia);

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* Helpers shared by the apertnic tools. */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <apertnic/apertnic.h>
 #include "apn_tool.h"
 
 int apn_tool_parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -111,4 +114,139 @@ void apn_tool_text(char *out, const void *data, size_t len)
 	for (i = 0; i < len; i++)
 		out[i] = d[i] >= 0x20 && d[i] < 0x7f ? (char)d[i] : '.';
 	out[len] = '\0';
+}
+
+int apn_tool_parse_hostport(const char *s, uint16_t *host, uint16_t *port)
+{
+	const char *colon = s ? strchr(s, ':') : NULL;
+	uint32_t h, p;
+	char hs[16];
+	int r;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(hs))
+		return -EINVAL;
+	memcpy(hs, s, (size_t)(colon - s));
+	hs[colon - s] = '\0';
+	r = apn_tool_parse_u32(hs, UINT16_MAX, &h);
+	if (!r)
+		r = apn_tool_parse_u32(colon + 1, UINT16_MAX, &p);
+	if (!r && !p)
+		r = -ERANGE;
+	if (r)
+		return r;
+	*host = (uint16_t)h;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+double apn_tool_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ __volatile__("pause" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+#define SPINS_PER_SLEEP 64
+
+uint32_t apn_tool_wait_word(const uint32_t *word, double timeout_s)
+{
+	const struct timespec ms = { 0, 1000000 };
+	double deadline = apn_tool_now() + timeout_s;
+
+	for (;;) {
+		int i;
+
+		for (i = 0; i < SPINS_PER_SLEEP; i++) {
+			/* acquire: the data DMA'd before the done word is visible after it */
+			uint32_t v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+
+			if (v)
+				return le32toh(v);
+			cpu_relax();
+		}
+		nanosleep(&ms, NULL);
+		if (timeout_s > 0 && apn_tool_now() >= deadline)
+			return le32toh(__atomic_load_n(word, __ATOMIC_ACQUIRE));
+	}
+}
+
+int apn_tool_print_received(FILE *f, const char *prog, const void *buf, uint32_t done,
+			    uint32_t size, uint32_t want)
+{
+	uint32_t n = done <= size - 4 ? done : size - 4;
+	char *hex = malloc(2 * (size_t)n + 1), *text = malloc((size_t)n + 1);
+
+	if (!hex || !text) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		free(hex);
+		free(text);
+		return 1;
+	}
+	apn_tool_hex(hex, buf, n);
+	apn_tool_text(text, buf, n);
+	fprintf(f, APN_RECEIVED_TAG " len=%u hex=%s text=%s\n", done, hex, text);
+	fflush(f);
+	free(hex);
+	free(text);
+	if (done > size - 4) {
+		fprintf(stderr, "%s: done word %u exceeds SIZE - 4 = %u\n", prog, done, size - 4);
+		return 1;
+	}
+	if (want && done != want) {
+		fprintf(stderr, "%s: expected %u bytes, done word says %u\n", prog, want, done);
+		return 1;
+	}
+	return 0;
+}
+
+int apn_tool_next_event(struct apn_endpoint *ep, double deadline, struct apn_event *ev)
+{
+	for (;;) {
+		double left = deadline - apn_tool_now();
+		int r = apn_evq_poll(ep, ev, 1);
+
+		if (r)
+			return r;
+		if (left <= 0)
+			return 0;
+		r = apn_endpoint_wait(ep, left > 3600 ? 3600000 : (int)(left * 1000) + 1);
+		if (r < 0 && r != -EINTR)
+			return r;
+	}
+}
+
+void apn_tool_log_event(const char *prog, const struct apn_event *ev)
+{
+	const char *reason = apn_counter_name(ev->info);
+
+	switch (ev->type) {
+	case APN_EV_RX_DROP:
+		printf("APN-RX-DROP reason=%s in_index=%u host=%u\n", reason ? reason : "?",
+		       (unsigned)(uint32_t)ev->data, (unsigned)(uint16_t)(ev->data >> 32));
+		break;
+	case APN_EV_TX_ERROR:
+		printf("APN-TX-ERROR reason=%s out_index=%u remote_in_index=%u\n",
+		       reason ? reason : "?", (unsigned)(uint32_t)ev->data,
+		       (unsigned)(uint32_t)(ev->data >> 32));
+		break;
+	case APN_EV_OVERFLOW:
+		printf("APN-OVERFLOW queue=%s lost=%u\n",
+		       ev->flags & APN_EVF_OVERFLOW_VARQ ? "datagrams" : "events", ev->info);
+		break;
+	default:
+		fprintf(stderr, "%s: event type %u info %u data %#llx\n", prog, ev->type,
+			ev->info, (unsigned long long)ev->data);
+		return;
+	}
+	fflush(stdout);
 }

@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+struct apn_endpoint;
+struct apn_event;
 
 /* What apn-recv prints and apn-send -r reads: the receiver's address. */
 struct apn_ready {
@@ -16,6 +20,7 @@ struct apn_ready {
 #define APN_READY_TAG    "APN-READY"
 #define APN_RECEIVED_TAG "APN-RECEIVED"
 #define APN_SENT_TAG     "APN-SENT"
+#define APN_CONNECTED_TAG "APN-CONNECTED"
 
 /*
  * Parses an unsigned number (decimal, 0x-hex or 0-octal, as strtoul base 0) that
@@ -40,5 +45,47 @@ void apn_tool_hex(char *out, const void *data, size_t len);
 
 /* Writes len characters (printable ASCII kept, others '.') and a NUL to out. */
 void apn_tool_text(char *out, const void *data, size_t len);
+
+/*
+ * Parses "HOST:PORT" (host 0-65535, port 1-65535, numbers as apn_tool_parse_u32).
+ * Returns 0, or -EINVAL / -ERANGE (outputs unchanged).
+ */
+int apn_tool_parse_hostport(const char *s, uint16_t *host, uint16_t *port);
+
+/* Seconds on CLOCK_MONOTONIC. */
+double apn_tool_now(void);
+
+/*
+ * Waits until the 32-bit little-endian word at `word` (memory a peer writes
+ * through an aperture) is nonzero, or timeout_s seconds pass (0: forever);
+ * spins a little, then sleeps 1 ms between looks. Returns the word (host order),
+ * 0 on timeout.
+ */
+uint32_t apn_tool_wait_word(const uint32_t *word, double timeout_s);
+
+/*
+ * Prints "APN-RECEIVED len=DONE hex=... text=..." for the first min(done, size - 4)
+ * bytes of buf to f. Returns 0 if done fits size - 4 and equals want (want 0:
+ * any), else 1 with the reason on stderr (prefixed by prog).
+ */
+int apn_tool_print_received(FILE *f, const char *prog, const void *buf, uint32_t done,
+			    uint32_t size, uint32_t want);
+
+/*
+ * Reports an event a tool did not expect: drops and errors the device reports
+ * to the endpoint, and overflows, as lines on stdout a test can check
+ *   APN-RX-DROP reason=<counter> in_index=I host=H
+ *   APN-TX-ERROR reason=<counter> out_index=O remote_in_index=I
+ *   APN-OVERFLOW queue=events|datagrams lost=N
+ * anything else on stderr, prefixed by prog.
+ */
+void apn_tool_log_event(const char *prog, const struct apn_event *ev);
+
+/*
+ * Takes the endpoint's next event, sleeping in apn_endpoint_wait() (the
+ * interrupt path) until one arrives or `deadline` (apn_tool_now() seconds)
+ * passes. Returns 1 with *ev filled, 0 at the deadline, or -errno.
+ */
+int apn_tool_next_event(struct apn_endpoint *ep, double deadline, struct apn_event *ev);
 
 #endif /* APN_TOOL_H */

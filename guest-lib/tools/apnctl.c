@@ -14,9 +14,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: apnctl [-d DEV] info\n"
 		"       apnctl [-d DEV] counters\n"
-		"       apnctl [-d DEV] host-id N\n"
-		"       apnctl [-d DEV] route HOST aa:bb:cc:dd:ee:ff|clear\n"
-		"  -d DEV  device (default " APN_DEFAULT_DEVICE ")\n");
+		"       apnctl [-d DEV] host-id N [A.B.C.D]\n"
+		"       apnctl [-d DEV] route HOST aa:bb:cc:dd:ee:ff [A.B.C.D]\n"
+		"       apnctl [-d DEV] route HOST clear\n"
+		"  -d DEV  device (default " APN_DEFAULT_DEVICE ")\n"
+		"host-id also sets the NIC's IPv4 address (source of its connection\n"
+		"messages) when given; route also routes the host's connection messages\n"
+		"to the IPv4 address (without one, messages to HOST fail).\n");
 }
 
 static int bad_usage(const char *msg, const char *arg)
@@ -36,7 +40,7 @@ static int fail(const char *what, const char *dev, int err)
 static int cmd_info(struct apn_device *dev)
 {
 	struct apn_device_info in;
-	char mac[18];
+	char mac[18], ip[16];
 	int r = apn_device_info(dev, &in);
 
 	if (r)
@@ -47,6 +51,7 @@ static int cmd_info(struct apn_device *dev)
 	printf("spec_version %u.%u\n", in.spec_version >> 16, in.spec_version & 0xffff);
 	printf("mac %s\n", apn_mac_format(in.mac, mac));
 	printf("host_id %u\n", in.host_id);
+	printf("ip %s\n", apn_ipv4_format(in.ip, ip));
 	printf("mtu %u\n", in.mtu);
 	printf("num_out %u\n", in.num_out);
 	printf("out_slot_size %u\n", in.out_slot_size);
@@ -95,7 +100,7 @@ int main(int argc, char **argv)
 	argv += optind;
 
 	/* check the arguments before touching the device */
-	uint32_t num = 0;
+	uint32_t num = 0, ip = 0;
 	uint8_t mac[6] = { 0 };
 	int clear = 0;
 
@@ -103,19 +108,25 @@ int main(int argc, char **argv)
 		if (argc)
 			return bad_usage("too many arguments", NULL);
 	} else if (!strcmp(cmd, "host-id")) {
-		if (argc != 1)
-			return bad_usage("host-id takes one argument", NULL);
+		if (argc != 1 && argc != 2)
+			return bad_usage("host-id takes N and an optional IPv4 address", NULL);
 		if (apn_tool_parse_u32(argv[0], UINT16_MAX, &num))
 			return bad_usage("bad host id (0-65535)", argv[0]);
+		/* 0.0.0.0 would mean "leave unchanged" to the driver: refuse it */
+		if (argc == 2 && (apn_ipv4_parse(argv[1], &ip) || !ip))
+			return bad_usage("bad IPv4 address (a.b.c.d, not 0.0.0.0)", argv[1]);
 	} else if (!strcmp(cmd, "route")) {
-		if (argc != 2)
-			return bad_usage("route takes HOST and MAC", NULL);
+		if (argc != 2 && argc != 3)
+			return bad_usage("route takes HOST, MAC and an optional IPv4 address", NULL);
 		if (apn_tool_parse_u32(argv[0], UINT16_MAX, &num))
 			return bad_usage("bad host (0-65535)", argv[0]);
 		if (!strcmp(argv[1], "clear"))
 			clear = 1;
 		else if (apn_mac_parse(argv[1], mac))
 			return bad_usage("bad MAC (aa:bb:cc:dd:ee:ff)", argv[1]);
+		if (argc == 3 && (clear || apn_ipv4_parse(argv[2], &ip)))
+			return bad_usage(clear ? "clear takes no address" : "bad IPv4 address (a.b.c.d)",
+					 argv[2]);
 	} else {
 		return bad_usage("unknown command", cmd);
 	}
@@ -129,10 +140,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "counters")) {
 		ret = cmd_counters(&dev);
 	} else if (!strcmp(cmd, "host-id")) {
-		r = apn_device_set_host_id(&dev, (uint16_t)num);
+		r = apn_device_set_host_id(&dev, (uint16_t)num, ip);
 		ret = r ? fail("set host id on", dev.path, r) : 0;
 	} else {
-		r = apn_device_set_route(&dev, (uint16_t)num, clear ? NULL : mac);
+		r = apn_device_set_route(&dev, (uint16_t)num, clear ? NULL : mac, ip);
 		ret = r ? fail("set route on", dev.path, r) : 0;
 	}
 	apn_device_close(&dev);

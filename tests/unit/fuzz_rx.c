@@ -8,8 +8,8 @@
  * memory, the sequenced entry's seq field or the OS queue; anything else
  * aborts.
  *
- * Built with -fsanitize=fuzzer (make fuzz) this is a libFuzzer target. Built
- * without, main() replays files:
+ * Built with -fsanitize=fuzzer (meson compile -C build/host fuzz_rx_libfuzzer)
+ * this is a libFuzzer target. Built without, main() replays files:
  *
  *   fuzz_rx [-s] [-m N] FILE...   replay each file, then N deterministic
  *                                 mutations of it; -s: each file as given

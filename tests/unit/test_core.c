@@ -8,7 +8,7 @@
  * store gathering, the mapping cache, the OS queue and migration clamping.
  *
  * Tests that expose known core bugs are in the "known_bugs" case, which only
- * runs with APN_TEST_KNOWN_BUGS set (make check-known-bugs).
+ * runs with APN_TEST_KNOWN_BUGS set (meson test --suite known-bugs).
  */
 #include "qemu/osdep.h"
 #include "qemu/log.h"

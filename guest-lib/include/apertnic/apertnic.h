@@ -5,7 +5,8 @@
  * Objects and their lifetime
  *   struct apn_device        an open /dev/apertnicN: queries and administration
  *   struct apn_endpoint      its own open file of the device, bound to one device
- *                            endpoint; owns everything below and the user page
+ *                            endpoint and UDP port; owns everything below, the user
+ *                            page and the endpoint's two queues (events, datagrams)
  *   struct apn_mr            pinned ("registered") memory of this process
  *   struct apn_in_aperture   a window onto registered memory that one peer may write
  *   struct apn_out_aperture  a mapped slot of the device's aperture window aimed at a
@@ -18,13 +19,23 @@
  * releases on the device everything created through it, but the caller's handles of
  * its children then become invalid and must not be used (their mappings are gone).
  *
- * Hot path: apn_out_aperture_ptr(), apn_out_aperture_write(), apn_out_aperture_fence()
- * and apn_endpoint_fence() make no system calls and do not allocate.
+ * Hot path: apn_out_aperture_ptr(), apn_out_aperture_write(), apn_out_aperture_fence(),
+ * apn_endpoint_fence(), apn_evq_poll(), apn_evq_pending(), apn_varq_read(),
+ * apn_endpoint_arm() and the trusted-endpoint commands (apn_out_aperture_connect(),
+ * apn_in_aperture_set_nonce(), apn_in_aperture_narrow(), apn_endpoint_send_msg()...)
+ * make no system calls and do not allocate: they are loads and stores to the
+ * endpoint's mapped queues and user page. Only apn_endpoint_wait() sleeps in poll(2).
  *
  * Thread safety: create/destroy calls on distinct handles may run concurrently.
+ * An endpoint's event queue has one consumer: serialise apn_evq_poll(),
+ * apn_varq_read() and apn_endpoint_wait() on one endpoint. The commands share the
+ * user page's argument registers: serialise them per endpoint too.
  * Stores through different outgoing apertures may come from different threads, but
  * the device gathers only stores that are contiguous with the previous store to the
  * same aperture; interleaving threads on one aperture produces more, smaller frames.
+ *
+ * In-tree code that also includes apertnic_hw.h must include it first: both define
+ * struct apn_event and the APN_EV_* / APN_MSG_* numbers (identically).
  */
 #ifndef APERTNIC_APERTNIC_H
 #define APERTNIC_APERTNIC_H
@@ -68,6 +79,16 @@ int apn_mac_parse(const char *s, uint8_t mac[6]);
 /* Writes "aa:bb:cc:dd:ee:ff" and a NUL into buf (at least 18 bytes). Returns buf. */
 char *apn_mac_format(const uint8_t mac[6], char buf[18]);
 
+/*
+ * IPv4 addresses are uint32_t in host order, a.b.c.d = 0xaabbccdd.
+ * apn_ipv4_parse() accepts exactly four decimal numbers 0-255 separated by '.'
+ * (no leading zeros beyond "0", no blanks). Returns 0, or -EINVAL (ip unchanged).
+ */
+int apn_ipv4_parse(const char *s, uint32_t *ip);
+
+/* Writes "a.b.c.d" and a NUL into buf (at least 16 bytes). Returns buf. */
+char *apn_ipv4_format(uint32_t ip, char buf[16]);
+
 /* ---- Device ----------------------------------------------------------------------- */
 
 struct apn_device {
@@ -86,6 +107,7 @@ struct apn_device_info {
 	uint32_t out_slot_size;  /* largest outgoing aperture, bytes */
 	uint32_t max_in;         /* incoming apertures the driver can create */
 	uint32_t num_endpoints;
+	uint32_t ip;             /* this NIC's IPv4 address (host order), 0 = none */
 };
 
 /*
@@ -113,51 +135,284 @@ int apn_device_info(struct apn_device *dev, struct apn_device_info *info);
 int apn_device_counters(struct apn_device *dev, uint64_t *values, unsigned max);
 
 /*
- * Administration (CAP_NET_ADMIN). Sets this NIC's cluster address.
+ * Administration (CAP_NET_ADMIN). Sets this NIC's cluster address and, unless ip
+ * is 0, its IPv4 address (the source address of its connection messages).
  * Returns 0, -EPERM without the capability, or another -errno from the driver.
  */
-int apn_device_set_host_id(struct apn_device *dev, uint16_t host_id);
+int apn_device_set_host_id(struct apn_device *dev, uint16_t host_id, uint32_t ip);
 
 /*
  * Administration (CAP_NET_ADMIN). Routes cluster address `host` to Ethernet
- * address `mac`; mac NULL removes the route.
- * Returns 0, -EPERM without the capability, or another -errno from the driver
- * (a host the device's table cannot hold: -EINVAL).
+ * address `mac` (aperture frames) and IPv4 address `ip` (connection messages;
+ * 0: none, messages to the host then fail with -EHOSTUNREACH); mac NULL removes
+ * both. Returns 0, -EPERM without the capability, or another -errno from the
+ * driver (a host the device's table cannot hold: -EINVAL).
  */
-int apn_device_set_route(struct apn_device *dev, uint16_t host, const uint8_t mac[6]);
+int apn_device_set_route(struct apn_device *dev, uint16_t host, const uint8_t mac[6],
+			 uint32_t ip);
+
+/* ---- Events ----------------------------------------------------------------------- */
+
+#ifndef APERTNIC_HW_H
+/*
+ * One event, 16 bytes (the device's format; apn_evq_poll() hands them over in host
+ * byte order). What info and data mean depends on type.
+ */
+struct apn_event {
+	uint8_t  type;           /* APN_EV_* */
+	uint8_t  flags;
+	uint16_t endpoint;
+	uint32_t info;
+	uint64_t data;
+};
+
+/* Connection messages from peers: decode with apn_event_msg(). */
+#define APN_EV_CONNECT             16
+#define APN_EV_ACCEPT              17
+#define APN_EV_CLOSE               18
+#define APN_EV_ALIVE               19
+#define APN_EV_ALIVEACK            20
+#define APN_EV_ERROR_MSG           21
+/* An event frame from a peer's aperture: info = offset, data = payload. */
+#define APN_EV_EVENT               22
+/* A datagram on the variable-length queue: read it with apn_varq_read(). */
+#define APN_EV_VAR                 23
+/* A segment for one of our incoming apertures was dropped: info = counter id,
+ * data = in-index | source host << 32. */
+#define APN_EV_RX_DROP             24
+/* The remote NIC refused our segment: info = its counter id,
+ * data = out-index | remote in-index << 32. */
+#define APN_EV_TX_ERROR            25
+/* Made by the library (see apn_evq_poll()): events or datagrams were lost. */
+#define APN_EV_OVERFLOW            5
+
+/* Connection message types (apn_endpoint_send_msg()) */
+#define APN_MSG_CONNECT            1
+#define APN_MSG_ACCEPT             2
+#define APN_MSG_CLOSE              3
+#define APN_MSG_ALIVE              4
+#define APN_MSG_ALIVEACK           5
+#define APN_MSG_ERROR              6
+#endif
+
+/* APN_EV_OVERFLOW flags: which queue lost entries */
+#define APN_EVF_OVERFLOW_VARQ      (1u << 0)  /* the variable-length queue (else events) */
+
+/* A connection message event, decoded. */
+struct apn_msg_info {
+	uint8_t  type;           /* APN_MSG_* */
+	uint16_t src_host;       /* sender's cluster address */
+	uint16_t src_port;       /* sender's port: reply there */
+	uint32_t in_index;       /* sender's incoming aperture (CONNECT, ACCEPT) */
+	uint32_t nonce;          /* its nonce */
+	uint32_t info;           /* ERROR: the reason; otherwise the in-index again */
+};
+
+/*
+ * Decodes a connection message event (APN_EV_CONNECT .. APN_EV_ERROR_MSG) into *m.
+ * Returns 0, or -EINVAL if ev is some other event (m unchanged).
+ */
+int apn_event_msg(const struct apn_event *ev, struct apn_msg_info *m);
 
 /* ---- Endpoint --------------------------------------------------------------------- */
+
+/* struct apn_endpoint_attr flags */
+#define APN_ENDPOINT_F_TRUSTED  (1u << 0)  /* may set up connections itself (see below) */
+
+/*
+ * Endpoint attributes. Zero-initialise, then set what you need: every zero field
+ * takes its default (NULL attributes = all defaults).
+ */
+struct apn_endpoint_attr {
+	uint16_t port;           /* UDP port; 0: the driver picks a free one in 49152-65535 */
+	uint32_t flags;          /* APN_ENDPOINT_F_TRUSTED */
+	uint32_t evq_size;       /* events, power of two in [2, 65536]; 0: 1024 */
+	uint32_t varq_size;      /* bytes, power of two in [4096, 2^24]; 0: 65536 */
+};
+
+/* One of an endpoint's mapped queues, and the consumer's place in it. */
+struct apn_queue {
+	const void *base;              /* control block, entries at +64 (read-only mapping) */
+	size_t map_len;
+	uint32_t size;                 /* events (EVQ) or bytes (VARQ), power of two */
+	uint32_t rdptr;                /* consumed so far, free running */
+	uint32_t overflows_seen;       /* overflows already reported as APN_EV_OVERFLOW */
+	volatile uint32_t *rdptr_reg;  /* where the device learns rdptr (user page) */
+};
 
 struct apn_endpoint {
 	int fd;                        /* this endpoint's own open file of the device */
 	uint32_t index;                /* device endpoint (selects the user page) */
-	uint16_t port;                 /* port asked for at creation (0: any) */
+	uint16_t port;                 /* bound UDP port */
+	uint32_t flags;                /* APN_ENDPOINT_F_TRUSTED if granted */
 	void *user_page;               /* mapped user page */
 	volatile uint32_t *fence_reg;  /* APN_UREG_FENCE on the user page */
+	volatile uint32_t *arm_reg;    /* APN_UREG_ARM on the user page */
 	uint32_t out_slot_size;        /* largest outgoing aperture */
+	struct apn_queue evq;          /* fixed-size event queue */
+	struct apn_queue varq;         /* variable-length (datagram) queue */
 	struct apn_device *dev;
 };
 
 /*
  * Creates an endpoint on dev's device: opens the device path again (one endpoint
- * per open file), binds the file to a new endpoint on `port` (0: the driver
- * chooses) and maps the endpoint's user page.
- * Returns 0, or -errno: open(2)'s or mmap(2)'s error, or the driver's (a port
- * already in use or no free endpoint; the exact codes are the driver's).
+ * per open file), binds the file to a new endpoint and UDP port with the given
+ * attributes (NULL: defaults), and maps its user page, event queue and
+ * variable-length queue. ep->port tells the port bound.
+ *
+ * Trusted endpoints (APN_ENDPOINT_F_TRUSTED) program their own apertures'
+ * destinations, nonces and narrowing, and send connection messages, all through
+ * the user page without system calls (seed 004's user-programmable bits). They
+ * need CAP_NET_ADMIN or the driver's trust_users=1 parameter.
+ *
+ * The queues are charged to RLIMIT_MEMLOCK, like registered memory.
+ * Returns 0, or -errno:
+ *   -EINVAL      unknown flags, or a size out of range or not a power of two
+ *                (checked before any system call),
+ *   -EPERM       trust asked for without the privilege,
+ *   -EADDRINUSE  the port is bound by another endpoint of this NIC,
+ *   -ENOSPC      no free endpoint on the device,
+ *   -ENOMEM      RLIMIT_MEMLOCK exceeded, or no contiguous memory for the queues,
+ *   or open(2)'s / mmap(2)'s error.
  */
-int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *dev, uint16_t port);
+int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *dev,
+			const struct apn_endpoint_attr *attr);
 
 /*
- * Unmaps the user page and closes the endpoint's file, which releases every memory
- * registration and aperture made through it. Returns 0 or -errno.
+ * Unmaps the user page and the queues and closes the endpoint's file, which
+ * releases its port and every memory registration and aperture made through it.
+ * Returns 0 or -errno.
  */
 int apn_endpoint_destroy(struct apn_endpoint *ep);
 
-/* The endpoint's file descriptor (for poll(2) in later versions). */
+/*
+ * The endpoint's file descriptor, for poll(2)/epoll: readable (POLLIN) while its
+ * event queue holds events, POLLHUP once the device is gone. It only wakes a
+ * sleeper if the endpoint was armed (apn_endpoint_arm()); apn_endpoint_wait() does
+ * both. Do not read, write or ioctl it yourself.
+ */
 static inline int apn_endpoint_fd(const struct apn_endpoint *ep)
 {
 	return ep->fd;
 }
+
+/* The UDP port the endpoint is bound to (peers send connection messages there). */
+static inline uint16_t apn_endpoint_port(const struct apn_endpoint *ep)
+{
+	return ep->port;
+}
+
+/*
+ * Copies up to max events from the endpoint's event queue into evs[], oldest
+ * first, and gives their slots back to the device: no system call, one 32-bit
+ * store to the user page per call that consumed events (none when the queue is
+ * empty). Returns the number copied (0 .. max), or
+ *   -EINVAL  max < 0, or evs NULL with max > 0,
+ *   -EIO     the device's write pointer is more than a queue ahead of ours (a
+ *            broken device or a corrupted endpoint structure).
+ *
+ * Overflow is never silent: when the device had to drop events (queue full) or
+ * datagrams (variable-length queue full) since the last call, the first event
+ * returned is APN_EV_OVERFLOW, made by the library, with info = entries lost on
+ * that queue in all, data = lost since the previous report, flags =
+ * APN_EVF_OVERFLOW_VARQ for the variable-length queue (one event per queue).
+ * Size queues for the worst case (like RIO) to never see one.
+ */
+int apn_evq_poll(struct apn_endpoint *ep, struct apn_event *evs, int max);
+
+/*
+ * Events waiting in the queue (no system call, no MMIO), plus 1 per queue with an
+ * unreported overflow: what apn_evq_poll() would return with max unbounded.
+ * Returns that count >= 0, or -EIO as apn_evq_poll().
+ */
+int apn_evq_pending(const struct apn_endpoint *ep);
+
+/* Events the device dropped from the event queue because it was full, in all. */
+uint32_t apn_evq_overflows(const struct apn_endpoint *ep);
+
+/* Datagrams the device dropped from the variable-length queue (full), in all. */
+uint32_t apn_varq_overflows(const struct apn_endpoint *ep);
+
+/*
+ * Asks the device for one interrupt at the next event, or at once if events are
+ * already pending: one store to the user page, no system call. One-shot: arm again
+ * after each wake-up. Returns 0.
+ */
+int apn_endpoint_arm(struct apn_endpoint *ep);
+
+/*
+ * Waits up to timeout_ms milliseconds (-1: forever, 0: just look) until the
+ * endpoint has something for apn_evq_poll(). Does not consume anything.
+ *
+ * It checks the queue, arms, checks again, and only then sleeps in poll(2); after
+ * a wake-up it checks again. The second check is the drain-then-arm race: an event
+ * that lands after the first check but before ARM raises no later interrupt for
+ * this arming, yet must not be slept through. (The device also fires at once when
+ * ARM finds events pending, and the driver's poll() looks at the queue itself, so
+ * raw poll(2) users are safe too if they arm after draining.) A wake-up may find
+ * nothing (another thread took it): the wait goes on for the remaining time.
+ *
+ * One loss does not wake a sleeper: datagrams dropped because the variable-length
+ * queue is full of records whose APN_EV_VAR events were taken but which were never
+ * read or dropped, while the event queue is empty. The next apn_evq_poll() reports
+ * them; read or drop (apn_varq_read(ep, ev, NULL, 0)) each record as you take its
+ * event and it cannot happen.
+ *
+ * Returns what apn_evq_pending() counts (> 0), 0 on timeout, -EINTR if a signal
+ * arrived, -ENODEV if the device went away, or poll(2)'s -errno.
+ */
+int apn_endpoint_wait(struct apn_endpoint *ep, int timeout_ms);
+
+/*
+ * Reads the datagram an APN_EV_VAR event announced from the variable-length queue
+ * into buf (up to len bytes; the record may wrap around the end of the queue) and
+ * gives its space, and that of every earlier record, back to the device. No system
+ * call. With buf NULL the datagram is dropped unread. Records are consumed in
+ * order: read (or drop) them in the order of their events.
+ * Returns the datagram's length (ev->info), or
+ *   -EINVAL    ev is not an APN_EV_VAR event,
+ *   -ENOENT    its record is no longer (or not) in the queue: already consumed,
+ *   -EMSGSIZE  len is smaller than the datagram (nothing consumed: retry with a
+ *              larger buffer, or NULL to drop it),
+ *   -EIO       the record does not match its event (a broken device).
+ */
+int apn_varq_read(struct apn_endpoint *ep, const struct apn_event *ev, void *buf, size_t len);
+
+/*
+ * apn_varq_read() that also reports the sender: its IPv4 address (host order) and
+ * UDP port, where not NULL.
+ */
+int apn_varq_recv(struct apn_endpoint *ep, const struct apn_event *ev, void *buf, size_t len,
+		  uint32_t *src_ip, uint16_t *src_port);
+
+/*
+ * Trusted endpoints: sends a connection message of `type` (APN_MSG_*) from this
+ * endpoint's port to <dest_host, dest_port>, carrying in_index, nonce and info
+ * (ERROR: the reason; otherwise 0 by convention). The peer's endpoint on that port
+ * receives it as an event (APN_EV_CONNECT ...) with our host and port to reply to.
+ * Datagrams are unreliable: retry CONNECT until ACCEPT arrives.
+ * No system call: the arguments and the send go through the user page.
+ * Returns 0, or
+ *   -EINVAL        type is not an APN_MSG_* value (checked first), or the device
+ *                  refused an argument (port 0),
+ *   -EPERM         the endpoint is not trusted,
+ *   -EHOSTUNREACH  no route (MAC and IPv4) to dest_host,
+ *   -ENETDOWN      the NIC is disabled,
+ *   -EIO           any other device failure.
+ */
+int apn_endpoint_send_msg(struct apn_endpoint *ep, uint16_t dest_host, uint16_t dest_port,
+			  uint8_t type, uint32_t in_index, uint32_t nonce, uint32_t info);
+
+/*
+ * Convenience for the two messages that offer an aperture: CONNECT offers ia to
+ * <dest_host, dest_port>; ACCEPT answers the CONNECT `req` (decoded with
+ * apn_event_msg()) with ia. Same returns as apn_endpoint_send_msg().
+ */
+struct apn_in_aperture;
+int apn_endpoint_connect(struct apn_endpoint *ep, uint16_t dest_host, uint16_t dest_port,
+			 const struct apn_in_aperture *ia);
+int apn_endpoint_accept(struct apn_endpoint *ep, const struct apn_msg_info *req,
+			const struct apn_in_aperture *ia);
 
 /* Orders all earlier stores, then writes the fence register. */
 static inline void apn__fence(volatile uint32_t *reg)
@@ -228,6 +483,8 @@ struct apn_in_aperture {
 	uint32_t nonce;          /* frames must carry this */
 	uint64_t offset;         /* start within the registration */
 	uint64_t size;
+	uint32_t narrow_start;   /* accepted range [narrow_start, + narrow_len); */
+	uint32_t narrow_len;     /* len 0: the whole aperture */
 	struct apn_mr *mr;
 	struct apn_endpoint *ep;
 };
@@ -250,6 +507,22 @@ int apn_in_aperture_create(struct apn_in_aperture *ia, struct apn_endpoint *ep,
  * memory. Returns 0 or -errno from the driver.
  */
 int apn_in_aperture_destroy(struct apn_in_aperture *ia);
+
+/*
+ * Trusted endpoints: replaces the aperture's nonce. Frames still carrying the old
+ * one are dropped from then on (rx_drop_nonce), which is how a reconnect shuts out
+ * a stale peer. No system call. Returns 0, or -EPERM (endpoint not trusted),
+ * -ENOENT (not this endpoint's aperture), -EIO (device failure).
+ */
+int apn_in_aperture_set_nonce(struct apn_in_aperture *ia, uint32_t nonce);
+
+/*
+ * Trusted endpoints: accepts writes only to [start, start + len) of the aperture
+ * (len 0 with start 0: all of it again); others are dropped (rx_drop_bounds). No
+ * system call. Returns 0, or -EINVAL (range not inside the aperture, or len 0 with
+ * start != 0; checked first), -EPERM, -ENOENT, -EIO as above.
+ */
+int apn_in_aperture_narrow(struct apn_in_aperture *ia, uint32_t start, uint32_t len);
 
 /* Local address of the aperture's first byte (inside the registered memory). */
 static inline void *apn_in_aperture_ptr(const struct apn_in_aperture *ia)
@@ -285,6 +558,16 @@ int apn_out_aperture_create(struct apn_out_aperture *oa, struct apn_endpoint *ep
 
 /* Unmaps the aperture and releases its slot. Returns 0 or -errno. */
 int apn_out_aperture_destroy(struct apn_out_aperture *oa);
+
+/*
+ * Trusted endpoints: re-aims the aperture at incoming aperture dest_in_index
+ * (guarded by nonce) of host dest_host, typically from a peer's CONNECT or ACCEPT.
+ * Stores gathered so far are sent to the old destination first (a fence). No
+ * system call. Returns 0, or -EPERM (endpoint not trusted), -ENOENT (not this
+ * endpoint's aperture), -EIO (device failure).
+ */
+int apn_out_aperture_connect(struct apn_out_aperture *oa, uint16_t dest_host,
+			     uint32_t dest_in_index, uint32_t nonce);
 
 /*
  * The mapped aperture: a store to ptr + off (off < size) is written by the remote

@@ -6,8 +6,20 @@
  * (/dev/apertnic0 and /dev/apertnic1; scripts/testbed --nics 2), run as root.
  *
  * What it pins:
- *   - GET_INFO (ABI version, endpoint ~0 until CREATE_ENDPOINT), SET_HOST_ID,
- *     SET_ROUTE (host > 255: EINVAL);
+ *   - GET_INFO (ABI version, endpoint ~0 until CREATE_ENDPOINT, IPv4 address,
+ *     port, trust), SET_HOST_ID with an IPv4 address, SET_ROUTE with one
+ *     (host > 255: EINVAL);
+ *   - CREATE_ENDPOINT: sizes validated (EINVAL), defaults reported, ports from
+ *     the ephemeral range when 0, EADDRINUSE for a port taken on the same NIC
+ *     (not on the other), a port freed by close, trust granted to root;
+ *   - the event queue and variable-length queue mmap()s: accepted with their
+ *     page-rounded length (or a part), refused past it, at their end, before
+ *     CREATE_ENDPOINT and MAP_PRIVATE; the event queue starts empty;
+ *   - poll(): EPOLLERR without an endpoint, not readable while empty, readable
+ *     after an armed endpoint's event (a connection message NIC 0 sends to NIC 1,
+ *     through the interrupt path), not readable once the event is consumed;
+ *     EPOLLHUP after unbind;
+ *   - user-page commands refused (APN_CMD_EPERM) for an untrusted endpoint;
  *   - bytes stored through an outgoing aperture of NIC 0 and fenced through the
  *     user page arrive, exactly and only there, in the memory NIC 1's incoming
  *     aperture is pinned on;
@@ -16,12 +28,14 @@
  *     sizes, bad index, route host), ENOENT (unknown MR, another file's
  *     apertures, double DEREG_MR), ENOSPC (outgoing table full), ENOTTY
  *     (unknown ioctl), ENODEV (after the device is unbound), and as a non-root
- *     user EPERM (SET_ROUTE) and ENOMEM when pinning exceeds RLIMIT_MEMLOCK;
+ *     user EPERM (SET_ROUTE, a TRUSTED endpoint) and ENOMEM when pinning or an
+ *     endpoint's queues exceed RLIMIT_MEMLOCK;
  *   - mmap refusals with EINVAL: user page before an endpoint or longer than a
  *     page, an aperture mapping too long, at another slot, through another file,
  *     at an unknown offset, or MAP_PRIVATE;
  *   - SIGBUS on touching an outgoing aperture's mapping after DESTROY_OUT_APERTURE
- *     and after the device is unbound;
+ *     and after the device is unbound, and on touching an event queue mapping
+ *     after the device is unbound;
  *   - closing the file frees its endpoint and its outgoing slots.
  * It unbinds NIC 0 from the driver near the end (writes its PCI address to
  * /sys/bus/pci/drivers/apertnic/unbind); reloading the module binds it again.
@@ -42,16 +56,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apertnic.h"
 #include "apertnic_hw.h"
 
 #define NOBODY 65534
+#define PAGE 4096
+#define PAGE_ALIGN(n) (((n) + PAGE - 1) & ~(size_t)(PAGE - 1))
+/* what CREATE_ENDPOINT's default sizes map to */
+#define EVQ_LEN  PAGE_ALIGN(APN_QUEUE_DATA_OFFSET + 16 * APN_EVQ_DEFAULT_EVENTS)
+#define VARQ_LEN PAGE_ALIGN(APN_QUEUE_DATA_OFFSET + APN_VARQ_DEFAULT_BYTES)
+#define IP_NIC0  0x0a000001u   /* 10.0.0.1 */
+#define IP_NIC1  0x0a000002u
 
 static int passed, failed;
 
@@ -120,6 +143,47 @@ static void expect_mmap_einval(const char *what, size_t len, int flags, int fd, 
 		munmap(p, len);
 }
 
+/* poll() on fd for `ms`: the revents, or -1 with errno if poll failed. */
+static int poll_events(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int r = poll(&pfd, 1, ms);
+
+	return r < 0 ? -1 : pfd.revents;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+/* A number from a sysfs file, or -1. */
+static long sysfs_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static uint32_t ureg_read(const uint8_t *up, unsigned int off)
+{
+	return *(const volatile uint32_t *)(up + off);
+}
+
+static void ureg_write(uint8_t *up, unsigned int off, uint32_t v)
+{
+	*(volatile uint32_t *)(up + off) = v;
+}
+
 /*
  * Touches *p in a child process. Returns the signal that killed the child, 0 if
  * the store completed, -1 if the child could not run.
@@ -149,6 +213,9 @@ struct nonroot_result {
 	int route_r, route_errno;
 	int big_r, big_errno;
 	int small_r, small_errno;
+	int trusted_r, trusted_errno;     /* CREATE_ENDPOINT TRUSTED on a new file */
+	int bigq_r, bigq_errno;           /* default queues: over RLIMIT_MEMLOCK */
+	int smallq_r, smallq_errno;       /* smallest queues: within it */
 };
 
 #define MEMLOCK_LIMIT 65536      /* RLIMIT_MEMLOCK of the unprivileged child */
@@ -160,9 +227,12 @@ static void nonroot_child(int fd, int out)
 	struct rlimit rl = { MEMLOCK_LIMIT, MEMLOCK_LIMIT };
 	struct apn_route rt = { .host = 5 };
 	struct apn_mr_reg mr = { 0 };
+	struct apn_endpoint_create ep = { 0 };
 	void *buf;
+	int nfd;
 
 	res.route_r = res.big_r = res.small_r = INT_MIN;
+	res.trusted_r = res.bigq_r = res.smallq_r = INT_MIN;
 	if (setrlimit(RLIMIT_MEMLOCK, &rl) || setgroups(0, NULL) ||
 	    setresgid(NOBODY, NOBODY, NOBODY) || setresuid(NOBODY, NOBODY, NOBODY)) {
 		res.drop_err = errno ? errno : EPERM;
@@ -189,6 +259,23 @@ static void nonroot_child(int fd, int out)
 	errno = 0;
 	res.small_r = ioctl(fd, APN_IOC_REG_MR, &mr);
 	res.small_errno = errno;
+
+	nfd = open("/dev/apertnic1", O_RDWR);
+	ep.flags = APN_ENDPOINT_TRUSTED;
+	errno = 0;
+	res.trusted_r = ioctl(nfd, APN_IOC_CREATE_ENDPOINT, &ep);
+	res.trusted_errno = errno;
+	/* 5 + 17 pages of queues on top of the 4 pinned above: over 16 pages */
+	ep.flags = 0;
+	errno = 0;
+	res.bigq_r = ioctl(nfd, APN_IOC_CREATE_ENDPOINT, &ep);
+	res.bigq_errno = errno;
+	ep.evq_size = APN_EVQ_MIN_EVENTS;
+	ep.varq_size = APN_VARQ_MIN_BYTES;
+	errno = 0;
+	res.smallq_r = ioctl(nfd, APN_IOC_CREATE_ENDPOINT, &ep);
+	res.smallq_errno = errno;
+	close(nfd);
 out:
 	if (write(out, &res, sizeof(res)) != sizeof(res))
 		_exit(2);
@@ -234,6 +321,115 @@ static void nonroot_checks(int fd)
 	if (!check(res.small_r == 0, "REG_MR of 16 KiB within RLIMIT_MEMLOCK as non-root"))
 		diag("ioctl returned %d, errno %d (%s)", res.small_r, res.small_errno,
 		     strerror(res.small_errno));
+	if (!check(res.trusted_r == -1 && res.trusted_errno == EPERM,
+		   "CREATE_ENDPOINT TRUSTED as non-root (trust_users=0): EPERM"))
+		diag("ioctl returned %d, errno %d (%s)", res.trusted_r, res.trusted_errno,
+		     strerror(res.trusted_errno));
+	if (!check(res.bigq_r == -1 && res.bigq_errno == ENOMEM,
+		   "CREATE_ENDPOINT with 88 KiB of queues over a 64 KiB RLIMIT_MEMLOCK: ENOMEM"))
+		diag("ioctl returned %d, errno %d (%s)", res.bigq_r, res.bigq_errno,
+		     strerror(res.bigq_errno));
+	if (!check(res.smallq_r == 0, "CREATE_ENDPOINT with the smallest queues as non-root"))
+		diag("ioctl returned %d, errno %d (%s)", res.smallq_r, res.smallq_errno,
+		     strerror(res.smallq_errno));
+}
+
+/* CREATE_ENDPOINT's argument checks, ports and trust; leaves no endpoint behind. */
+static void endpoint_create_checks(void)
+{
+	static const struct {
+		const char *what;
+		struct apn_endpoint_create c;
+	} bad[] = {
+		{ "evq_size 1", { .evq_size = 1 } },
+		{ "evq_size 3", { .evq_size = 3 } },
+		{ "evq_size 131072", { .evq_size = 131072 } },
+		{ "varq_size 2048", { .varq_size = 2048 } },
+		{ "varq_size 5000", { .varq_size = 5000 } },
+		{ "varq_size 2^25", { .varq_size = 1u << 25 } },
+		{ "unknown flag", { .flags = 2 } },
+		{ "reserved nonzero", { .reserved = { 0, 1 } } },
+	};
+	struct apn_endpoint_create a = { 0 }, b = { 0 }, c = { 0 };
+	struct apn_info info = { 0 };
+	int fa, fb, fc, fd, i, ev;
+	void *p;
+
+	fa = open("/dev/apertnic0", O_RDWR);
+	fb = open("/dev/apertnic0", O_RDWR);
+	fc = open("/dev/apertnic1", O_RDWR);
+	fd = open("/dev/apertnic0", O_RDWR);
+	for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
+		c = bad[i].c;
+		EXPECT_ERR(EINVAL, bad[i].what, ioctl(fa, APN_IOC_CREATE_ENDPOINT, &c));
+	}
+	ev = poll_events(fa, 0);
+	if (!check(ev == POLLERR, "poll() without an endpoint: POLLERR"))
+		diag("revents %#x", ev);
+	expect_mmap_einval("EVQ before CREATE_ENDPOINT", PAGE, MAP_SHARED, fa, APN_MMAP_EVQ);
+	expect_mmap_einval("VARQ before CREATE_ENDPOINT", PAGE, MAP_SHARED, fa, APN_MMAP_VARQ);
+
+	/* port 0: the driver picks from the ephemeral range, round robin */
+	EXPECT_OK("CREATE_ENDPOINT port 0", ioctl(fa, APN_IOC_CREATE_ENDPOINT, &a));
+	EXPECT_OK("CREATE_ENDPOINT port 0 again", ioctl(fb, APN_IOC_CREATE_ENDPOINT, &b));
+	if (!check(a.port >= APN_PORT_EPHEMERAL_MIN && b.port >= APN_PORT_EPHEMERAL_MIN &&
+		   a.port != b.port, "ports chosen from %u-%u, distinct", APN_PORT_EPHEMERAL_MIN,
+		   APN_PORT_EPHEMERAL_MAX))
+		diag("ports %u %u", a.port, b.port);
+	if (!check(a.evq_size == APN_EVQ_DEFAULT_EVENTS && a.varq_size == APN_VARQ_DEFAULT_BYTES,
+		   "default queue sizes reported"))
+		diag("evq %u varq %u", a.evq_size, a.varq_size);
+	EXPECT_OK("GET_INFO after CREATE_ENDPOINT", ioctl(fa, APN_IOC_GET_INFO, &info));
+	if (!check(info.port == a.port && info.ep_flags == 0, "GET_INFO: port, untrusted"))
+		diag("port %u flags %#x", info.port, info.ep_flags);
+
+	/* ports are per NIC; close frees them */
+	c = (struct apn_endpoint_create){ .port = 77 };
+	EXPECT_ERR(EADDRINUSE, "port 77 taken on NIC 1", ioctl(fc, APN_IOC_CREATE_ENDPOINT, &c));
+	c = (struct apn_endpoint_create){ .port = 77 };
+	EXPECT_OK("port 77 free on NIC 0", ioctl(fd, APN_IOC_CREATE_ENDPOINT, &c));
+	/* closing one endpoint leaves another file's queue mappings alone */
+	p = mmap(NULL, EVQ_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fa, APN_MMAP_EVQ);
+	close(fd);
+	i = p == MAP_FAILED ? -1 : touch_in_child(p);
+	if (!check(i == 0, "another file's EVQ mapping survives a close"))
+		diag("mmap %p, child: %d", p, i);
+	if (p != MAP_FAILED)
+		munmap(p, EVQ_LEN);
+	fd = open("/dev/apertnic0", O_RDWR);
+	c = (struct apn_endpoint_create){ .port = b.port };
+	EXPECT_ERR(EADDRINUSE, "a chosen port is taken too", ioctl(fd, APN_IOC_CREATE_ENDPOINT, &c));
+	close(fb);
+	EXPECT_OK("a port is free again after close", ioctl(fd, APN_IOC_CREATE_ENDPOINT, &c));
+
+	/* trust as root, smallest queues, mapped exactly */
+	c = (struct apn_endpoint_create){ .flags = APN_ENDPOINT_TRUSTED,
+					  .evq_size = APN_EVQ_MIN_EVENTS,
+					  .varq_size = APN_VARQ_MIN_BYTES };
+	EXPECT_OK("CREATE_ENDPOINT TRUSTED as root, smallest queues",
+		  ioctl(fc, APN_IOC_CREATE_ENDPOINT, &c));
+	memset(&info, 0, sizeof(info));
+	EXPECT_OK("GET_INFO of the trusted endpoint", ioctl(fc, APN_IOC_GET_INFO, &info));
+	if (!check(info.ep_flags == APN_ENDPOINT_TRUSTED && info.port == c.port &&
+		   c.evq_size == APN_EVQ_MIN_EVENTS && c.varq_size == APN_VARQ_MIN_BYTES,
+		   "GET_INFO: trusted, port; sizes echoed"))
+		diag("flags %#x port %u/%u sizes %u %u", info.ep_flags, info.port, c.port,
+		     c.evq_size, c.varq_size);
+	p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fc, APN_MMAP_EVQ);
+	if (!check(p != MAP_FAILED, "mmap a 2-event EVQ: one page"))
+		diag("errno %d (%s)", errno, strerror(errno));
+	else
+		munmap(p, PAGE);
+	expect_mmap_einval("2-event EVQ, two pages", 2 * PAGE, MAP_SHARED, fc, APN_MMAP_EVQ);
+	p = mmap(NULL, 2 * PAGE, PROT_READ, MAP_SHARED, fc, APN_MMAP_VARQ);
+	if (!check(p != MAP_FAILED, "mmap a 4 KiB VARQ: two pages (control block + data)"))
+		diag("errno %d (%s)", errno, strerror(errno));
+	else
+		munmap(p, 2 * PAGE);
+	expect_mmap_einval("4 KiB VARQ, three pages", 3 * PAGE, MAP_SHARED, fc, APN_MMAP_VARQ);
+	close(fa);
+	close(fc);
+	close(fd);
 }
 
 /* The PCI address of /dev/apertnicN's device ("0000:00:01.0"), or NULL. */
@@ -266,6 +462,97 @@ static int unbind(const char *address)
 	return ok ? 0 : -1;
 }
 
+/*
+ * A trusted endpoint on NIC 0 sends ALIVE to NIC 1's endpoint (port 77, file
+ * fd1); that endpoint is armed and sleeps in poll(), so only the device's
+ * interrupt and the driver's wake-up can end the wait.
+ */
+static void event_checks(int fd1)
+{
+	struct apn_endpoint_create tc = { .flags = APN_ENDPOINT_TRUSTED };
+	const struct apn_queue_ctrl *ctrl;
+	const struct apn_event *ev;
+	uint8_t *up1, *evq1, *upt;
+	long no_port = sysfs_long("/sys/class/misc/apertnic1/device/no_port_events");
+	uint32_t rd, st;
+	int ft, r, wst;
+	long t0, t1;
+	pid_t pid;
+
+	ft = open("/dev/apertnic0", O_RDWR);
+	EXPECT_OK("CREATE_ENDPOINT TRUSTED on NIC 0", ioctl(ft, APN_IOC_CREATE_ENDPOINT, &tc));
+	upt = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, ft, APN_MMAP_USER_PAGE);
+	up1 = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd1, APN_MMAP_USER_PAGE);
+	evq1 = mmap(NULL, EVQ_LEN, PROT_READ, MAP_SHARED, fd1, APN_MMAP_EVQ);
+	if (!check(upt != MAP_FAILED && up1 != MAP_FAILED && evq1 != MAP_FAILED,
+		   "mmap the sender's user page, the receiver's user page and EVQ")) {
+		diag("%p %p %p errno %d", upt, up1, evq1, errno);
+		close(ft);
+		return;
+	}
+	ctrl = (const struct apn_queue_ctrl *)evq1;
+	rd = ureg_read(up1, APN_UREG_EVQ_RDPTR);
+	ureg_write(up1, APN_UREG_ARM, 1);
+
+	ureg_write(upt, APN_UREG_MSG_DEST_HOST, 2);
+	ureg_write(upt, APN_UREG_MSG_DEST_PORT, 77);
+	ureg_write(upt, APN_UREG_MSG_TYPE, APN_MSG_ALIVE);
+	ureg_write(upt, APN_UREG_MSG_IN_INDEX, 5);
+	ureg_write(upt, APN_UREG_MSG_NONCE, 0x1234abcd);
+	ureg_write(upt, APN_UREG_MSG_INFO, 0);
+	/*
+	 * Sent by a child 300 ms from now, so that this process is asleep in
+	 * poll() when the event lands: only the interrupt can wake it.
+	 */
+	pid = fork();
+	if (pid == 0) {
+		usleep(300000);
+		ureg_write(upt, APN_UREG_MSG_SEND, 1);
+		_exit(ureg_read(upt, APN_UREG_CMD_STATUS) == APN_CMD_OK ? 0 : 1);
+	}
+	t0 = now_ms();
+	r = poll_events(fd1, 5000);
+	t1 = now_ms();
+	st = ~0u;
+	if (pid > 0 && waitpid(pid, &wst, 0) == pid && WIFEXITED(wst))
+		st = WEXITSTATUS(wst);
+	if (!check(st == 0, "trusted endpoint sends ALIVE to host 2 port 77 (in a child)"))
+		diag("child status %u", st);
+	if (!check((r == (POLLIN | POLLRDNORM) || r == POLLIN) && t1 - t0 >= 250,
+		   "poll() asleep on the armed receiver is woken by the event's interrupt"))
+		diag("revents %#x (errno %d) after %ld ms", r, errno, t1 - t0);
+	if (!check(ctrl->wrptr - rd == 1, "exactly one event in the receiver's EVQ"))
+		diag("wrptr %u rdptr %u", ctrl->wrptr, rd);
+	ev = (const struct apn_event *)(evq1 + APN_QUEUE_DATA_OFFSET) +
+	     (rd & (APN_EVQ_DEFAULT_EVENTS - 1));
+	if (!check(ev->type == APN_EV_ALIVE && ev->info == 5 &&
+		   ev->data == (0x1234abcdull | 1ull << 32 | (uint64_t)tc.port << 48),
+		   "the event: ALIVE, in-index 5, nonce, from host 1 and the sender's port %u",
+		   tc.port))
+		diag("type %u endpoint %u info %u data %#llx", ev->type, ev->endpoint, ev->info,
+		     (unsigned long long)ev->data);
+	ureg_write(up1, APN_UREG_EVQ_RDPTR, rd + 1);
+	r = poll_events(fd1, 0);
+	if (!check(r == 0, "poll(): not readable once the event is consumed"))
+		diag("revents %#x", r);
+
+	/* nobody on port 9: the receiving NIC tells its driver, and nothing else */
+	ureg_write(upt, APN_UREG_MSG_DEST_PORT, 9);
+	ureg_write(upt, APN_UREG_MSG_SEND, 1);
+	r = poll_events(fd1, 200);
+	if (!check(r == 0 && ctrl->wrptr == rd + 1, "ALIVE to an unbound port reaches no endpoint"))
+		diag("revents %#x wrptr %u", r, ctrl->wrptr);
+	if (!check(no_port >= 0 &&
+		   sysfs_long("/sys/class/misc/apertnic1/device/no_port_events") == no_port + 1,
+		   "the receiving driver counts it in sysfs no_port_events"))
+		diag("before %ld after %ld", no_port,
+		     sysfs_long("/sys/class/misc/apertnic1/device/no_port_events"));
+	munmap(upt, PAGE);
+	munmap(up1, PAGE);
+	munmap(evq1, EVQ_LEN);
+	close(ft);
+}
+
 static int finish(void)
 {
 	printf("1..%d\n", passed + failed);
@@ -287,7 +574,7 @@ int main(void)
 	struct apn_out_aperture_destroy dout = { 0 };
 	struct apn_counters c0 = { 0 }, c1 = { 0 };
 	volatile uint8_t *buf, *dst;
-	uint8_t *ap, *up;
+	uint8_t *ap, *up, *evq, *varq, *part;
 	const char *addr0;
 	int fd0, fd1, i, polls;
 
@@ -314,15 +601,27 @@ int main(void)
 		diag("endpoint %#x", i0.endpoint);
 
 	hid.host_id = 1;
-	EXPECT_OK("SET_HOST_ID 1 on NIC 0", ioctl(fd0, APN_IOC_SET_HOST_ID, &hid));
+	hid.ip = IP_NIC0;
+	EXPECT_OK("SET_HOST_ID 1, 10.0.0.1 on NIC 0", ioctl(fd0, APN_IOC_SET_HOST_ID, &hid));
 	hid.host_id = 2;
-	EXPECT_OK("SET_HOST_ID 2 on NIC 1", ioctl(fd1, APN_IOC_SET_HOST_ID, &hid));
+	hid.ip = IP_NIC1;
+	EXPECT_OK("SET_HOST_ID 2, 10.0.0.2 on NIC 1", ioctl(fd1, APN_IOC_SET_HOST_ID, &hid));
+	hid.ip = 0;
+	EXPECT_OK("SET_HOST_ID 2, IPv4 0 (unchanged) on NIC 1", ioctl(fd1, APN_IOC_SET_HOST_ID, &hid));
+	hid.reserved = 1;
+	EXPECT_ERR(EINVAL, "SET_HOST_ID with reserved set", ioctl(fd1, APN_IOC_SET_HOST_ID, &hid));
+	EXPECT_OK("GET_INFO on NIC 1 after SET_HOST_ID", ioctl(fd1, APN_IOC_GET_INFO, &i1));
+	if (!check(i1.ip == IP_NIC1 && i1.host_id == 2 && i1.port == 0,
+		   "GET_INFO reports host 2, 10.0.0.2, port 0 (no endpoint)"))
+		diag("host %u ip %#x port %u", i1.host_id, i1.ip, i1.port);
 	rt.host = 2;
 	memcpy(rt.mac, i1.mac, 6);
-	EXPECT_OK("SET_ROUTE host 2 -> NIC 1 on NIC 0", ioctl(fd0, APN_IOC_SET_ROUTE, &rt));
+	rt.ip = IP_NIC1;
+	EXPECT_OK("SET_ROUTE host 2 -> NIC 1, 10.0.0.2 on NIC 0", ioctl(fd0, APN_IOC_SET_ROUTE, &rt));
 	rt.host = 1;
 	memcpy(rt.mac, i0.mac, 6);
-	EXPECT_OK("SET_ROUTE host 1 -> NIC 0 on NIC 1", ioctl(fd1, APN_IOC_SET_ROUTE, &rt));
+	rt.ip = IP_NIC0;
+	EXPECT_OK("SET_ROUTE host 1 -> NIC 0, 10.0.0.1 on NIC 1", ioctl(fd1, APN_IOC_SET_ROUTE, &rt));
 	rt.host = 256;
 	EXPECT_ERR(EINVAL, "SET_ROUTE host 256", ioctl(fd1, APN_IOC_SET_ROUTE, &rt));
 
@@ -339,8 +638,11 @@ int main(void)
 	ep.port = 77;
 	EXPECT_OK("CREATE_ENDPOINT port 77 on NIC 1", ioctl(fd1, APN_IOC_CREATE_ENDPOINT, &ep));
 	EXPECT_OK("GET_INFO on NIC 1 after CREATE_ENDPOINT", ioctl(fd1, APN_IOC_GET_INFO, &i1));
-	if (!check(i1.endpoint == ep.endpoint, "GET_INFO reports the file's endpoint"))
-		diag("info endpoint %u, created %u", i1.endpoint, ep.endpoint);
+	if (!check(i1.endpoint == ep.endpoint && ep.port == 77 && i1.port == 77,
+		   "GET_INFO reports the file's endpoint and port 77"))
+		diag("info endpoint %u port %u, created %u port %u", i1.endpoint, i1.port,
+		     ep.endpoint, ep.port);
+	endpoint_create_checks();
 
 	/* ---- memory registration and incoming aperture on NIC 1 ---- */
 	buf = aligned_alloc(4096, 65536);
@@ -400,6 +702,51 @@ int main(void)
 		return finish();
 	}
 
+	/* ---- the endpoint's queues (default sizes) ---- */
+	expect_mmap_einval("EVQ MAP_PRIVATE", EVQ_LEN, MAP_PRIVATE, fd0, APN_MMAP_EVQ);
+	expect_mmap_einval("EVQ one page longer", EVQ_LEN + PAGE, MAP_SHARED, fd0, APN_MMAP_EVQ);
+	expect_mmap_einval("EVQ from its last page, two pages", 2 * PAGE, MAP_SHARED, fd0,
+			   APN_MMAP_EVQ + EVQ_LEN - PAGE);
+	expect_mmap_einval("EVQ at its end", PAGE, MAP_SHARED, fd0, APN_MMAP_EVQ + EVQ_LEN);
+	expect_mmap_einval("VARQ one page longer", VARQ_LEN + PAGE, MAP_SHARED, fd0, APN_MMAP_VARQ);
+	expect_mmap_einval("VARQ at its end", PAGE, MAP_SHARED, fd0, APN_MMAP_VARQ + VARQ_LEN);
+	evq = mmap(NULL, EVQ_LEN, PROT_READ, MAP_SHARED, fd0, APN_MMAP_EVQ);
+	i = errno;
+	varq = mmap(NULL, VARQ_LEN, PROT_READ, MAP_SHARED, fd0, APN_MMAP_VARQ);
+	if (!check(evq != MAP_FAILED && varq != MAP_FAILED,
+		   "mmap EVQ (%zu bytes) and VARQ (%zu bytes) whole", (size_t)EVQ_LEN,
+		   (size_t)VARQ_LEN)) {
+		diag("EVQ %p (errno %d), VARQ %p (errno %d)", evq, i, varq, errno);
+		printf("Bail out! cannot map the queues\n");
+		return finish();
+	}
+	part = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd0, APN_MMAP_EVQ + EVQ_LEN - PAGE);
+	if (!check(part != MAP_FAILED, "mmap the EVQ's last page alone"))
+		diag("errno %d (%s)", errno, strerror(errno));
+	else
+		munmap(part, PAGE);
+	if (!check(((struct apn_queue_ctrl *)evq)->wrptr == ureg_read(up, APN_UREG_EVQ_RDPTR) &&
+		   ((struct apn_queue_ctrl *)varq)->wrptr == ureg_read(up, APN_UREG_VARQ_RDPTR),
+		   "queues start empty: wrptr mirrors equal the user page's RDPTRs"))
+		diag("evq %u/%u varq %u/%u", ((struct apn_queue_ctrl *)evq)->wrptr,
+		     ureg_read(up, APN_UREG_EVQ_RDPTR), ((struct apn_queue_ctrl *)varq)->wrptr,
+		     ureg_read(up, APN_UREG_VARQ_RDPTR));
+	i = poll_events(fd0, 0);
+	if (!check(i == 0, "poll(): an empty queue is not readable"))
+		diag("revents %#x", i);
+	/* the untrusted endpoint may not use the user page's commands */
+	ureg_write(up, APN_UREG_MSG_DEST_HOST, 2);
+	ureg_write(up, APN_UREG_MSG_DEST_PORT, 77);
+	ureg_write(up, APN_UREG_MSG_TYPE, APN_MSG_ALIVE);
+	ureg_write(up, APN_UREG_MSG_SEND, 1);
+	i = (int)ureg_read(up, APN_UREG_CMD_STATUS);
+	ureg_write(up, APN_UREG_OUT_INDEX, out.out_index);
+	ureg_write(up, APN_UREG_OUT_NONCE, 1);
+	ureg_write(up, APN_UREG_OUT_COMMIT, 1);
+	if (!check(i == APN_CMD_EPERM && ureg_read(up, APN_UREG_CMD_STATUS) == APN_CMD_EPERM,
+		   "untrusted endpoint: MSG_SEND and OUT_COMMIT refused (APN_CMD_EPERM)"))
+		diag("status %d then %u", i, ureg_read(up, APN_UREG_CMD_STATUS));
+
 	/* ---- data: 64 stores of 8 bytes at aperture offset 200, then a fence ---- */
 	for (i = 0; i < 512; i += 8)
 		*(volatile uint64_t *)(ap + 200 + i) = 0x0101010101010101ull * (i / 8 + 1);
@@ -425,6 +772,9 @@ int main(void)
 	     (unsigned long long)c1.value[APN_CNT_RX_BYTES],
 	     (unsigned long long)c1.value[APN_CNT_RX_DROP_NONCE],
 	     (unsigned long long)c1.value[APN_CNT_RX_DROP_BOUNDS]);
+
+	/* ---- an event through the interrupt path: NIC 0 -> NIC 1's endpoint ---- */
+	event_checks(fd1);
 
 	/* ---- teardown rules ---- */
 	dmr.mr_id = mr.mr_id;
@@ -474,6 +824,9 @@ int main(void)
 	/* ---- close frees the endpoint and the slots ---- */
 	munmap(ap, 8192);
 	munmap(up, 4096);
+	/* every mapping holds the file: the endpoint is only freed once all are gone */
+	munmap(evq, EVQ_LEN);
+	munmap(varq, VARQ_LEN);
 	close(fd0);
 	fd0 = open("/dev/apertnic0", O_RDWR);
 	ep.port = 0;
@@ -493,6 +846,9 @@ int main(void)
 		return finish();
 	}
 	*(volatile uint64_t *)ap = 1;
+	evq = mmap(NULL, EVQ_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd0, APN_MMAP_EVQ);
+	if (!check(evq != MAP_FAILED, "mmap an EVQ read-write to hold across unbind"))
+		diag("errno %d (%s)", errno, strerror(errno));
 	if (!check(addr0 && unbind(addr0) == 0, "unbind NIC 0 (%s) from the driver",
 		   addr0 ? addr0 : "address unknown"))
 		diag("errno %d (%s)", errno, strerror(errno));
@@ -500,6 +856,15 @@ int main(void)
 	i = touch_in_child(ap);
 	if (!check(i == SIGBUS, "touching the mapping after unbind: SIGBUS"))
 		diag("child: %d", i);
+	if (evq != MAP_FAILED) {
+		i = touch_in_child(evq);
+		if (!check(i == SIGBUS, "touching the EVQ mapping after unbind: SIGBUS"))
+			diag("child: %d", i);
+		munmap(evq, EVQ_LEN);
+	}
+	i = poll_events(fd0, 0);
+	if (!check(i >= 0 && (i & POLLHUP), "poll() after unbind: POLLHUP"))
+		diag("revents %#x", i);
 	munmap(ap, 4096);
 	close(fd0);
 	close(fd1);

@@ -15,3 +15,14 @@ apn_counters() {
 	apnctl counters
 	echo "APN-COUNTERS-END"
 }
+
+# Connection messages travel as UDP/IPv4: guest K is 10.0.0.K, and every route
+# carries the peer's IPv4 address too.
+apn_routes_ip() {
+	apnctl host-id "${APN_HOST:?}" "10.0.0.$APN_HOST" || return 1
+	k=1
+	while [ $k -le "${APN_GUESTS:-8}" ]; do
+		apnctl route $k "$(printf '52:54:00:a7:00:%02x' $k)" "10.0.0.$k" || return 1
+		k=$((k + 1))
+	done
+}
