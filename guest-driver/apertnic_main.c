@@ -474,10 +474,11 @@ static struct apn_counter_attr apn_counter_attrs[] = {
 };
 #undef APN_COUNTER_ATTR
 
-#define APN_COUNTER_ATTR_PTR(cid, cname) &apn_counter_attrs[APN_CNT_##cid].attr.attr,
-static struct attribute *apn_counter_attr_ptrs[] = {
+#define APN_COUNTER_ATTR_PTR(cid, cname) \
+	[APN_CNT_##cid] = &apn_counter_attrs[APN_CNT_##cid].attr.attr,
+/* One more slot than counters: the NULL that ends the list. */
+static struct attribute *apn_counter_attr_ptrs[APN_CNT__COUNT + 1] = {
 	APN_COUNTER_LIST(APN_COUNTER_ATTR_PTR)
-	NULL,
 };
 #undef APN_COUNTER_ATTR_PTR
 
