@@ -626,7 +626,8 @@ static void test_probe(void)
 
     g_assert_cmphex(rd(a, APN_REG_MAGIC), ==, APN_MAGIC);
     g_assert_cmphex(rd(a, APN_REG_VERSION), ==, APN_SPEC_VERSION);
-    g_assert_cmphex(rd(a, APN_REG_CAPS), ==, APN_CAP_CACHE | APN_CAP_GATHER);
+    g_assert_cmphex(rd(a, APN_REG_CAPS), ==, APN_CAP_CACHE | APN_CAP_GATHER |
+                    APN_CAP_RINGS | APN_CAP_READ | APN_CAP_DMA);
     g_assert_cmphex(rd(a, APN_REG_STATUS), ==, APN_STATUS_LINK_UP);
     g_assert_cmphex(rd(a, APN_REG_CTRL), ==, 0);
     g_assert_cmphex(rd(a, APN_REG_HOST_ID), ==, 0);
@@ -3965,6 +3966,1577 @@ static void test_migration_endpoints(void)
     apn_stop(src);
 }
 
+/* ---- kernel Ethernet rings ----------------------------------------------- */
+
+#define RING_BUF        0x800   /* bytes per test buffer */
+#define NOMEM           0x1000000000ull /* 64 GiB: not memory */
+
+static void desc_put(Apn *a, uint64_t ring, uint32_t slot, uint64_t addr,
+                     uint16_t len)
+{
+    uint8_t d[16] = { 0 };
+
+    stq_le_p(d, addr);
+    stw_le_p(d + 8, len);
+    qtest_memwrite(a->qts, ring + 16 * slot, d, sizeof(d));
+}
+
+static void desc_check(Apn *a, uint64_t ring, uint32_t slot, uint64_t addr,
+                       uint16_t len, uint16_t flags)
+{
+    uint8_t d[16];
+
+    qtest_memread(a->qts, ring + 16 * slot, d, sizeof(d));
+    g_assert_cmphex(ldq_le_p(d), ==, addr);
+    g_assert_cmpuint(lduw_le_p(d + 8), ==, len);
+    g_assert_cmphex(lduw_le_p(d + 10), ==, flags);
+    g_assert_cmphex(ldl_le_p(d + 12), ==, 0);
+}
+
+/* A ring of @size descriptors (zeroed) and its buffers, programmed. */
+static uint64_t ring_up(Apn *a, bool rx, uint32_t size, uint64_t *bufs)
+{
+    uint64_t ring = gmem(a, 16 * size, 0);
+
+    *bufs = gmem(a, RING_BUF * size, 0xee);
+    wr(a, rx ? APN_REG_RX_RING_LO : APN_REG_TX_RING_LO, (uint32_t)ring);
+    wr(a, rx ? APN_REG_RX_RING_HI : APN_REG_TX_RING_HI, ring >> 32);
+    wr(a, rx ? APN_REG_RX_RING_SIZE : APN_REG_TX_RING_SIZE, size);
+    g_assert_cmpuint(rd(a, rx ? APN_REG_RX_RING_SIZE : APN_REG_TX_RING_SIZE),
+                     ==, size);
+    if (rx) {
+        for (uint32_t i = 0; i < size; i++) {
+            desc_put(a, ring, i, *bufs + RING_BUF * i, RING_BUF);
+        }
+    }
+    return ring;
+}
+
+/* An Ethernet frame of @len bytes: header, then a pattern from @seed. */
+static void eth_frame(uint8_t *f, size_t len, const uint8_t *dst,
+                      uint16_t ethertype, uint8_t seed)
+{
+    memcpy(f, dst, 6);
+    memcpy(f + 6, peer_mac, 6);
+    stw_be_p(f + 12, ethertype);
+    for (size_t i = APN_ETH_HLEN; i < len; i++) {
+        f[i] = seed + i;
+    }
+}
+
+static void msix_vectors_up(Apn *a, uint64_t msi)
+{
+    qpci_msix_enable(a->dev);
+    msix_program(a, APN_VEC_OSQ, msi, 0x4000);
+    msix_program(a, APN_VEC_RINGS, msi + 4, 0x4001);
+}
+
+/* Vector @vec was raised (pending while masked): deliver it to clear it. */
+static void assert_vector(Apn *a, uint64_t msi, int vec, bool raised)
+{
+    g_assert_cmpint(qpci_msix_pending(a->dev, vec), ==, raised);
+    if (raised) {
+        qtest_writel(a->qts, msi + 4 * vec, 0);
+        msix_mask(a, vec, false);
+        g_assert_cmphex(qtest_readl(a->qts, msi + 4 * vec), ==, 0x4000 + vec);
+        msix_mask(a, vec, true);
+        g_assert_false(qpci_msix_pending(a->dev, vec));
+    }
+}
+
+/*
+ * TX ring: the TX_TAIL doorbell sends [TX_HEAD, TX_TAIL) at once, in order;
+ * short frames are padded; a length outside [14, MTU + 14] is not sent and
+ * gets ERROR; every descriptor gets DONE; TX_HEAD advances; vector 1 is
+ * raised once per doorbell with RING_IRQ_TX. CTRL.ENABLE is not needed.
+ */
+static void test_ring_tx(void)
+{
+    Apn *a = apn_start(NULL);
+    uint64_t msi = gmem(a, 0x1000, 0), bufs, ring;
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t f[FRAME_MAX], got[FRAME_MAX];
+    static const uint16_t lens[] = { 100, 20, 1515, 13, 1514, 14 };
+    size_t n;
+
+    msix_vectors_up(a, msi);
+    ring = ring_up(a, false, 4, &bufs);
+    wr(a, APN_REG_RING_IRQ, APN_RING_IRQ_TX);
+    g_assert_cmphex(rd(a, APN_REG_RING_IRQ), ==, APN_RING_IRQ_TX);
+    for (int i = 0; i < 4; i++) {
+        eth_frame(f, RING_BUF, i ? peer_mac : dev_mac, 0x0806, i);
+        qtest_memwrite(a->qts, bufs + RING_BUF * i, f, RING_BUF);
+        desc_put(a, ring, i, bufs + RING_BUF * i, lens[i]);
+    }
+    cnt_snap(a, before);
+    wr(a, APN_REG_TX_TAIL, 4);
+    g_assert_cmpuint(rd(a, APN_REG_TX_TAIL), ==, 4);
+    g_assert_cmpuint(rd(a, APN_REG_TX_HEAD), ==, 4);
+
+    /* 100 bytes to our own MAC: on the wire, not looped back */
+    eth_frame(f, 100, dev_mac, 0x0806, 0);
+    n = recv_frame(a, got);
+    g_assert_cmpmem(got, n, f, 100);
+    /* 20 bytes: padded to 60 */
+    eth_frame(f, 20, peer_mac, 0x0806, 1);
+    memset(f + 20, 0, 40);
+    n = recv_frame(a, got);
+    g_assert_cmpmem(got, n, f, 60);
+    assert_no_frame(a);
+    desc_check(a, ring, 0, bufs, 100, APN_DESC_DONE);
+    desc_check(a, ring, 1, bufs + RING_BUF, 20, APN_DESC_DONE);
+    desc_check(a, ring, 2, bufs + 2 * RING_BUF, 1515,
+               APN_DESC_DONE | APN_DESC_ERROR);
+    desc_check(a, ring, 3, bufs + 3 * RING_BUF, 13,
+               APN_DESC_DONE | APN_DESC_ERROR);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_RING_FRAMES), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_FRAMES), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_BYTES), ==, 160);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_FRAMES), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_IRQS), ==, 1);
+    assert_drops(a, before, "tx_drop_ring+2");
+    assert_vector(a, msi, APN_VEC_RINGS, true);
+    g_assert_false(qpci_msix_pending(a->dev, APN_VEC_OSQ));
+
+    /* the ring wraps: slots 0 and 1 again; the largest frame goes */
+    for (int i = 0; i < 2; i++) {
+        eth_frame(f, RING_BUF, peer_mac, 0x86dd, 0x40 + i);
+        qtest_memwrite(a->qts, bufs + RING_BUF * i, f, RING_BUF);
+        desc_put(a, ring, i, bufs + RING_BUF * i, lens[4 + i]);
+    }
+    /* a tail more than the ring ahead, or behind the head: ignored */
+    wr(a, APN_REG_TX_TAIL, 9);
+    wr(a, APN_REG_TX_TAIL, 3);
+    g_assert_cmpuint(rd(a, APN_REG_TX_TAIL), ==, 4);
+    assert_no_frame(a);
+    wr(a, APN_REG_RING_IRQ, 0);
+    wr(a, APN_REG_TX_TAIL, 6);
+    for (int i = 0; i < 2; i++) {
+        eth_frame(f, RING_BUF, peer_mac, 0x86dd, 0x40 + i);
+        if (lens[4 + i] < 60) {
+            memset(f + lens[4 + i], 0, 60 - lens[4 + i]);
+        }
+        n = recv_frame(a, got);
+        g_assert_cmpuint(n, ==, MAX(lens[4 + i], 60));
+        g_assert_cmpmem(got, n, f, n);
+        desc_check(a, ring, i, bufs + RING_BUF * i, lens[4 + i],
+                   APN_DESC_DONE);
+    }
+    g_assert_cmpuint(rd(a, APN_REG_TX_HEAD), ==, 6);
+    assert_vector(a, msi, APN_VEC_RINGS, false);
+
+    /* an unreadable buffer: ERROR, tx_drop_dma; the ring goes on */
+    desc_put(a, ring, 2, NOMEM, 64);
+    desc_put(a, ring, 3, bufs, 64);
+    cnt_snap(a, before);
+    wr(a, APN_REG_TX_TAIL, 8);
+    n = recv_frame(a, got);
+    g_assert_cmpuint(n, ==, 64);
+    desc_check(a, ring, 2, NOMEM, 64, APN_DESC_DONE | APN_DESC_ERROR);
+    desc_check(a, ring, 3, bufs, 64, APN_DESC_DONE);
+    assert_drops(a, before, "tx_drop_dma+1");
+
+    /* a new size empties the ring; 0 turns it off */
+    wr(a, APN_REG_TX_RING_SIZE, 2);
+    g_assert_cmpuint(rd(a, APN_REG_TX_HEAD), ==, 0);
+    g_assert_cmpuint(rd(a, APN_REG_TX_TAIL), ==, 0);
+    wr(a, APN_REG_TX_RING_SIZE, 0);
+    wr(a, APN_REG_TX_TAIL, 1);
+    g_assert_cmpuint(rd(a, APN_REG_TX_TAIL), ==, 0);
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+/*
+ * RX ring: with the ring on, what the device does not take itself (other
+ * EtherTypes, multicast, IPv4 that is not a good datagram for a bound port,
+ * datagrams to unbound ports: no APN_EV_NO_PORT then) goes to the next
+ * posted buffer; CI frames and datagrams for bound ports do not. A frame
+ * larger than its buffer: ERROR, rx_drop_ring. Vector 1 per frame.
+ */
+static void test_ring_rx(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t osq = osq_up(a);
+    uint64_t q = ep_up(a, 1, APN_EP_VALID, EP_PORT, 8);
+    uint64_t msi = gmem(a, 0x1000, 0), bufs, ring, ap = gmem(a, 0x1000, 0);
+    struct apn_in_entry e = in_contig(ap, 0x100, 0x77);
+    static const uint8_t mcast[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t f[FRAME_MAX], m[APN_MSG_LEN];
+    uint32_t slot = 0;
+    size_t n;
+    Udp u;
+
+    wr(a, APN_REG_IP_ADDR, SELF_IP);
+    put_in_entry(a, 2, &e);
+    msix_vectors_up(a, msi);
+    ring = ring_up(a, true, 8, &bufs);
+    wr(a, APN_REG_RING_IRQ, APN_RING_IRQ_RX);
+    wr(a, APN_REG_RX_TAIL, 8);
+    g_assert_cmpuint(rd(a, APN_REG_RX_TAIL), ==, 8);
+    g_assert_cmpuint(rd(a, APN_REG_RX_HEAD), ==, 0);
+    cnt_snap(a, before);
+
+    /* ARP (broadcast), IPv6 (multicast) */
+    eth_frame(f, 60, bcast, 0x0806, 1);
+    inject(a, f, 60);
+    eth_frame(f, 90, mcast, 0x86dd, 2);
+    inject(a, f, 90);
+    /* a datagram to an unbound port, one with a bad UDP checksum, TCP */
+    msg_encode(m, APN_MSG_CONNECT, 4100, PEER_HOST, 1, 2, 0);
+    u = udp_init(4999, m, sizeof(m));
+    inject_udp(a, &u);
+    u = udp_init(EP_PORT, m, sizeof(m));
+    u.bad_ucsum = true;
+    inject_udp(a, &u);
+    u = udp_init(EP_PORT, m, sizeof(m));
+    u.proto = 6;
+    inject_udp(a, &u);
+    g_assert_cmpuint(rd(a, APN_REG_RX_HEAD), ==, 5);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_RING_FRAMES), ==, 5);
+    g_assert_cmpuint(delta(a, before, APN_CNT_IRQS), ==, 5);
+    assert_drops(a, before, "");
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 0);     /* no NO_PORT */
+    assert_vector(a, msi, APN_VEC_RINGS, true);
+
+    /* what landed: each frame whole, length and DONE written back */
+    eth_frame(f, 60, bcast, 0x0806, 1);
+    desc_check(a, ring, slot, bufs, 60, APN_DESC_DONE);
+    assert_mem(a, bufs, f, 60);
+    slot++;
+    eth_frame(f, 90, mcast, 0x86dd, 2);
+    desc_check(a, ring, slot, bufs + RING_BUF, 90, APN_DESC_DONE);
+    assert_mem(a, bufs + RING_BUF, f, 90);
+    slot++;
+    u = udp_init(4999, m, sizeof(m));
+    n = udp_encode(&u, f);
+    desc_check(a, ring, slot, bufs + 2 * RING_BUF, n, APN_DESC_DONE);
+    assert_mem(a, bufs + 2 * RING_BUF, f, n);
+
+    /* not for the ring: a message to a bound port, a CI write, others */
+    cnt_snap(a, before);
+    u = udp_init(EP_PORT, m, sizeof(m));
+    inject_udp(a, &u);
+    check_ev(a, q, 0, APN_EV_CONNECT, 1, 1, 2 | (uint64_t)PEER_HOST << 32 |
+             (uint64_t)4100 << 48);
+    inject_write(a, 2, 0x77, 0, "ci", 2);
+    assert_mem(a, ap, "ci", 2);
+    eth_frame(f, 60, other_mac, 0x0806, 3);
+    inject(a, f, 60);
+    g_assert_cmpuint(rd(a, APN_REG_RX_HEAD), ==, 5);
+    assert_drops(a, before, "rx_filtered+1");
+
+    /* too big for its buffer: ERROR, the frame's length, dropped */
+    desc_put(a, ring, 5, bufs + 5 * RING_BUF, 64);
+    eth_frame(f, 100, dev_mac, 0x0806, 4);
+    inject(a, f, 100);
+    desc_check(a, ring, 5, bufs + 5 * RING_BUF, 100,
+               APN_DESC_DONE | APN_DESC_ERROR);
+    g_assert_cmpuint(qtest_readb(a->qts, bufs + 5 * RING_BUF), ==, 0xee);
+    assert_drops(a, before, "rx_filtered+1 rx_drop_ring+1");
+    /* an unwritable buffer: ERROR, rx_drop_dma */
+    desc_put(a, ring, 6, NOMEM, RING_BUF);
+    inject(a, f, 100);
+    desc_check(a, ring, 6, NOMEM, 0, APN_DESC_DONE | APN_DESC_ERROR);
+    assert_drops(a, before, "rx_filtered+1 rx_drop_dma+1 rx_drop_ring+1");
+    g_assert_cmpuint(rd(a, APN_REG_RX_HEAD), ==, 7);
+
+    /* CTRL.ENABLE clear: all IPv4 goes to the ring, CI is dropped */
+    wr(a, APN_REG_CTRL, 0);
+    cnt_snap(a, before);
+    inject_udp(a, &u);
+    desc_check(a, ring, 7, bufs + 7 * RING_BUF, udp_encode(&u, f),
+               APN_DESC_DONE);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 1);
+    wr(a, APN_REG_RX_TAIL, 9);
+    inject_write(a, 2, 0x77, 0, "xx", 2);
+    assert_drops(a, before, "rx_drop_disabled+1");
+    g_assert_cmpuint(rd(a, APN_REG_RX_HEAD), ==, 8);
+
+    /* the ring off: as before (no port: the OS hears) */
+    apn_enable(a);
+    wr(a, APN_REG_RX_RING_SIZE, 0);
+    cnt_snap(a, before);
+    u = udp_init(4999, m, sizeof(m));
+    inject_udp(a, &u);
+    eth_frame(f, 60, mcast, 0x0806, 1);
+    inject(a, f, 60);
+    eth_frame(f, 60, dev_mac, 0x0806, 1);
+    inject(a, f, 60);
+    assert_drops(a, before, "rx_filtered+1 rx_drop_not_ci+1 "
+                 "rx_drop_no_port+1");
+    check_ev(a, osq, 0, APN_EV_NO_PORT, 0, 4999,
+             (uint64_t)PEER_IP << 16 | PEER_PORT);
+    apn_stop(a);
+}
+
+/* rx_frames moved to @n (the device took a frame), or time ran out. */
+static void wait_rx_frames(Apn *a, uint64_t n)
+{
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_US;
+
+    while (cnt(a, APN_CNT_RX_FRAMES) < n) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(50);
+    }
+    g_assert_cmpuint(cnt(a, APN_CNT_RX_FRAMES), ==, n);
+}
+
+/*
+ * Back-pressure: with the RX ring on and no buffer posted the device takes
+ * no frame at all (CI included); they wait in QEMU, in order, and come in
+ * when RX_TAIL posts buffers (or the ring is turned off).
+ */
+static void test_ring_backpressure(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t ap = gmem(a, 0x1000, 0), bufs, ring;
+    struct apn_in_entry e = in_contig(ap, 0x100, 0x77);
+    uint64_t rx0 = cnt(a, APN_CNT_RX_FRAMES);
+    uint8_t f[4][128], ci[FRAME_MAX];
+    size_t ci_len;
+    Frame fr;
+
+    put_in_entry(a, 2, &e);
+    ring = ring_up(a, true, 4, &bufs);
+    wr(a, APN_REG_RX_TAIL, 1);
+    for (int i = 0; i < 4; i++) {
+        eth_frame(f[i], 128, dev_mac, 0x0806, 0x10 * i);
+    }
+    frame_init(&fr, 2, 0x77, 0, "held", 4);
+    ci_len = frame_encode(&fr, ci);
+    g_assert_cmpint(send(a->sock, f[0], 128, 0), ==, 128);
+    g_assert_cmpint(send(a->sock, f[1], 128, 0), ==, 128);
+    g_assert_cmpint(send(a->sock, ci, ci_len, 0), ==, ci_len);
+    g_assert_cmpint(send(a->sock, f[2], 128, 0), ==, 128);
+    wait_rx_frames(a, rx0 + 1);
+    /* full: nothing more is taken, however long we wait */
+    for (int i = 0; i < 20; i++) {
+        g_usleep(5000);
+        g_assert_cmpuint(cnt(a, APN_CNT_RX_FRAMES), ==, rx0 + 1);
+    }
+    g_assert_false(qtest_readb(a->qts, ap) == 'h');
+    g_assert_cmpuint(rd(a, APN_REG_RX_HEAD), ==, 1);
+
+    /* two more buffers: two frames, then it waits again */
+    wr(a, APN_REG_RX_TAIL, 3);
+    wait_rx_frames(a, rx0 + 4);
+    g_assert_cmpuint(rd(a, APN_REG_RX_HEAD), ==, 3);
+    assert_mem(a, ap, "held", 4);
+    for (int i = 0; i < 3; i++) {
+        desc_check(a, ring, i, bufs + RING_BUF * i, 128, APN_DESC_DONE);
+        assert_mem(a, bufs + RING_BUF * i, f[i], 128);
+    }
+    g_assert_cmpuint(cnt(a, APN_CNT_RX_DROP_RING), ==, 0);
+
+    /* full again; turning the ring off lets held frames in (not_ci) */
+    g_assert_cmpint(send(a->sock, f[3], 128, 0), ==, 128);
+    g_assert_cmpint(send(a->sock, f[3], 128, 0), ==, 128);
+    for (int i = 0; i < 20; i++) {
+        g_usleep(5000);
+        g_assert_cmpuint(cnt(a, APN_CNT_RX_FRAMES), ==, rx0 + 4);
+    }
+    wr(a, APN_REG_RX_RING_SIZE, 0);
+    wait_rx_frames(a, rx0 + 6);
+    g_assert_cmpuint(cnt(a, APN_CNT_RX_DROP_NOT_CI), ==, 2);
+    apn_stop(a);
+}
+
+/* A reset (CTRL.RESET or PCI) lets the frames a full ring held back in. */
+static void test_ring_reset(void)
+{
+    Apn *a = apn_start(NULL);
+    uint64_t bufs;
+    uint8_t f[128];
+
+    eth_frame(f, 128, dev_mac, 0x0806, 1);
+    ring_up(a, true, 2, &bufs);                 /* no buffer posted */
+    g_assert_cmpint(send(a->sock, f, 128, 0), ==, 128);
+    g_assert_cmpint(send(a->sock, f, 128, 0), ==, 128);
+    g_usleep(20000);
+    g_assert_cmpuint(cnt(a, APN_CNT_RX_FRAMES), ==, 0);
+    wr(a, APN_REG_CTRL, APN_CTRL_RESET);
+    wait_rx_frames(a, 2);
+    g_assert_cmpuint(cnt(a, APN_CNT_RX_DROP_NOT_CI), ==, 2);
+
+    ring_up(a, true, 2, &bufs);
+    g_assert_cmpint(send(a->sock, f, 128, 0), ==, 128);
+    g_usleep(20000);
+    g_assert_cmpuint(cnt(a, APN_CNT_RX_FRAMES), ==, 2);
+    qtest_qmp_assert_success(a->qts, "{ 'execute': 'system_reset' }");
+    qtest_qmp_eventwait(a->qts, "RESET");
+    qpci_device_enable(a->dev);
+    a->bar0 = qpci_iomap(a->dev, APN_BAR_REGS, NULL);
+    g_assert_cmpuint(rd(a, APN_REG_RX_RING_SIZE), ==, 0);
+    wait_rx_frames(a, 1);
+    apn_stop(a);
+}
+
+/* Ring registers: sizes, alignment, tails, RING_IRQ, reset. */
+static void test_ring_registers(void)
+{
+    static const uint32_t bad[] = { 1, 3, 6, 8192, 0x80000000u };
+    Apn *a = apn_start(NULL);
+
+    for (int rx = 0; rx < 2; rx++) {
+        uint32_t lo = rx ? APN_REG_RX_RING_LO : APN_REG_TX_RING_LO;
+        uint32_t size = rx ? APN_REG_RX_RING_SIZE : APN_REG_TX_RING_SIZE;
+        uint32_t tail = rx ? APN_REG_RX_TAIL : APN_REG_TX_TAIL;
+        uint32_t head = rx ? APN_REG_RX_HEAD : APN_REG_TX_HEAD;
+
+        wr(a, lo, 0x10040);
+        wr(a, lo, 0x10010);                     /* not 64-byte aligned */
+        wr(a, lo + 4, 3);
+        g_assert_cmphex(rd(a, lo), ==, 0x10040);
+        g_assert_cmphex(rd(a, lo + 4), ==, 3);
+        wr(a, tail, 1);                         /* ring off */
+        g_assert_cmpuint(rd(a, tail), ==, 0);
+        wr(a, size, 4096);
+        g_assert_cmpuint(rd(a, size), ==, 4096);
+        wr(a, size, 2);
+        for (int i = 0; i < ARRAY_SIZE(bad); i++) {
+            wr(a, size, bad[i]);
+            g_assert_cmpuint(rd(a, size), ==, 2);
+        }
+        wr(a, head, 1);                         /* read only */
+        g_assert_cmpuint(rd(a, head), ==, 0);
+        if (rx) {
+            wr(a, tail, 2);
+            g_assert_cmpuint(rd(a, tail), ==, 2);
+            wr(a, tail, 3);
+            g_assert_cmpuint(rd(a, tail), ==, 2);
+            wr(a, tail, 0xffffffff);
+            g_assert_cmpuint(rd(a, tail), ==, 2);
+        }
+    }
+    wr(a, APN_REG_RING_IRQ, 0xff);
+    g_assert_cmphex(rd(a, APN_REG_RING_IRQ), ==,
+                    APN_RING_IRQ_RX | APN_RING_IRQ_TX);
+    wr(a, APN_REG_CTRL, APN_CTRL_RESET);
+    for (uint32_t r = APN_REG_RX_RING_LO; r <= APN_REG_RING_IRQ; r += 4) {
+        g_assert_cmphex(rd(a, r), ==, 0);
+    }
+    apn_stop(a);
+}
+
+/* ---- remote read --------------------------------------------------------- */
+
+#define RD_EP           1
+#define RD_SLOT         3       /* RD_EP's outgoing aperture to the peer */
+#define RD_RIN          42      /* ... the peer's incoming aperture */
+#define RD_RNONCE       0x5eed
+#define RD_LAND         6       /* RD_EP's landing incoming aperture */
+#define RD_LNONCE       0x1a4d
+#define RD_EVQ          128
+
+typedef struct ReadFix {
+    Apn *a;
+    uint64_t q;                 /* RD_EP's event queue */
+    uint64_t land;              /* the landing aperture's memory */
+} ReadFix;
+
+static void read_setup(ReadFix *x, const char *props, uint32_t out_flags)
+{
+    struct apn_out_entry o = out_entry(PEER_HOST, RD_RIN, RD_RNONCE, 0x1000);
+    struct apn_in_entry e;
+
+    x->a = apn_up(props);
+    x->q = ep_up(x->a, RD_EP, APN_EP_VALID, 0, RD_EVQ);
+    o.endpoint = RD_EP;
+    o.flags |= out_flags;
+    put_out_entry(x->a, RD_SLOT, &o);
+    x->land = gmem(x->a, 0x1000, 0xee);
+    e = in_contig(x->land, 0x1000, RD_LNONCE);
+    e.endpoint = RD_EP;
+    put_in_entry(x->a, RD_LAND, &e);
+    wr(x->a, ureg(RD_EP, APN_UREG_READ_LANDING),
+       APN_READ_LANDING_VALID | RD_LAND);
+    g_assert_cmphex(rd(x->a, ureg(RD_EP, APN_UREG_READ_LANDING)), ==,
+                    APN_READ_LANDING_VALID | RD_LAND);
+}
+
+typedef struct ReqExpect {
+    uint8_t flags;
+    uint32_t in_index, nonce, seq, offset, out_index;
+    uint32_t read_len, reply_in, reply_nonce, reply_offset;
+} ReqExpect;
+
+static ReqExpect rd_expect(uint32_t offset, uint32_t len)
+{
+    return (ReqExpect) {
+        .in_index = RD_RIN, .nonce = RD_RNONCE, .offset = offset,
+        .out_index = RD_SLOT, .read_len = len, .reply_in = RD_LAND,
+        .reply_nonce = RD_LNONCE, .reply_offset = offset,
+    };
+}
+
+/* Check a one-segment READ_REQ frame to the peer; returns its tag. */
+static uint32_t check_read_req(const uint8_t *f, size_t n, const ReqExpect *x)
+{
+    const uint8_t *p = f + APN_ETH_HLEN + APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN;
+    uint8_t pay[APN_READ_REQ_LEN];
+    uint32_t tag;
+    SegExpect s = {
+        .type = APN_SEG_READ_REQ, .flags = x->flags, .in_index = x->in_index,
+        .nonce = x->nonce, .seq = x->seq, .offset = x->offset,
+        .out_index = x->out_index, .payload = pay, .len = APN_READ_REQ_LEN,
+    };
+
+    g_assert_cmpuint(n, >=, p - f + APN_READ_REQ_LEN);
+    tag = be32(p + 16);
+    stl_be_p(pay, x->read_len);
+    stl_be_p(pay + 4, x->reply_in);
+    stl_be_p(pay + 8, x->reply_nonce);
+    stl_be_p(pay + 12, x->reply_offset);
+    stl_be_p(pay + 16, tag);
+    check_tx_segs(f, n, peer_mac, PEER_HOST, &s, 1);
+    return tag;
+}
+
+static uint32_t recv_read_req(Apn *a, const ReqExpect *x)
+{
+    uint8_t buf[FRAME_MAX];
+    size_t n = recv_frame(a, buf);
+
+    return check_read_req(buf, n, x);
+}
+
+/* The peer answers: one READ_RESP segment. */
+static void inject_read_resp(Apn *a, uint32_t in_index, uint32_t nonce,
+                             uint32_t offset, uint32_t tag, const void *data,
+                             uint16_t len)
+{
+    Frame f;
+
+    frame_init(&f, in_index, nonce, offset, data, len);
+    f.seg[0].type = APN_SEG_READ_RESP;
+    f.seg[0].out_index = tag;
+    inject_frame(a, &f);
+}
+
+static uint64_t load(Apn *a, uint32_t slot, uint32_t off, unsigned size)
+{
+    uint64_t addr = slot_addr(a, slot, off);
+
+    switch (size) {
+    case 1:
+        return qtest_readb(a->qts, addr);
+    case 2:
+        return qtest_readw(a->qts, addr);
+    case 4:
+        return qtest_readl(a->qts, addr);
+    default:
+        return qtest_readq(a->qts, addr);
+    }
+}
+
+/*
+ * A load from an outgoing data aperture: the gathered stores go first,
+ * then a READ_REQ (sequence numbered like a store) for the loaded bytes,
+ * landing at the same offset of READ_LANDING; the load reads 0. The
+ * peer's READ_RESP lands and APN_EV_READ_DONE (info = bytes, data =
+ * offset | status << 32) follows the last byte.
+ */
+static void test_read_load(void)
+{
+    ReadFix x;
+    static const uint8_t d[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t buf[FRAME_MAX], expect[0x1000];
+    uint32_t tag, ev = 0, seq = 5;
+    ReqExpect r;
+    size_t n;
+
+    read_setup(&x, NULL, APN_ENTRY_SEQ);
+    qtest_writel(x.a->qts, x.a->out_table + RD_SLOT * APN_TABLE_ENTRY_SIZE +
+                 offsetof(struct apn_out_entry, seq), seq);
+    memset(expect, 0xee, sizeof(expect));
+    cnt_snap(x.a, before);
+
+    /* a store, then a load: one frame, the store first */
+    qtest_writel(x.a->qts, slot_addr(x.a, RD_SLOT, 0), ldl_le_p(d));
+    g_assert_cmphex(load(x.a, RD_SLOT, 0x20, 4), ==, 0);
+    n = recv_frame(x.a, buf);
+    {
+        const uint8_t *p2 = buf + APN_ETH_HLEN + APN_FRAME_HDR_LEN +
+                            2 * APN_SEG_HDR_LEN + 4;
+        uint8_t pay[APN_READ_REQ_LEN];
+        SegExpect s2[2] = {
+            seg_expect(RD_SLOT, RD_RIN, RD_RNONCE, 0, d, 4),
+            {
+                .type = APN_SEG_READ_REQ, .flags = APN_SEG_F_SEQ,
+                .in_index = RD_RIN, .nonce = RD_RNONCE, .seq = seq + 1,
+                .offset = 0x20, .out_index = RD_SLOT, .payload = pay,
+                .len = APN_READ_REQ_LEN,
+            },
+        };
+
+        tag = be32(p2 + 16);
+        stl_be_p(pay, 4);
+        stl_be_p(pay + 4, RD_LAND);
+        stl_be_p(pay + 8, RD_LNONCE);
+        stl_be_p(pay + 12, 0x20);
+        stl_be_p(pay + 16, tag);
+        s2[0].flags = APN_SEG_F_SEQ;
+        s2[0].seq = seq;
+        check_tx_segs(buf, n, peer_mac, PEER_HOST, s2, 2);
+        seq += 2;
+    }
+    assert_no_frame(x.a);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_EVQ_WRPTR)), ==, 0);
+    inject_read_resp(x.a, RD_LAND, RD_LNONCE, 0x20, tag, d, 4);
+    memcpy(expect + 0x20, d, 4);
+    assert_mem(x.a, x.land, expect, sizeof(expect));
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 4, 0x20);
+    /* answered: a second answer is unexpected */
+    inject_read_resp(x.a, RD_LAND, RD_LNONCE, 0x20, tag, d, 4);
+    assert_drops(x.a, before, "rx_drop_read+1");
+
+    /* every size; an 8-byte answer in two segments */
+    for (unsigned size = 1; size <= 8; size *= 2) {
+        uint32_t off = 0x100 * size;
+
+        load(x.a, RD_SLOT, off, size);
+        r = rd_expect(off, size);
+        r.flags = APN_SEG_F_SEQ;
+        r.seq = seq++;
+        tag = recv_read_req(x.a, &r);
+        if (size == 8) {
+            inject_read_resp(x.a, RD_LAND, RD_LNONCE, off, tag, d, 4);
+            g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_EVQ_WRPTR)), ==,
+                             ev);
+            inject_read_resp(x.a, RD_LAND, RD_LNONCE, off + 4, tag, d + 4, 4);
+        } else {
+            inject_read_resp(x.a, RD_LAND, RD_LNONCE, off, tag, d, size);
+        }
+        memcpy(expect + off, d, size);
+        check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, size, off);
+    }
+    assert_mem(x.a, x.land, expect, sizeof(expect));
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_TX_READ_REQS), ==, 5);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_READS_DONE), ==, 5);
+    g_assert_cmpuint(out_entry_seq(x.a, RD_SLOT), ==, seq);
+
+    /* answers that match no outstanding read are dropped unwritten */
+    load(x.a, RD_SLOT, 0x800, 8);
+    r = rd_expect(0x800, 8);
+    r.flags = APN_SEG_F_SEQ;
+    r.seq = seq++;
+    tag = recv_read_req(x.a, &r);
+    cnt_snap(x.a, before);
+    inject_read_resp(x.a, RD_LAND, RD_LNONCE, 0x800, tag + 1, d, 8);
+    inject_read_resp(x.a, RD_LAND, RD_LNONCE, 0x804, tag, d, 4); /* order */
+    inject_read_resp(x.a, RD_LAND, RD_LNONCE, 0x800, tag, d, 12); /* more */
+    inject_read_resp(x.a, RD_LAND + 1, RD_LNONCE, 0x800, tag, d, 8);
+    inject_read_resp(x.a, RD_LAND, RD_LNONCE, 0x800, tag, d, 0);
+    {
+        Frame f;
+
+        frame_init(&f, RD_LAND, RD_LNONCE, 0x800, d, 8);  /* another host */
+        f.seg[0].type = APN_SEG_READ_RESP;
+        f.seg[0].out_index = tag;
+        f.src_host = PEER_HOST + 1;
+        inject_frame(x.a, &f);
+    }
+    assert_drops(x.a, before, "rx_drop_read+6");
+    assert_mem(x.a, x.land, expect, sizeof(expect));
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_EVQ_WRPTR)), ==, ev);
+    /* checked like a write: a bad nonce fails the read; no ERROR back */
+    inject_read_resp(x.a, RD_LAND, RD_LNONCE + 1, 0x800, tag, d, 8);
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 0,
+             0x800 | (uint64_t)APN_CNT_RX_DROP_NONCE << 32);
+    assert_drops(x.a, before, "rx_drop_nonce+1 rx_drop_read+6");
+    assert_no_frame(x.a);
+    assert_mem(x.a, x.land, expect, sizeof(expect));
+    apn_stop(x.a);
+}
+
+/*
+ * Loads that cannot be sent say so with APN_EV_READ_DONE (status = the
+ * reason) and send nothing; an invalid aperture (no endpoint to tell) or
+ * a disabled device only counts. At most 64 reads are outstanding. The
+ * peer's refusal (ERROR with APN_SEG_F_READ and the tag) and the timeout
+ * finish a read too.
+ */
+static void test_read_refused(void)
+{
+    ReadFix x;
+    struct apn_out_entry o = out_entry(PEER_HOST, RD_RIN, RD_RNONCE, 0x1000);
+    struct apn_in_entry e = in_contig(0x100000, 0x1000, 1);
+    uint64_t before[APN_CNT__COUNT];
+    uint32_t tags[APN_MAX_READS + 1], ev = 0;
+    uint32_t u = ureg(RD_EP, APN_UREG_READ_LANDING);
+    ReqExpect r;
+    Frame f;
+
+    read_setup(&x, NULL, 0);
+    cnt_snap(x.a, before);
+    /* past the aperture, an event aperture, another endpoint's landing */
+    load(x.a, RD_SLOT, 0x1000, 4);
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 0,
+             0x1000 | (uint64_t)APN_CNT_TX_DROP_BOUNDS << 32);
+    o.endpoint = RD_EP;
+    o.flags |= APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT;
+    put_out_entry(x.a, 4, &o);
+    load(x.a, 4, 0, 4);
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 0,
+             (uint64_t)APN_CNT_TX_DROP_INVALID << 32);
+    e.endpoint = RD_EP + 1;
+    put_in_entry(x.a, 7, &e);
+    wr(x.a, u, APN_READ_LANDING_VALID | 7);
+    load(x.a, RD_SLOT, 0x10, 4);
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 0,
+             0x10 | (uint64_t)APN_CNT_TX_DROP_READ << 32);
+    /* no landing aperture */
+    wr(x.a, u, 7);
+    load(x.a, RD_SLOT, 0x10, 4);
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 0,
+             0x10 | (uint64_t)APN_CNT_TX_DROP_READ << 32);
+    wr(x.a, u, APN_READ_LANDING_VALID | RD_LAND);
+    /* no route */
+    o = out_entry(PEER_HOST + 1, RD_RIN, RD_RNONCE, 0x1000);
+    o.endpoint = RD_EP;
+    put_out_entry(x.a, 5, &o);
+    load(x.a, 5, 0x18, 2);
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 0,
+             0x18 | (uint64_t)APN_CNT_TX_DROP_NO_ROUTE << 32);
+    /* not valid: nobody to tell; disabled: nothing */
+    load(x.a, 9, 0, 4);
+    wr(x.a, APN_REG_CTRL, 0);
+    load(x.a, RD_SLOT, 0, 4);
+    apn_enable(x.a);
+    assert_no_frame(x.a);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_EVQ_WRPTR)), ==, ev);
+    assert_drops(x.a, before, "tx_drop_disabled+1 tx_drop_invalid+2 "
+                 "tx_drop_bounds+1 tx_drop_no_route+1 tx_drop_read+2");
+
+    /* 64 outstanding; the 65th is refused */
+    for (int i = 0; i < APN_MAX_READS; i++) {
+        load(x.a, RD_SLOT, 8 * i, 8);
+        r = rd_expect(8 * i, 8);
+        tags[i] = recv_read_req(x.a, &r);
+    }
+    cnt_snap(x.a, before);
+    load(x.a, RD_SLOT, 0x400, 1);
+    assert_no_frame(x.a);
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 0,
+             0x400 | (uint64_t)APN_CNT_TX_DROP_READ << 32);
+    assert_drops(x.a, before, "tx_drop_read+1");
+    /* the peer refuses read 0: ERROR, APN_SEG_F_READ, seq = tag */
+    frame_init(&f, RD_RIN, 0, APN_CNT_RX_DROP_NONCE, NULL, 0);
+    f.seg[0].type = APN_SEG_ERROR;
+    f.seg[0].flags = APN_SEG_F_READ;
+    f.seg[0].seq = tags[0];
+    f.seg[0].out_index = RD_SLOT;
+    inject_frame(x.a, &f);
+    check_ev(x.a, x.q, ev++, APN_EV_READ_DONE, RD_EP, 0,
+             (uint64_t)APN_CNT_RX_DROP_NONCE << 32);
+    /* a free entry again */
+    load(x.a, RD_SLOT, 0x400, 1);
+    r = rd_expect(0x400, 1);
+    tags[APN_MAX_READS] = recv_read_req(x.a, &r);
+    g_assert_cmpuint(tags[APN_MAX_READS], !=, tags[0]);
+    /* a stale refusal, one for another aperture: ignored */
+    inject_frame(x.a, &f);
+    f.seg[0].seq = tags[1];
+    f.seg[0].out_index = RD_SLOT + 1;
+    inject_frame(x.a, &f);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_EVQ_WRPTR)), ==, ev);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_RX_ERROR_MSGS), ==, 3);
+
+    /* 100 ms without an answer: every read fails, in table order */
+    cnt_snap(x.a, before);
+    qtest_clock_step(x.a->qts, 50 * 1000 * 1000);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_EVQ_WRPTR)), ==, ev);
+    qtest_clock_step(x.a->qts, 60 * 1000 * 1000);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_EVQ_WRPTR)), ==,
+                     ev + APN_MAX_READS);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_READ_TIMEOUTS), ==,
+                     APN_MAX_READS);
+    check_ev(x.a, x.q, ev, APN_EV_READ_DONE, RD_EP, 0,
+             0x400 | (uint64_t)APN_CNT_READ_TIMEOUTS << 32);
+    check_ev(x.a, x.q, ev + 1, APN_EV_READ_DONE, RD_EP, 0,
+             8 | (uint64_t)APN_CNT_READ_TIMEOUTS << 32);
+    /* late answers are dropped */
+    inject_read_resp(x.a, RD_LAND, RD_LNONCE, 8, tags[1], "12345678", 8);
+    assert_drops(x.a, before, "rx_drop_read+1");
+    apn_stop(x.a);
+}
+
+/* Check one READ_RESP frame the device sent to the peer. */
+static void recv_read_resp(Apn *a, uint32_t in_index, uint32_t nonce,
+                           uint32_t offset, uint32_t tag,
+                           const uint8_t *data, uint16_t len)
+{
+    SegExpect s = {
+        .type = APN_SEG_READ_RESP, .in_index = in_index, .nonce = nonce,
+        .offset = offset, .out_index = tag, .payload = data, .len = len,
+    };
+
+    recv_check_segs(a, peer_mac, PEER_HOST, &s, 1);
+}
+
+/* A READ_REQ from the peer, for our aperture @in_index. */
+static void inject_read_req(Apn *a, uint32_t in_index, uint32_t nonce,
+                            uint32_t offset, uint32_t out_index,
+                            uint8_t flags, uint32_t seq, uint32_t read_len,
+                            uint32_t tag, uint16_t len)
+{
+    uint8_t p[APN_READ_REQ_LEN + 4];
+    Frame f;
+
+    stl_be_p(p, read_len);
+    stl_be_p(p + 4, 77);                    /* the peer's landing */
+    stl_be_p(p + 8, 0x7777);
+    stl_be_p(p + 12, 0x500);
+    stl_be_p(p + 16, tag);
+    frame_init(&f, in_index, nonce, offset, p, len);
+    f.seg[0].type = APN_SEG_READ_REQ;
+    f.seg[0].flags = flags;
+    f.seg[0].seq = seq;
+    f.seg[0].out_index = out_index;
+    inject_frame(a, &f);
+}
+
+static void recv_read_error(Apn *a, uint32_t in_index, uint32_t out_index,
+                            int reason, uint32_t tag)
+{
+    SegExpect s = {
+        .type = APN_SEG_ERROR, .flags = APN_SEG_F_READ, .in_index = in_index,
+        .seq = tag, .offset = reason, .out_index = out_index,
+    };
+
+    recv_check_segs(a, peer_mac, PEER_HOST, &s, 1);
+}
+
+/*
+ * The answering side: a READ_REQ is checked like a write of read_len bytes
+ * (nonce, sequence, narrowed bounds); the bytes are read from the
+ * aperture's memory (through its page list) and go back to the
+ * requester's MAC as READ_RESP segments of at most one MTU, in order,
+ * addressed with the request's reply fields and tag. A refusal is an
+ * ERROR with APN_SEG_F_READ and the tag.
+ */
+static void test_read_serve(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t pages = gmem(a, 0x3000, 0), list = gmem(a, 0x1000, 0);
+    uint64_t q = ep_up(a, 1, APN_EP_VALID, 0, 8);
+    g_autofree uint8_t *mem = g_malloc(0x3000);
+    uint64_t before[APN_CNT__COUNT];
+    uint32_t max = (DEFAULT_MTU - APN_FRAME_HDR_LEN - APN_CRC_LEN -
+                    APN_SEG_HDR_LEN) & ~3u;
+
+    /* a page list: pages in reverse order, the aperture from byte 0x80 */
+    for (int i = 0; i < 3; i++) {
+        qtest_writeq(a->qts, list + 8 * i, pages + 0x1000 * (2 - i));
+    }
+    for (int i = 0; i < 0x3000; i++) {
+        mem[i] = i * 7 + (i >> 8);
+    }
+    for (int i = 0; i < 3; i++) {
+        qtest_memwrite(a->qts, pages + 0x1000 * (2 - i), mem + 0x1000 * i,
+                       0x1000);
+    }
+    put_in_entry(a, 2, &(struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID | APN_ENTRY_SEQ, .endpoint = 1,
+        .base = list, .size = 0x2000, .first_byte = 0x80, .nonce = 9,
+        .seq = 100, .narrow_start = 0x100, .narrow_len = 0x1e00,
+    });
+    cnt_snap(a, before);
+    /* 3000 bytes across pages: three segments, one a frame */
+    inject_read_req(a, 2, 9, 0x100, 12, APN_SEG_F_SEQ, 100, 3000, 0xabc,
+                    APN_READ_REQ_LEN);
+    recv_read_resp(a, 77, 0x7777, 0x500, 0xabc, mem + 0x180, max);
+    recv_read_resp(a, 77, 0x7777, 0x500 + max, 0xabc, mem + 0x180 + max,
+                   max);
+    recv_read_resp(a, 77, 0x7777, 0x500 + 2 * max, 0xabc,
+                   mem + 0x180 + 2 * max, 3000 - 2 * max);
+    assert_no_frame(a);
+    g_assert_cmpuint(in_entry_seq(a, 2), ==, 101);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_READ_REQS), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_FRAMES), ==, 3);
+    /* one byte, at the end of the narrowing */
+    inject_read_req(a, 2, 9, 0x1eff, 12, APN_SEG_F_SEQ, 101, 1, 0xabd,
+                    APN_READ_REQ_LEN);
+    recv_read_resp(a, 77, 0x7777, 0x500, 0xabd, mem + 0x1f7f, 1);
+    assert_drops(a, before, "");
+
+    /* refusals: nonce, sequence, bounds (narrowing, 0, too much) */
+    inject_read_req(a, 2, 8, 0x100, 12, APN_SEG_F_SEQ, 102, 4, 0x1, 20);
+    recv_read_error(a, 2, 12, APN_CNT_RX_DROP_NONCE, 0x1);
+    inject_read_req(a, 2, 9, 0x100, 12, APN_SEG_F_SEQ, 101, 4, 0x2, 20);
+    recv_read_error(a, 2, 12, APN_CNT_RX_DROP_SEQ, 0x2);
+    inject_read_req(a, 2, 9, 0x1f00, 12, APN_SEG_F_SEQ, 102, 1, 0x3, 20);
+    recv_read_error(a, 2, 12, APN_CNT_RX_DROP_BOUNDS, 0x3);
+    inject_read_req(a, 2, 9, 0x100, 12, APN_SEG_F_SEQ, 102, 0, 0x4, 20);
+    recv_read_error(a, 2, 12, APN_CNT_RX_DROP_BOUNDS, 0x4);
+    inject_read_req(a, 2, 9, 0x100, 12, APN_SEG_F_SEQ, 102,
+                    APN_READ_MAX_LEN + 1, 0x5, 20);
+    recv_read_error(a, 2, 12, APN_CNT_RX_DROP_BOUNDS, 0x5);
+    check_ev(a, q, 0, APN_EV_RX_DROP, 1, APN_CNT_RX_DROP_NONCE,
+             2 | (uint64_t)PEER_HOST << 32);
+    /* a payload that is not a struct apn_read_req: not answered */
+    inject_read_req(a, 2, 9, 0x100, 12, APN_SEG_F_SEQ, 102, 4, 0x6, 16);
+    inject_read_req(a, 2, 9, 0x100, 12, APN_SEG_F_SEQ, 102, 4, 0x6, 24);
+    assert_no_frame(a);
+    g_assert_cmpuint(in_entry_seq(a, 2), ==, 102);
+    assert_drops(a, before, "rx_drop_malformed+2 rx_drop_nonce+1 "
+                 "rx_drop_seq+1 rx_drop_bounds+3");
+    /* the largest read: 65536 bytes in 45 segments */
+    put_in_entry(a, 3, &(struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID | APN_IN_CONTIG, .base = 0,
+        .size = 0x20000, .nonce = 3,
+    });
+    inject_read_req(a, 3, 3, 0x10000, 12, 0, 0, APN_READ_MAX_LEN, 0x7, 20);
+    for (uint32_t pos = 0; pos < APN_READ_MAX_LEN; pos += max) {
+        uint8_t buf[FRAME_MAX];
+        size_t n = recv_frame(a, buf);
+        uint32_t len = MIN(max, APN_READ_MAX_LEN - pos);
+
+        g_assert_cmpuint(n, ==, APN_ETH_HLEN + APN_FRAME_HDR_LEN +
+                         APN_SEG_HDR_LEN + len + APN_CRC_LEN);
+        g_assert_cmpuint(be32(buf + APN_ETH_HLEN + APN_FRAME_HDR_LEN + 16),
+                         ==, 0x500 + pos);
+    }
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+/*
+ * A load through an aperture to our own host: the request, the answer and
+ * READ_DONE all happen inside the load; nothing reaches the wire.
+ */
+static void test_read_loopback(void)
+{
+    ReadFix x;
+    struct apn_out_entry o = out_entry(SELF_HOST, 7, 0x70, 0x1000);
+    uint64_t remote;
+    struct apn_in_entry e;
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t expect[0x1000];
+
+    read_setup(&x, NULL, 0);
+    remote = gmem(x.a, 0x1000, 0);
+    e = in_contig(remote, 0x1000, 0x70);
+    o.endpoint = RD_EP;
+    put_out_entry(x.a, 1, &o);
+    put_in_entry(x.a, 7, &e);
+    qtest_writeq(x.a->qts, remote + 0x40, 0x1122334455667788ull);
+    cnt_snap(x.a, before);
+    g_assert_cmphex(load(x.a, 1, 0x40, 8), ==, 0);
+    assert_no_frame(x.a);
+    memset(expect, 0xee, sizeof(expect));
+    stq_le_p(expect + 0x40, 0x1122334455667788ull);
+    assert_mem(x.a, x.land, expect, sizeof(expect));
+    check_ev(x.a, x.q, 0, APN_EV_READ_DONE, RD_EP, 8, 0x40);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_TX_READ_REQS), ==, 1);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_RX_READ_REQS), ==, 1);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_TX_FRAMES), ==, 2);
+    assert_drops(x.a, before, "");
+    apn_stop(x.a);
+}
+
+/* ---- DMA channel --------------------------------------------------------- */
+
+#define DMA_LOCAL       5       /* RD_EP's local incoming aperture */
+#define DMA_LNONCE      0x10ca1
+
+typedef struct Chan {
+    uint32_t ep;
+    uint64_t rq, cq;
+    uint32_t rq_size, cq_size;
+    uint32_t tail;              /* requests written */
+} Chan;
+
+static Chan chan_up(Apn *a, uint32_t ep, uint32_t rq_size, uint32_t cq_size)
+{
+    Chan c = { .ep = ep, .rq_size = rq_size, .cq_size = cq_size };
+
+    c.rq = gmem(a, sizeof(struct apn_queue_ctrl) + 32 * rq_size, 0);
+    c.cq = gmem(a, sizeof(struct apn_queue_ctrl) + 16 * cq_size, 0);
+    wr(a, epr(ep, APN_EPR_RQ_LO), (uint32_t)c.rq);
+    wr(a, epr(ep, APN_EPR_RQ_HI), c.rq >> 32);
+    wr(a, epr(ep, APN_EPR_RQ_SIZE), rq_size);
+    wr(a, epr(ep, APN_EPR_CQ_LO), (uint32_t)c.cq);
+    wr(a, epr(ep, APN_EPR_CQ_HI), c.cq >> 32);
+    wr(a, epr(ep, APN_EPR_CQ_SIZE), cq_size);
+    g_assert_cmphex(rd(a, epr(ep, APN_EPR_RQ_LO)), ==, (uint32_t)c.rq);
+    g_assert_cmpuint(rd(a, epr(ep, APN_EPR_RQ_SIZE)), ==, rq_size);
+    g_assert_cmpuint(rd(a, epr(ep, APN_EPR_CQ_SIZE)), ==, cq_size);
+    return c;
+}
+
+/* Write request number c->tail (no doorbell). */
+static void req_add(Apn *a, Chan *c, uint8_t op, uint32_t out_index,
+                    uint32_t in_index, uint32_t len, uint32_t remote_offset,
+                    uint32_t local_offset, uint32_t cookie)
+{
+    uint8_t r[32] = { 0 };
+
+    r[0] = op;
+    stl_le_p(r + 4, out_index);
+    stl_le_p(r + 8, in_index);
+    stl_le_p(r + 12, len);
+    stl_le_p(r + 16, remote_offset);
+    stl_le_p(r + 20, local_offset);
+    stl_le_p(r + 24, cookie);
+    qtest_memwrite(a->qts, c->rq + sizeof(struct apn_queue_ctrl) +
+                   32 * (c->tail & (c->rq_size - 1)), r, sizeof(r));
+    c->tail++;
+}
+
+static void doorbell(Apn *a, Chan *c)
+{
+    wr(a, ureg(c->ep, APN_UREG_RQ_TAIL), c->tail);
+}
+
+/* Wait until @n completions were written (the bh may still be working). */
+static void wait_cq(Apn *a, Chan *c, uint32_t n)
+{
+    gint64 deadline = g_get_monotonic_time() + 4 * TIMEOUT_US;
+
+    while (rd(a, ureg(c->ep, APN_UREG_CQ_WRPTR)) < n) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(100);
+    }
+    g_assert_cmpuint(rd(a, ureg(c->ep, APN_UREG_CQ_WRPTR)), ==, n);
+}
+
+static void check_cqe(Apn *a, Chan *c, uint32_t pos, uint8_t type,
+                      uint32_t status, uint32_t cookie, uint32_t bytes)
+{
+    check_ev(a, c->cq, pos & (c->cq_size - 1), type, c->ep, status,
+             cookie | (uint64_t)bytes << 32);
+}
+
+/* RQ_HEAD, CQ_WRPTR and their mirrors in the control blocks. */
+static void check_chan(Apn *a, Chan *c, uint32_t head, uint32_t wrptr)
+{
+    g_assert_cmpuint(rd(a, ureg(c->ep, APN_UREG_RQ_HEAD)), ==, head);
+    g_assert_cmpuint(qctrl(a, c->rq, offsetof(struct apn_queue_ctrl, rdptr)),
+                     ==, head);
+    g_assert_cmpuint(rd(a, ureg(c->ep, APN_UREG_CQ_WRPTR)), ==, wrptr);
+    g_assert_cmpuint(qctrl(a, c->cq, Q_WRPTR), ==, wrptr);
+}
+
+/* RD_EP with a channel, aperture RD_SLOT to the peer, local DMA_LOCAL. */
+static uint64_t dma_setup(ReadFix *x, Chan *c, const char *props,
+                          uint32_t out_flags, uint32_t rq, uint32_t cq)
+{
+    uint64_t local;
+    struct apn_in_entry e;
+
+    read_setup(x, props, out_flags);
+    local = gmem(x->a, 0x4000, 0);
+    for (int i = 0; i < 0x4000; i += 4) {
+        qtest_writel(x->a->qts, local + i, 0x01020304 * (i / 4 + 1));
+    }
+    e = in_contig(local, 0x4000, DMA_LNONCE);
+    e.endpoint = RD_EP;
+    put_in_entry(x->a, DMA_LOCAL, &e);
+    *c = chan_up(x->a, RD_EP, rq, cq);
+    return local;
+}
+
+/*
+ * PUT: stores gathered before the doorbell go first; each PUT's bytes are
+ * read from the local aperture and sent as WRITE segments of at most one
+ * MTU through the outgoing aperture (sequence numbers as for stores); it
+ * completes (PUT_DONE, status 0, cookie, bytes) once sent, and retires.
+ */
+static void test_dma_put(void)
+{
+    ReadFix x;
+    Chan c;
+    uint64_t local = dma_setup(&x, &c, NULL, APN_ENTRY_SEQ, 4, 4);
+    uint32_t max = (DEFAULT_MTU - APN_FRAME_HDR_LEN - APN_CRC_LEN -
+                    APN_SEG_HDR_LEN) & ~3u;
+    g_autofree uint8_t *mem = g_malloc(0x4000);
+    uint64_t before[APN_CNT__COUNT];
+    static const uint8_t d[4] = { 9, 8, 7, 6 };
+    SegExpect s[2];
+
+    qtest_memread(x.a->qts, local, mem, 0x4000);
+    req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 100, 0x10, 0x20, 0x11);
+    req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 3000, 0x300, 0x200,
+            0x22);
+    cnt_snap(x.a, before);
+    qtest_writel(x.a->qts, slot_addr(x.a, RD_SLOT, 0x800), ldl_le_p(d));
+    doorbell(x.a, &c);
+    /* the store and the first PUT share a frame */
+    s[0] = seg_expect(RD_SLOT, RD_RIN, RD_RNONCE, 0x800, d, 4);
+    s[1] = seg_expect(RD_SLOT, RD_RIN, RD_RNONCE, 0x10, mem + 0x20, 100);
+    s[0].flags = s[1].flags = APN_SEG_F_SEQ;
+    s[1].seq = 1;
+    recv_check_segs(x.a, peer_mac, PEER_HOST, s, 2);
+    for (uint32_t pos = 0, seq = 2; pos < 3000; pos += max, seq++) {
+        s[0] = seg_expect(RD_SLOT, RD_RIN, RD_RNONCE, 0x300 + pos,
+                          mem + 0x200 + pos, MIN(max, 3000 - pos));
+        s[0].flags = APN_SEG_F_SEQ;
+        s[0].seq = seq;
+        recv_check_segs(x.a, peer_mac, PEER_HOST, s, 1);
+    }
+    assert_no_frame(x.a);
+    check_chan(x.a, &c, 2, 2);
+    check_cqe(x.a, &c, 0, APN_EV_PUT_DONE, 0, 0x11, 100);
+    check_cqe(x.a, &c, 1, APN_EV_PUT_DONE, 0, 0x22, 3000);
+    g_assert_cmpuint(out_entry_seq(x.a, RD_SLOT), ==, 5);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_DMA_REQS), ==, 2);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_TX_SEGMENTS), ==, 5);
+    assert_drops(x.a, before, "");
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_RQ_TAIL)), ==, 2);
+
+    /* a zero-length PUT completes at once; the queue wraps */
+    for (int i = 0; i < 3; i++) {
+        req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 0, 0, 0, 0x30 + i);
+    }
+    wr(x.a, ureg(RD_EP, APN_UREG_CQ_RDPTR), 2);
+    doorbell(x.a, &c);
+    check_chan(x.a, &c, 5, 5);
+    for (int i = 0; i < 3; i++) {
+        check_cqe(x.a, &c, 2 + i, APN_EV_PUT_DONE, 0, 0x30 + i, 0);
+    }
+    assert_no_frame(x.a);
+    apn_stop(x.a);
+}
+
+/*
+ * GET: a READ_REQ with the local aperture as landing; the request retires
+ * when its bytes have landed. GETs overlap; completions come in request
+ * order whatever order the answers come in (a PUT behind a GET waits for
+ * it). A refused READ_REQ or a timeout fails the GET.
+ */
+static void test_dma_get(void)
+{
+    ReadFix x;
+    Chan c;
+    uint64_t local = dma_setup(&x, &c, NULL, 0, 8, 8);
+    uint64_t before[APN_CNT__COUNT];
+    static const uint8_t d[16] = "0123456789abcdef";
+    uint32_t t1, t2;
+    ReqExpect r;
+    Frame f;
+
+    req_add(x.a, &c, APN_REQ_GET, RD_SLOT, DMA_LOCAL, 16, 0x100, 0x40, 1);
+    req_add(x.a, &c, APN_REQ_GET, RD_SLOT, DMA_LOCAL, 8, 0x200, 0x80, 2);
+    req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 4, 0x300, 0, 3);
+    cnt_snap(x.a, before);
+    doorbell(x.a, &c);
+    r = rd_expect(0x100, 16);
+    r.reply_in = DMA_LOCAL;
+    r.reply_nonce = DMA_LNONCE;
+    r.reply_offset = 0x40;
+    t1 = recv_read_req(x.a, &r);
+    r.offset = 0x200;
+    r.read_len = 8;
+    r.reply_offset = 0x80;
+    t2 = recv_read_req(x.a, &r);
+    {
+        SegExpect s = seg_expect(RD_SLOT, RD_RIN, RD_RNONCE, 0x300, NULL, 4);
+        uint8_t p[4];
+
+        qtest_memread(x.a->qts, local, p, 4);
+        s.payload = p;
+        recv_check_segs(x.a, peer_mac, PEER_HOST, &s, 1);
+    }
+    assert_no_frame(x.a);
+    check_chan(x.a, &c, 0, 0);
+    /* the second answered first: nothing retires yet */
+    inject_read_resp(x.a, DMA_LOCAL, DMA_LNONCE, 0x80, t2, d, 8);
+    assert_mem(x.a, local + 0x80, d, 8);
+    check_chan(x.a, &c, 0, 0);
+    inject_read_resp(x.a, DMA_LOCAL, DMA_LNONCE, 0x40, t1, d, 10);
+    check_chan(x.a, &c, 0, 0);
+    inject_read_resp(x.a, DMA_LOCAL, DMA_LNONCE, 0x4a, t1, d + 10, 6);
+    assert_mem(x.a, local + 0x40, d, 16);
+    check_chan(x.a, &c, 3, 3);
+    check_cqe(x.a, &c, 0, APN_EV_GET_DONE, 0, 1, 16);
+    check_cqe(x.a, &c, 1, APN_EV_GET_DONE, 0, 2, 8);
+    check_cqe(x.a, &c, 2, APN_EV_PUT_DONE, 0, 3, 4);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_DMA_REQS), ==, 3);
+    assert_drops(x.a, before, "");
+
+    /* refused by the peer: GET_DONE with its reason */
+    req_add(x.a, &c, APN_REQ_GET, RD_SLOT, DMA_LOCAL, 16, 0x100, 0x40, 4);
+    doorbell(x.a, &c);
+    r = rd_expect(0x100, 16);
+    r.reply_in = DMA_LOCAL;
+    r.reply_nonce = DMA_LNONCE;
+    r.reply_offset = 0x40;
+    t1 = recv_read_req(x.a, &r);
+    frame_init(&f, RD_RIN, 0, APN_CNT_RX_DROP_BOUNDS, NULL, 0);
+    f.seg[0].type = APN_SEG_ERROR;
+    f.seg[0].flags = APN_SEG_F_READ;
+    f.seg[0].seq = t1;
+    f.seg[0].out_index = RD_SLOT;
+    inject_frame(x.a, &f);
+    check_chan(x.a, &c, 4, 4);
+    check_cqe(x.a, &c, 3, APN_EV_GET_DONE, APN_CNT_RX_DROP_BOUNDS, 4, 0);
+    /* no answer: fails after the timeout with what had landed */
+    req_add(x.a, &c, APN_REQ_GET, RD_SLOT, DMA_LOCAL, 16, 0x100, 0x40, 5);
+    doorbell(x.a, &c);
+    t1 = recv_read_req(x.a, &r);
+    inject_read_resp(x.a, DMA_LOCAL, DMA_LNONCE, 0x40, t1, d, 4);
+    qtest_clock_step(x.a->qts, 100 * 1000 * 1000);
+    check_chan(x.a, &c, 5, 5);
+    check_cqe(x.a, &c, 4, APN_EV_GET_DONE, APN_CNT_READ_TIMEOUTS, 5, 4);
+    g_assert_cmpuint(cnt(x.a, APN_CNT_DMA_ERRORS), ==, 2);
+    apn_stop(x.a);
+}
+
+/*
+ * Loopback, larger than one READ_REQ (GET: 64 KiB chunks, asked one after
+ * another from the bottom half) and than one doorbell's budget (PUT: the
+ * rest from the bottom half). Nothing reaches the wire.
+ */
+static void test_dma_loopback(void)
+{
+    Apn *a = apn_up(",max-in-apertures=64");
+    const uint32_t size = 0x60000, get = 200 * 1024, put = 300 * 1024;
+    struct apn_out_entry o = out_entry(SELF_HOST, 7, 0x70, size);
+    uint64_t remote = gmem(a, size, 0), local = gmem(a, size, 0);
+    struct apn_in_entry er = in_contig(remote, size, 0x70);
+    struct apn_in_entry el = in_contig(local, size, 0x80);
+    g_autofree uint8_t *m = g_malloc(size);
+    g_autofree uint8_t *got = g_malloc(size);
+    uint64_t before[APN_CNT__COUNT];
+    Chan c;
+
+    ep_up(a, 1, APN_EP_VALID, 0, 8);
+    o.endpoint = 1;
+    el.endpoint = 1;
+    put_out_entry(a, 1, &o);
+    put_in_entry(a, 7, &er);
+    put_in_entry(a, 8, &el);
+    for (uint32_t i = 0; i < size; i++) {
+        m[i] = i * 13 + (i >> 10);
+    }
+    qtest_memwrite(a->qts, remote, m, size);
+    c = chan_up(a, 1, 4, 4);
+    cnt_snap(a, before);
+    req_add(a, &c, APN_REQ_GET, 1, 8, get, 0x100, 0x10, 0x61);
+    doorbell(a, &c);
+    wait_cq(a, &c, 1);
+    check_cqe(a, &c, 0, APN_EV_GET_DONE, 0, 0x61, get);
+    qtest_memread(a->qts, local + 0x10, got, get);
+    g_assert_cmpmem(got, get, m + 0x100, get);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_READ_REQS), ==,
+                     DIV_ROUND_UP(get, APN_READ_MAX_LEN));
+    /* PUT it back elsewhere */
+    req_add(a, &c, APN_REQ_PUT, 1, 8, put, size - put, 0, 0x62);
+    doorbell(a, &c);
+    wait_cq(a, &c, 2);
+    check_cqe(a, &c, 1, APN_EV_PUT_DONE, 0, 0x62, put);
+    qtest_memread(a->qts, remote + size - put, got, put);
+    qtest_memread(a->qts, local, m, put);
+    g_assert_cmpmem(got, put, m, put);
+    check_chan(a, &c, 2, 2);
+    assert_no_frame(a);
+    assert_drops(a, before, "");
+    apn_stop(a);
+}
+
+/*
+ * A bad request completes with a non-zero status, in its place, never
+ * skipped: malformed (opcode, flags, length), apertures that are not the
+ * endpoint's valid data apertures, ranges past them. Bad doorbells are
+ * ignored.
+ */
+static void test_dma_bad(void)
+{
+    ReadFix x;
+    Chan c;
+    struct apn_out_entry o = out_entry(PEER_HOST, RD_RIN, RD_RNONCE, 0x1000);
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t r[32];
+    static const struct {
+        uint8_t op;
+        uint32_t out, in, len, roff, loff, status;
+    } cases[] = {
+        { 7, RD_SLOT, DMA_LOCAL, 4, 0, 0, APN_CNT_DMA_BAD_REQS },
+        { APN_REQ_GET, RD_SLOT, DMA_LOCAL, (1u << 24) + 1, 0, 0,
+          APN_CNT_DMA_BAD_REQS },
+        { APN_REQ_PUT, 4, DMA_LOCAL, 4, 0, 0, APN_CNT_TX_DROP_INVALID },
+        { APN_REQ_PUT, N_OUT, DMA_LOCAL, 4, 0, 0, APN_CNT_TX_DROP_INVALID },
+        { APN_REQ_GET, RD_SLOT, 9, 4, 0, 0, APN_CNT_TX_DROP_INVALID },
+        { APN_REQ_GET, RD_SLOT, N_IN + 1, 4, 0, 0, APN_CNT_TX_DROP_INVALID },
+        { APN_REQ_GET, RD_SLOT, DMA_LOCAL, 8, 0xffc, 0,
+          APN_CNT_TX_DROP_BOUNDS },
+        { APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 8, 0, 0x3ffc,
+          APN_CNT_TX_DROP_BOUNDS },
+        { APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 0x1001, 0, 0,
+          APN_CNT_TX_DROP_BOUNDS },
+    };
+
+    dma_setup(&x, &c, NULL, 0, 16, 16);
+    o.endpoint = RD_EP + 1;                     /* another's aperture */
+    put_out_entry(x.a, 4, &o);
+    put_in_entry(x.a, 9, &(struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID | APN_IN_CONTIG |
+                 APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT,
+        .endpoint = RD_EP, .size = 0x1000,
+    });
+    cnt_snap(x.a, before);
+    for (int i = 0; i < ARRAY_SIZE(cases); i++) {
+        req_add(x.a, &c, cases[i].op, cases[i].out, cases[i].in,
+                cases[i].len, cases[i].roff, cases[i].loff, 0x100 + i);
+    }
+    /* flags must be 0 */
+    req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 4, 0, 0, 0x1ff);
+    qtest_memread(x.a->qts, c.rq + 64 + 32 * (c.tail - 1), r, 32);
+    r[1] = 1;
+    qtest_memwrite(x.a->qts, c.rq + 64 + 32 * (c.tail - 1), r, 32);
+    /* and a good one after them */
+    req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 4, 0, 0, 0x200);
+    doorbell(x.a, &c);
+    recv_frame(x.a, (uint8_t[FRAME_MAX]) { 0 });
+    assert_no_frame(x.a);
+    check_chan(x.a, &c, ARRAY_SIZE(cases) + 2, ARRAY_SIZE(cases) + 2);
+    for (int i = 0; i < ARRAY_SIZE(cases); i++) {
+        check_cqe(x.a, &c, i, cases[i].op == APN_REQ_GET ? APN_EV_GET_DONE
+                                                         : APN_EV_PUT_DONE,
+                  cases[i].status, 0x100 + i, 0);
+    }
+    check_cqe(x.a, &c, ARRAY_SIZE(cases), APN_EV_PUT_DONE,
+              APN_CNT_DMA_BAD_REQS, 0x1ff, 0);
+    check_cqe(x.a, &c, ARRAY_SIZE(cases) + 1, APN_EV_PUT_DONE, 0, 0x200, 4);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_DMA_ERRORS), ==,
+                     ARRAY_SIZE(cases) + 1);
+    g_assert_cmpuint(delta(x.a, before, APN_CNT_DMA_BAD_REQS), ==, 3);
+
+    /* doorbells: past the ring, behind RQ_HEAD, no channel, not valid */
+    wr(x.a, ureg(RD_EP, APN_UREG_RQ_TAIL), c.tail + 17);
+    wr(x.a, ureg(RD_EP, APN_UREG_RQ_TAIL), c.tail - 1);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_RQ_TAIL)), ==, c.tail);
+    wr(x.a, ureg(RD_EP, APN_UREG_CQ_RDPTR), c.tail + 1);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_CQ_RDPTR)), ==, 0);
+    wr(x.a, ureg(RD_EP + 1, APN_UREG_RQ_TAIL), 1);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP + 1, APN_UREG_RQ_TAIL)), ==, 0);
+    req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 4, 0, 0, 0x201);
+    wr(x.a, epr(RD_EP, APN_EPR_CTRL), 0);
+    doorbell(x.a, &c);
+    assert_no_frame(x.a);
+    check_chan(x.a, &c, ARRAY_SIZE(cases) + 2, ARRAY_SIZE(cases) + 2);
+    /* read only */
+    wr(x.a, ureg(RD_EP, APN_UREG_RQ_HEAD), 0);
+    wr(x.a, ureg(RD_EP, APN_UREG_CQ_WRPTR), 0);
+    check_chan(x.a, &c, ARRAY_SIZE(cases) + 2, ARRAY_SIZE(cases) + 2);
+    apn_stop(x.a);
+}
+
+/*
+ * Flow control: a request starts only when the completion queue has room
+ * for its completion (and those of every request started before it), so
+ * the CQ never overflows; at most 8 requests are in flight per endpoint.
+ */
+static void test_dma_flow(void)
+{
+    ReadFix x;
+    Chan c;
+    ReqExpect r;
+    uint32_t tags[10];
+
+    dma_setup(&x, &c, NULL, 0, 16, 2);
+    for (int i = 0; i < 4; i++) {
+        req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 0, 0, 0, i);
+    }
+    doorbell(x.a, &c);
+    check_chan(x.a, &c, 2, 2);
+    wr(x.a, ureg(RD_EP, APN_UREG_CQ_RDPTR), 1);
+    check_chan(x.a, &c, 3, 3);
+    wr(x.a, ureg(RD_EP, APN_UREG_CQ_RDPTR), 3);
+    check_chan(x.a, &c, 4, 4);
+    check_cqe(x.a, &c, 3, APN_EV_PUT_DONE, 0, 3, 0);
+    assert_no_frame(x.a);
+
+    /* 10 GETs, 8 in flight (CQ of 16): new queues start empty */
+    wr(x.a, epr(RD_EP, APN_EPR_CQ_SIZE), 16);
+    c.cq_size = 16;
+    c.tail = 0;
+    qtest_memset(x.a->qts, c.rq, 0, sizeof(struct apn_queue_ctrl));
+    qtest_memset(x.a->qts, c.cq, 0, sizeof(struct apn_queue_ctrl));
+    check_chan(x.a, &c, 0, 0);
+    for (int i = 0; i < 10; i++) {
+        req_add(x.a, &c, APN_REQ_GET, RD_SLOT, DMA_LOCAL, 4, 4 * i, 4 * i,
+                i);
+    }
+    doorbell(x.a, &c);
+    for (int i = 0; i < 8; i++) {
+        r = rd_expect(4 * i, 4);
+        r.reply_in = DMA_LOCAL;
+        r.reply_nonce = DMA_LNONCE;
+        tags[i] = recv_read_req(x.a, &r);
+    }
+    assert_no_frame(x.a);
+    /* an answer retires one; the next starts (from the bottom half) */
+    inject_read_resp(x.a, DMA_LOCAL, DMA_LNONCE, 0, tags[0], "abcd", 4);
+    r = rd_expect(4 * 8, 4);
+    r.reply_in = DMA_LOCAL;
+    r.reply_nonce = DMA_LNONCE;
+    tags[8] = recv_read_req(x.a, &r);
+    assert_no_frame(x.a);
+    check_chan(x.a, &c, 1, 1);
+    check_cqe(x.a, &c, 0, APN_EV_GET_DONE, 0, 0, 4);
+    apn_stop(x.a);
+}
+
+/*
+ * Completions wake an armed endpoint like events (APN_EV_OOB_DATA); ARM
+ * with completions pending fires at once. Clearing VALID abandons the
+ * endpoint's work: a late answer is dropped, nothing is completed.
+ */
+static void test_dma_arm_abort(void)
+{
+    ReadFix x;
+    Chan c;
+    uint64_t osq, before[APN_CNT__COUNT];
+    ReqExpect r;
+    uint32_t tag;
+
+    dma_setup(&x, &c, NULL, 0, 4, 4);
+    osq = osq_up(x.a);
+    wr(x.a, ureg(RD_EP, APN_UREG_ARM), 1);
+    req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 0, 0, 0, 1);
+    doorbell(x.a, &c);
+    check_ev(x.a, osq, 0, APN_EV_OOB_DATA, RD_EP, 0, 0);
+    wr(x.a, ureg(RD_EP, APN_UREG_ARM), 1);                 /* pending */
+    check_ev(x.a, osq, 1, APN_EV_OOB_DATA, RD_EP, 0, 0);
+    wr(x.a, ureg(RD_EP, APN_UREG_CQ_RDPTR), 1);
+    wr(x.a, ureg(RD_EP, APN_UREG_ARM), 1);
+    g_assert_cmpuint(rd(x.a, APN_REG_OSQ_WRPTR), ==, 2);
+
+    /* a GET in flight, then the endpoint is torn down */
+    req_add(x.a, &c, APN_REQ_GET, RD_SLOT, DMA_LOCAL, 4, 0, 0, 2);
+    doorbell(x.a, &c);
+    r = rd_expect(0, 4);
+    r.reply_in = DMA_LOCAL;
+    r.reply_nonce = DMA_LNONCE;
+    tag = recv_read_req(x.a, &r);
+    wr(x.a, epr(RD_EP, APN_EPR_CTRL), 0);
+    cnt_snap(x.a, before);
+    inject_read_resp(x.a, DMA_LOCAL, DMA_LNONCE, 0, tag, "abcd", 4);
+    assert_drops(x.a, before, "rx_drop_read+1");
+    check_chan(x.a, &c, 1, 1);
+    g_assert_cmpuint(rd(x.a, APN_REG_OSQ_WRPTR), ==, 2);
+    /* valid again: the channel goes on from RQ_HEAD (the GET is gone) */
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_RQ_TAIL)), ==, 1);
+    wr(x.a, epr(RD_EP, APN_EPR_CTRL), APN_EP_VALID);
+    c.tail = 1;
+    req_add(x.a, &c, APN_REQ_PUT, RD_SLOT, DMA_LOCAL, 0, 0, 0, 3);
+    doorbell(x.a, &c);
+    check_chan(x.a, &c, 2, 2);
+    check_cqe(x.a, &c, 1, APN_EV_PUT_DONE, 0, 3, 0);
+    /* a new queue size starts both queues empty */
+    wr(x.a, epr(RD_EP, APN_EPR_RQ_SIZE), 8);
+    c.rq_size = 8;
+    qtest_memset(x.a->qts, c.rq, 0, sizeof(struct apn_queue_ctrl));
+    qtest_memset(x.a->qts, c.cq, 0, sizeof(struct apn_queue_ctrl));
+    check_chan(x.a, &c, 0, 0);
+    g_assert_cmpuint(rd(x.a, ureg(RD_EP, APN_UREG_RQ_TAIL)), ==, 0);
+    apn_stop(x.a);
+}
+
+/* Endpoint registers of the channel: alignment, sizes, reset. */
+static void test_dma_registers(void)
+{
+    Apn *a = apn_start(",endpoints=4");
+    static const uint32_t bad_rq[] = { 1, 3, 8192 };
+    static const uint32_t bad_cq[] = { 1, 6, 1u << 17 };
+
+    wr(a, epr(2, APN_EPR_RQ_LO), 0x10040);
+    wr(a, epr(2, APN_EPR_RQ_LO), 0x10020);
+    wr(a, epr(2, APN_EPR_CQ_LO), 0x20000);
+    wr(a, epr(2, APN_EPR_CQ_LO), 0x20008);
+    wr(a, epr(2, APN_EPR_RQ_HI), 1);
+    wr(a, epr(2, APN_EPR_CQ_HI), 2);
+    g_assert_cmphex(rd(a, epr(2, APN_EPR_RQ_LO)), ==, 0x10040);
+    g_assert_cmphex(rd(a, epr(2, APN_EPR_CQ_LO)), ==, 0x20000);
+    g_assert_cmphex(rd(a, epr(2, APN_EPR_RQ_HI)), ==, 1);
+    g_assert_cmphex(rd(a, epr(2, APN_EPR_CQ_HI)), ==, 2);
+    wr(a, epr(2, APN_EPR_RQ_SIZE), 4096);
+    wr(a, epr(2, APN_EPR_CQ_SIZE), 1u << 16);
+    for (int i = 0; i < 3; i++) {
+        wr(a, epr(2, APN_EPR_RQ_SIZE), bad_rq[i]);
+        wr(a, epr(2, APN_EPR_CQ_SIZE), bad_cq[i]);
+    }
+    g_assert_cmpuint(rd(a, epr(2, APN_EPR_RQ_SIZE)), ==, 4096);
+    g_assert_cmpuint(rd(a, epr(2, APN_EPR_CQ_SIZE)), ==, 1u << 16);
+    wr(a, ureg(2, APN_UREG_READ_LANDING), APN_READ_LANDING_VALID | 5);
+    g_assert_cmphex(rd(a, ureg(2, APN_UREG_READ_LANDING)), ==,
+                    APN_READ_LANDING_VALID | 5);
+    wr(a, epr(2, 0x38), 1);                             /* reserved */
+    g_assert_cmphex(rd(a, epr(2, 0x38)), ==, 0);
+    wr(a, APN_REG_CTRL, APN_CTRL_RESET);
+    for (uint32_t r = APN_EPR_RQ_LO; r <= APN_EPR_CQ_SIZE; r += 4) {
+        g_assert_cmphex(rd(a, epr(2, r)), ==, 0);
+    }
+    g_assert_cmphex(rd(a, ureg(2, APN_UREG_READ_LANDING)), ==, 0);
+    apn_stop(a);
+}
+
+/*
+ * Migration: the rings, the channel with a GET in flight and an
+ * outstanding load carry over; the answers reaching the destination
+ * complete them there.
+ */
+static void test_migration_dma(void)
+{
+    ReadFix x;
+    Chan c;
+    Apn *dst;
+    uint64_t local, bufs, ring;
+    uint32_t tg, tl;
+    ReqExpect r;
+
+    local = dma_setup(&x, &c, NULL, 0, 4, 4);
+    dst = apn_start_full(NULL, true);
+    ring = ring_up(x.a, true, 4, &bufs);
+    wr(x.a, APN_REG_RX_TAIL, 3);
+    wr(x.a, APN_REG_RING_IRQ, APN_RING_IRQ_RX);
+    req_add(x.a, &c, APN_REQ_GET, RD_SLOT, DMA_LOCAL, 8, 0x10, 0x20, 0x77);
+    doorbell(x.a, &c);
+    r = rd_expect(0x10, 8);
+    r.reply_in = DMA_LOCAL;
+    r.reply_nonce = DMA_LNONCE;
+    r.reply_offset = 0x20;
+    tg = recv_read_req(x.a, &r);
+    load(x.a, RD_SLOT, 0x30, 4);
+    r = rd_expect(0x30, 4);
+    tl = recv_read_req(x.a, &r);
+
+    migrate(x.a, dst);
+    g_assert_cmphex(rd(dst, APN_REG_RX_RING_LO), ==, (uint32_t)ring);
+    g_assert_cmpuint(rd(dst, APN_REG_RX_RING_SIZE), ==, 4);
+    g_assert_cmpuint(rd(dst, APN_REG_RX_TAIL), ==, 3);
+    g_assert_cmphex(rd(dst, APN_REG_RING_IRQ), ==, APN_RING_IRQ_RX);
+    g_assert_cmpuint(rd(dst, epr(RD_EP, APN_EPR_RQ_SIZE)), ==, 4);
+    g_assert_cmpuint(rd(dst, ureg(RD_EP, APN_UREG_RQ_TAIL)), ==, 1);
+    g_assert_cmpuint(rd(dst, ureg(RD_EP, APN_UREG_RQ_HEAD)), ==, 0);
+    g_assert_cmphex(rd(dst, ureg(RD_EP, APN_UREG_READ_LANDING)), ==,
+                    APN_READ_LANDING_VALID | RD_LAND);
+    inject_read_resp(dst, DMA_LOCAL, DMA_LNONCE, 0x20, tg, "migrated", 8);
+    assert_mem(dst, local + 0x20, "migrated", 8);
+    check_chan(dst, &c, 1, 1);
+    check_cqe(dst, &c, 0, APN_EV_GET_DONE, 0, 0x77, 8);
+    inject_read_resp(dst, RD_LAND, RD_LNONCE, 0x30, tl, "load", 4);
+    check_ev(dst, x.q, 0, APN_EV_READ_DONE, RD_EP, 4, 0x30);
+    assert_mem(dst, x.land + 0x30, "load", 4);
+    /* the destination's RX ring takes frames */
+    {
+        uint8_t f[64];
+
+        eth_frame(f, 64, dev_mac, 0x0806, 5);
+        inject(dst, f, 64);
+        desc_check(dst, ring, 0, bufs, 64, APN_DESC_DONE);
+        g_assert_cmpuint(rd(dst, APN_REG_RX_HEAD), ==, 1);
+    }
+    apn_stop(dst);
+    apn_stop(x.a);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -4049,5 +5621,22 @@ int main(int argc, char **argv)
     qtest_add_func("/apertnic/msg/loopback", test_msg_loopback);
     qtest_add_func("/apertnic/tx/pack", test_tx_pack);
     qtest_add_func("/apertnic/tx/pack-nseg", test_tx_pack_nseg);
+    qtest_add_func("/apertnic/ring/tx", test_ring_tx);
+    qtest_add_func("/apertnic/ring/rx", test_ring_rx);
+    qtest_add_func("/apertnic/ring/backpressure", test_ring_backpressure);
+    qtest_add_func("/apertnic/ring/registers", test_ring_registers);
+    qtest_add_func("/apertnic/ring/reset", test_ring_reset);
+    qtest_add_func("/apertnic/read/load", test_read_load);
+    qtest_add_func("/apertnic/read/refused", test_read_refused);
+    qtest_add_func("/apertnic/read/serve", test_read_serve);
+    qtest_add_func("/apertnic/read/loopback", test_read_loopback);
+    qtest_add_func("/apertnic/dma/put", test_dma_put);
+    qtest_add_func("/apertnic/dma/get", test_dma_get);
+    qtest_add_func("/apertnic/dma/loopback", test_dma_loopback);
+    qtest_add_func("/apertnic/dma/bad", test_dma_bad);
+    qtest_add_func("/apertnic/dma/flow", test_dma_flow);
+    qtest_add_func("/apertnic/dma/arm-abort", test_dma_arm_abort);
+    qtest_add_func("/apertnic/dma/registers", test_dma_registers);
+    qtest_add_func("/apertnic/migration/dma", test_migration_dma);
     return g_test_run();
 }

@@ -17,6 +17,7 @@
 #include "migration/vmstate.h"
 #include "net/net.h"
 #include "system/dma.h"
+#include "system/runstate.h"
 #include "apertnic_core.h"
 #include "trace.h"
 
@@ -31,6 +32,10 @@ struct ApertnicState {
     MemoryRegion regs;
     MemoryRegion apertures;
     QEMUTimer *flush_timer;
+    QEMUTimer *read_timer;
+    QEMUBH *bh;
+    bool bh_deferred;           /* the bh ran while the VM was stopped */
+    VMChangeStateEntry *vmstate_change;
 
     /* properties */
     uint32_t num_endpoints;
@@ -40,6 +45,7 @@ struct ApertnicState {
     uint32_t cache_entries;
     uint32_t mtu;
     uint64_t flush_delay_ns;
+    uint64_t read_timeout_ns;
 
     ApnCore core;
 };
@@ -115,6 +121,36 @@ static uint64_t apertnic_now_ns(void *opaque)
     return qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
 }
 
+/* The RX ring has buffers again: deliver what the net layer queued. */
+static void apertnic_rx_ready(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    qemu_flush_queued_packets(qemu_get_queue(s->nic));
+}
+
+static void apertnic_schedule(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    qemu_bh_schedule(s->bh);
+}
+
+static void apertnic_read_timer_arm(void *opaque, uint64_t delay_ns)
+{
+    ApertnicState *s = opaque;
+
+    timer_mod(s->read_timer,
+              qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + delay_ns);
+}
+
+static void apertnic_read_timer_cancel(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    timer_del(s->read_timer);
+}
+
 static const ApnCoreOps apertnic_core_ops = {
     .dma_read = apertnic_dma_read,
     .dma_write = apertnic_dma_write,
@@ -123,6 +159,10 @@ static const ApnCoreOps apertnic_core_ops = {
     .timer_arm = apertnic_timer_arm,
     .timer_cancel = apertnic_timer_cancel,
     .now_ns = apertnic_now_ns,
+    .rx_ready = apertnic_rx_ready,
+    .schedule = apertnic_schedule,
+    .read_timer_arm = apertnic_read_timer_arm,
+    .read_timer_cancel = apertnic_read_timer_cancel,
 };
 
 static void apertnic_flush_timer_cb(void *opaque)
@@ -130,6 +170,40 @@ static void apertnic_flush_timer_cb(void *opaque)
     ApertnicState *s = opaque;
 
     apn_core_flush_timer(&s->core);
+}
+
+static void apertnic_read_timer_cb(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    apn_core_read_timer(&s->core);
+}
+
+/*
+ * DMA-channel work: not while the VM is stopped (its memory may be on its
+ * way to a migration destination); it resumes with the VM.
+ */
+static void apertnic_bh_cb(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    if (!runstate_is_running()) {
+        trace_apertnic_bh_deferred();
+        s->bh_deferred = true;
+        return;
+    }
+    apn_core_bh(&s->core);
+}
+
+static void apertnic_vm_state_change(void *opaque, bool running,
+                                     RunState state)
+{
+    ApertnicState *s = opaque;
+
+    if (running && s->bh_deferred) {
+        s->bh_deferred = false;
+        qemu_bh_schedule(s->bh);
+    }
 }
 
 /* ---- MMIO ------------------------------------------------------------------------ */
@@ -208,8 +282,8 @@ static ssize_t apertnic_receive(NetClientState *nc, const uint8_t *buf,
 {
     ApertnicState *s = qemu_get_nic_opaque(nc);
 
-    apn_core_receive(&s->core, buf, size);
-    return size;
+    /* 0: the RX ring is full; the net layer keeps the frame for later. */
+    return apn_core_receive(&s->core, buf, size) ? size : 0;
 }
 
 static void apertnic_link_status_changed(NetClientState *nc)
@@ -263,6 +337,7 @@ static void apertnic_realize(PCIDevice *pci_dev, Error **errp)
         .cache_entries = s->cache_entries,
         .mtu = s->mtu,
         .flush_delay_ns = s->flush_delay_ns,
+        .read_timeout_ns = s->read_timeout_ns,
     };
     const char *why;
     uint64_t aperture_size;
@@ -307,6 +382,12 @@ static void apertnic_realize(PCIDevice *pci_dev, Error **errp)
 
     s->flush_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, apertnic_flush_timer_cb,
                                   s);
+    s->read_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, apertnic_read_timer_cb,
+                                 s);
+    s->bh = qemu_bh_new_guarded(apertnic_bh_cb, s,
+                                &dev->mem_reentrancy_guard);
+    s->vmstate_change = qemu_add_vm_change_state_handler(
+        apertnic_vm_state_change, s);
     s->nic = qemu_new_nic(&apertnic_net_info, &s->conf,
                           object_get_typename(OBJECT(s)), dev->id,
                           &dev->mem_reentrancy_guard, s);
@@ -319,6 +400,9 @@ static void apertnic_exit(PCIDevice *pci_dev)
     ApertnicState *s = APERTNIC(pci_dev);
 
     timer_free(s->flush_timer);
+    timer_free(s->read_timer);
+    qemu_bh_delete(s->bh);
+    qemu_del_vm_change_state_handler(s->vmstate_change);
     qemu_del_nic(s->nic);
     msix_unuse_all_vectors(pci_dev);
     msix_uninit_exclusive_bar(pci_dev);
@@ -330,6 +414,10 @@ static void apertnic_reset_hold(Object *obj, ResetType type)
     ApertnicState *s = APERTNIC(obj);
 
     apn_core_reset(&s->core);
+    /* Frames held back by a full RX ring belong to the old driver. */
+    if (s->nic) {
+        qemu_flush_or_purge_queued_packets(qemu_get_queue(s->nic), true);
+    }
 }
 
 static int apertnic_post_load(void *opaque, int version_id)
@@ -390,6 +478,164 @@ static const VMStateDescription apertnic_vmstate_pend = {
         VMSTATE_UINT8_ARRAY(core.pend.dst_mac, ApertnicState, 6),
         VMSTATE_UINT32(core.pend.len, ApertnicState),
         VMSTATE_UINT8_ARRAY(core.pend.data, ApertnicState, APN_MAX_MTU),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static bool apertnic_rings_needed(void *opaque)
+{
+    ApertnicState *s = opaque;
+    ApnCoreRegs *r = &s->core.regs;
+
+    return r->rx_ring_lo || r->rx_ring_hi || r->rx_ring_size ||
+           r->rx_tail || r->rx_head || r->tx_ring_lo || r->tx_ring_hi ||
+           r->tx_ring_size || r->tx_tail || r->tx_head || r->ring_irq;
+}
+
+/* The kernel's Ethernet rings. */
+static const VMStateDescription apertnic_vmstate_rings = {
+    .name = "apertnic/rings",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = apertnic_rings_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(core.regs.rx_ring_lo, ApertnicState),
+        VMSTATE_UINT32(core.regs.rx_ring_hi, ApertnicState),
+        VMSTATE_UINT32(core.regs.rx_ring_size, ApertnicState),
+        VMSTATE_UINT32(core.regs.rx_tail, ApertnicState),
+        VMSTATE_UINT32(core.regs.rx_head, ApertnicState),
+        VMSTATE_UINT32(core.regs.tx_ring_lo, ApertnicState),
+        VMSTATE_UINT32(core.regs.tx_ring_hi, ApertnicState),
+        VMSTATE_UINT32(core.regs.tx_ring_size, ApertnicState),
+        VMSTATE_UINT32(core.regs.tx_tail, ApertnicState),
+        VMSTATE_UINT32(core.regs.tx_head, ApertnicState),
+        VMSTATE_UINT32(core.regs.ring_irq, ApertnicState),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static const VMStateDescription apertnic_vmstate_dma_slot = {
+    .name = "apertnic/dma-slot",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT8(opcode, ApnDmaSlot),
+        VMSTATE_UINT8(state, ApnDmaSlot),
+        VMSTATE_INT32(read, ApnDmaSlot),
+        VMSTATE_UINT32(out_index, ApnDmaSlot),
+        VMSTATE_UINT32(in_index, ApnDmaSlot),
+        VMSTATE_UINT32(len, ApnDmaSlot),
+        VMSTATE_UINT32(remote_offset, ApnDmaSlot),
+        VMSTATE_UINT32(local_offset, ApnDmaSlot),
+        VMSTATE_UINT32(cookie, ApnDmaSlot),
+        VMSTATE_UINT32(progress, ApnDmaSlot),
+        VMSTATE_UINT32(status, ApnDmaSlot),
+        VMSTATE_UINT32(bytes, ApnDmaSlot),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+/* One endpoint's DMA channel and READ_LANDING. */
+static const VMStateDescription apertnic_vmstate_ep_dma = {
+    .name = "apertnic/endpoint-dma",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(rq_lo, ApnEndpoint),
+        VMSTATE_UINT32(rq_hi, ApnEndpoint),
+        VMSTATE_UINT32(rq_size, ApnEndpoint),
+        VMSTATE_UINT32(cq_lo, ApnEndpoint),
+        VMSTATE_UINT32(cq_hi, ApnEndpoint),
+        VMSTATE_UINT32(cq_size, ApnEndpoint),
+        VMSTATE_UINT32(rq_tail, ApnEndpoint),
+        VMSTATE_UINT32(rq_head, ApnEndpoint),
+        VMSTATE_UINT32(rq_next, ApnEndpoint),
+        VMSTATE_UINT32(cq_wrptr, ApnEndpoint),
+        VMSTATE_UINT32(cq_rdptr, ApnEndpoint),
+        VMSTATE_UINT32(read_landing, ApnEndpoint),
+        VMSTATE_STRUCT_ARRAY(dma, ApnEndpoint, APN_DMA_INFLIGHT, 1,
+                             apertnic_vmstate_dma_slot, ApnDmaSlot),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static bool apertnic_dma_needed(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    for (uint32_t i = 0; i < s->num_endpoints; i++) {
+        ApnEndpoint *p = &s->core.regs.ep[i];
+
+        if (p->rq_lo || p->rq_hi || p->rq_size || p->cq_lo || p->cq_hi ||
+            p->cq_size || p->read_landing) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const VMStateDescription apertnic_vmstate_dma = {
+    .name = "apertnic/dma",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = apertnic_dma_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT_VARRAY_UINT32(core.regs.ep, ApertnicState,
+                                     num_endpoints, 1,
+                                     apertnic_vmstate_ep_dma, ApnEndpoint),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static const VMStateDescription apertnic_vmstate_read = {
+    .name = "apertnic/read",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT8(kind, ApnRead),
+        VMSTATE_UINT8(want_next, ApnRead),
+        VMSTATE_UINT16(ep, ApnRead),
+        VMSTATE_UINT16(host, ApnRead),
+        VMSTATE_UINT32(tag, ApnRead),
+        VMSTATE_UINT32(out_index, ApnRead),
+        VMSTATE_UINT32(in_index, ApnRead),
+        VMSTATE_UINT32(remote_offset, ApnRead),
+        VMSTATE_UINT32(land_offset, ApnRead),
+        VMSTATE_UINT32(len, ApnRead),
+        VMSTATE_UINT32(asked, ApnRead),
+        VMSTATE_UINT32(done, ApnRead),
+        VMSTATE_UINT32(rq_pos, ApnRead),
+        VMSTATE_UINT64(deadline, ApnRead),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static bool apertnic_reads_needed(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    for (unsigned i = 0; i < APN_MAX_READS; i++) {
+        if (s->core.reads[i].kind != APN_READ_FREE) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Remote reads still waiting for data: they go on waiting on the
+ * destination (an answer that reaches it completes them) until their
+ * deadline on the migrated virtual clock.
+ */
+static const VMStateDescription apertnic_vmstate_reads = {
+    .name = "apertnic/reads",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = apertnic_reads_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(core.read_gen, ApertnicState),
+        VMSTATE_STRUCT_ARRAY(core.reads, ApertnicState, APN_MAX_READS, 1,
+                             apertnic_vmstate_read, ApnRead),
         VMSTATE_END_OF_LIST()
     }
 };
@@ -492,6 +738,9 @@ static const VMStateDescription apertnic_vmstate = {
     .subsections = (const VMStateDescription * const []) {
         &apertnic_vmstate_burst,
         &apertnic_vmstate_pend,
+        &apertnic_vmstate_rings,
+        &apertnic_vmstate_dma,
+        &apertnic_vmstate_reads,
         NULL
     }
 };
@@ -506,6 +755,8 @@ static const Property apertnic_properties[] = {
     DEFINE_PROP_UINT32("mtu", ApertnicState, mtu, 1500),
     DEFINE_PROP_UINT64("x-flush-delay-ns", ApertnicState, flush_delay_ns,
                        50000),
+    DEFINE_PROP_UINT64("x-read-timeout-ns", ApertnicState, read_timeout_ns,
+                       100 * 1000 * 1000),
 };
 
 static void apertnic_class_init(ObjectClass *klass, void *data)

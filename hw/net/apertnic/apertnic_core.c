@@ -120,6 +120,14 @@ static inline void count(ApnCore *core, enum apn_counter_id id)
     core->regs.counters[id]++;
 }
 
+static inline uint32_t min_u32(uint32_t a, uint32_t b)
+{
+    return a < b ? a : b;
+}
+
+static void rx_frame(ApnCore *core, const uint8_t *frame, size_t len);
+static void kick(ApnCore *core);
+
 static inline unsigned ctz32_portable(uint32_t v)
 {
     unsigned n = 0;
@@ -547,6 +555,17 @@ static void ep_lost(ApnCore *core, uint32_t ep, bool var)
     }
 }
 
+/* An armed endpoint has something new: disarm it and tell the OS. */
+static void ep_wake(ApnCore *core, uint32_t ep)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+
+    if (p->armed) {
+        p->armed = false;
+        osq_post(core, APN_EV_OOB_DATA, ep, 0, 0, APN_VEC_OSQ);
+    }
+}
+
 /*
  * Post one event on endpoint `ep`'s event queue. An endpoint that is not
  * valid or has no queue gets nothing; a full queue is never overwritten.
@@ -586,10 +605,7 @@ static bool ep_post(ApnCore *core, uint32_t ep, uint8_t type, uint32_t info,
                          word, 4);
     count(core, APN_CNT_EVQ_EVENTS);
     trace_apertnic_evq_event(ep, type, info, p->evq_wrptr);
-    if (p->armed) {
-        p->armed = false;
-        osq_post(core, APN_EV_OOB_DATA, ep, 0, 0, APN_VEC_OSQ);
-    }
+    ep_wake(core, ep);
     return true;
 }
 
@@ -647,7 +663,10 @@ static void ep_post_var(ApnCore *core, uint32_t ep, uint32_t src_ip,
     ep_post(core, ep, APN_EV_VAR, len, pos | (uint64_t)src_port << 32);
 }
 
-/* APN_UREG_ARM: one-shot; fires at once if events are already waiting. */
+/*
+ * APN_UREG_ARM: one-shot; fires at once if events or completions are
+ * already waiting.
+ */
 static void ep_arm(ApnCore *core, uint32_t ep, uint32_t val)
 {
     ApnEndpoint *p = &core->regs.ep[ep];
@@ -656,7 +675,8 @@ static void ep_arm(ApnCore *core, uint32_t ep, uint32_t val)
         p->armed = false;
         return;
     }
-    if (p->evq_wrptr != p->evq_rdptr) {
+    if (p->evq_wrptr != p->evq_rdptr ||
+        (p->cq_size && p->cq_wrptr != p->cq_rdptr)) {
         trace_apertnic_ep_arm(ep, true);
         p->armed = false;
         osq_post(core, APN_EV_OOB_DATA, ep, 0, 0, APN_VEC_OSQ);
@@ -738,7 +758,7 @@ static void transmit(ApnCore *core, const uint8_t *frame, size_t len,
     count(core, APN_CNT_TX_FRAMES);
     core->regs.counters[APN_CNT_TX_BYTES] += len;
     if (loop) {
-        apn_core_receive(core, frame, len);
+        rx_frame(core, frame, len);
     } else {
         core->ops->send_frame(core->opaque, frame, len);
     }
@@ -1060,14 +1080,304 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
     tx_timer_note_store(core);
 }
 
+/* ---- remote read: the requesting side ---------------------------------- */
+
+static inline uint32_t entry_type(const ApnCachedEntry *e)
+{
+    return (e->flags & APN_ENTRY_TYPE_MASK) >> APN_ENTRY_TYPE_SHIFT;
+}
+
+/* A VALID data aperture of endpoint `ep`, copied (lookup may evict). */
+static bool own_data_entry(ApnCore *core, bool out, uint32_t index,
+                           uint32_t ep, ApnCachedEntry *copy)
+{
+    ApnCachedEntry *e = lookup(core, out, index);
+
+    if (!e || !(e->flags & APN_ENTRY_VALID) ||
+        entry_type(e) != APN_ENTRY_TYPE_DATA || e->endpoint != ep) {
+        return false;
+    }
+    *copy = *e;
+    return true;
+}
+
+static void dma_get_done(ApnCore *core, uint32_t ep, uint32_t pos,
+                         uint32_t status, uint32_t bytes);
+
+/* Arm the read timer for the earliest deadline of a read awaiting data. */
+static void read_timer_update(ApnCore *core)
+{
+    uint64_t first = UINT64_MAX, now;
+    bool any = false;
+
+    for (unsigned i = 0; i < APN_MAX_READS; i++) {
+        ApnRead *r = &core->reads[i];
+
+        if (r->kind != APN_READ_FREE && r->asked != r->done) {
+            any = true;
+            if (r->deadline < first) {
+                first = r->deadline;
+            }
+        }
+    }
+    if (!any || !core->cfg.read_timeout_ns || !core->ops->read_timer_arm) {
+        if (core->read_timer_armed && core->ops->read_timer_cancel) {
+            core->ops->read_timer_cancel(core->opaque);
+        }
+        core->read_timer_armed = false;
+        return;
+    }
+    now = core->ops->now_ns(core->opaque);
+    core->read_timer_armed = true;
+    core->ops->read_timer_arm(core->opaque, first > now ? first - now : 0);
+}
+
+static ApnRead *read_alloc(ApnCore *core)
+{
+    for (unsigned i = 0; i < APN_MAX_READS; i++) {
+        ApnRead *r = &core->reads[i];
+
+        if (r->kind == APN_READ_FREE) {
+            memset(r, 0, sizeof(*r));
+            core->read_gen = (core->read_gen + 1) & 0xffffff;
+            r->tag = core->read_gen << APN_READ_TAG_SHIFT | i;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static ApnRead *read_by_tag(ApnCore *core, uint32_t tag)
+{
+    uint32_t i = tag & ((1u << APN_READ_TAG_SHIFT) - 1);
+
+    if (i >= APN_MAX_READS || core->reads[i].kind == APN_READ_FREE ||
+        core->reads[i].tag != tag) {
+        return NULL;
+    }
+    return &core->reads[i];
+}
+
+/*
+ * A read is over, with `status` 0 or a counter id: free its entry, then
+ * tell the load's endpoint (APN_EV_READ_DONE) or complete the GET.
+ */
+static void read_finish(ApnCore *core, ApnRead *r, uint32_t status)
+{
+    ApnRead done = *r;
+
+    r->kind = APN_READ_FREE;
+    trace_apertnic_read_done(done.ep, done.tag, done.done, status);
+    if (!status) {
+        count(core, APN_CNT_READS_DONE);
+    }
+    if (done.kind == APN_READ_LOAD) {
+        ep_post(core, done.ep, APN_EV_READ_DONE, done.done,
+                done.land_offset | (uint64_t)status << 32);
+    } else {
+        dma_get_done(core, done.ep, done.rq_pos, status, done.done);
+    }
+    read_timer_update(core);
+    if (core->read_waiters) {
+        kick(core);         /* a GET waits for a free entry */
+    }
+}
+
+void apn_core_read_timer(ApnCore *core)
+{
+    uint64_t now = core->ops->now_ns(core->opaque);
+
+    core->read_timer_armed = false;
+    for (unsigned i = 0; i < APN_MAX_READS; i++) {
+        ApnRead *r = &core->reads[i];
+
+        if (r->kind != APN_READ_FREE && r->asked != r->done &&
+            r->deadline <= now) {
+            count(core, APN_CNT_READ_TIMEOUTS);
+            trace_apertnic_read_drop("timeout", r->tag);
+            read_finish(core, r, APN_CNT_READ_TIMEOUTS);
+        }
+    }
+    read_timer_update(core);
+}
+
+/*
+ * Ask for the next chunk of read `r`: one APN_SEG_READ_REQ through its
+ * outgoing aperture, sent at once after what is gathered. The apertures are
+ * looked up again (the tables may have changed since the read began); a
+ * failure finishes the read with that status.
+ */
+static void read_req_send(ApnCore *core, ApnRead *r)
+{
+    uint32_t chunk = min_u32(r->len - r->asked, APN_READ_MAX_LEN);
+    uint8_t payload[APN_READ_REQ_LEN], mac[6], flags = 0;
+    ApnCachedEntry oe, le;
+    uint32_t seq = 0, offset;
+    enum apn_counter_id status;
+    bool routed;
+
+    r->want_next = 0;
+    if (!core_enabled(core)) {
+        status = APN_CNT_TX_DROP_DISABLED;
+        goto fail;
+    }
+    if (!own_data_entry(core, true, r->out_index, r->ep, &oe)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: read "
+                      "through outgoing aperture %u, which is not its own "
+                      "valid data aperture\n", r->ep, r->out_index);
+        status = APN_CNT_TX_DROP_INVALID;
+        goto fail;
+    }
+    if ((uint64_t)r->remote_offset + r->asked + chunk > oe.size) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: read of "
+                      "[0x%x, +0x%x) is past outgoing aperture %u's size "
+                      "0x%x\n", r->ep, r->remote_offset, r->len,
+                      r->out_index, oe.size);
+        status = APN_CNT_TX_DROP_BOUNDS;
+        goto fail;
+    }
+    if (!own_data_entry(core, false, r->in_index, r->ep, &le)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: landing "
+                      "aperture %u is not its own valid data aperture\n",
+                      r->ep, r->in_index);
+        status = APN_CNT_TX_DROP_READ;
+        goto fail;
+    }
+    if ((uint64_t)r->land_offset + r->asked + chunk > le.size) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: read lands "
+                      "past incoming aperture %u's size 0x%x\n", r->ep,
+                      r->in_index, le.size);
+        status = APN_CNT_TX_DROP_BOUNDS;
+        goto fail;
+    }
+    host_mac(core, oe.dest_host, mac, &routed);
+    if (!routed) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: outgoing aperture %u names "
+                      "host %u, which has no route; read refused\n",
+                      r->out_index, oe.dest_host);
+        status = APN_CNT_TX_DROP_NO_ROUTE;
+        goto fail;
+    }
+
+    /* Stores issued before the read leave before it. */
+    burst_close(core);
+    if (oe.flags & APN_ENTRY_SEQ) {
+        seq = next_seq(core, r->out_index, oe.seq);
+        flags |= APN_SEG_F_SEQ;
+    }
+    offset = r->remote_offset + r->asked;
+    put_be32(payload, chunk);
+    put_be32(payload + 4, r->in_index);
+    put_be32(payload + 8, le.nonce);
+    put_be32(payload + 12, r->land_offset + r->asked);
+    put_be32(payload + 16, r->tag);
+    r->host = oe.dest_host;
+    r->asked += chunk;
+    r->deadline = core->ops->now_ns(core->opaque) + core->cfg.read_timeout_ns;
+    count(core, APN_CNT_TX_READ_REQS);
+    trace_apertnic_read_req(r->ep, r->tag, r->out_index, offset, chunk);
+    read_timer_update(core);
+    /* The answer may come back inside frame_send (loopback): r is done. */
+    pack_segment(core, oe.dest_host, mac, APN_SEG_READ_REQ, flags,
+                 oe.dest_in_index, oe.nonce, seq, offset, r->out_index,
+                 payload, APN_READ_REQ_LEN);
+    frame_send(core);
+    return;
+
+fail:
+    count(core, status);
+    trace_apertnic_read_drop(apn_counter_name(status), r->tag);
+    read_finish(core, r, status);
+}
+
+/*
+ * A load from an outgoing data aperture (seed 004's read request): after
+ * the gathered stores (packed with them when they go to the same host), an
+ * APN_SEG_READ_REQ asks the remote NIC for the loaded bytes, which land at
+ * the same offset of the endpoint's READ_LANDING aperture;
+ * APN_EV_READ_DONE says when (or why not). The load itself returns 0: the
+ * data arrives asynchronously. Whatever happens, what was gathered leaves.
+ */
+static void aperture_load(ApnCore *core, uint32_t slot, uint32_t off,
+                          unsigned size);
+
 uint64_t apn_core_aperture_read(ApnCore *core, uint64_t addr, unsigned size)
 {
-    /* Remote reads are not implemented yet: reads see zeros. */
+    burst_close(core);
+    aperture_load(core, addr >> core->cfg.out_slot_shift,
+                  addr & ((1u << core->cfg.out_slot_shift) - 1), size);
     tx_flush(core);
-    qemu_log_mask(LOG_UNIMP, "apertnic: read of %u bytes at 0x%" PRIx64
-                  " in the aperture window (remote read) is not implemented\n",
-                  size, addr);
     return 0;
+}
+
+static void aperture_load(ApnCore *core, uint32_t slot, uint32_t off,
+                          unsigned size)
+{
+    enum apn_counter_id status;
+    ApnCachedEntry *e;
+    ApnEndpoint *p;
+    ApnRead *r;
+    uint32_t ep;
+
+    if (!core_enabled(core)) {
+        count(core, APN_CNT_TX_DROP_DISABLED);
+        trace_apertnic_tx_drop("disabled", slot);
+        return;
+    }
+    if (slot >= core->cfg.num_out ||
+        (size != 1 && size != 2 && size != 4 && size != 8)) {
+        count(core, APN_CNT_TX_DROP_INVALID);
+        trace_apertnic_tx_drop("no_slot", slot);
+        return;
+    }
+    e = lookup(core, true, slot);
+    if (!e || !(e->flags & APN_ENTRY_VALID) || !ep_valid(core, e->endpoint)) {
+        count(core, APN_CNT_TX_DROP_INVALID);
+        trace_apertnic_tx_drop("invalid", slot);
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: load from outgoing "
+                      "aperture %u, which is not valid or has no valid "
+                      "endpoint\n", slot);
+        return;
+    }
+    ep = e->endpoint;
+    p = &core->regs.ep[ep];
+    if (entry_type(e) != APN_ENTRY_TYPE_DATA) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: load from outgoing event "
+                      "aperture %u\n", slot);
+        status = APN_CNT_TX_DROP_INVALID;
+    } else if ((uint64_t)off + size > e->size) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: load at offset 0x%x of "
+                      "outgoing aperture %u is past its size 0x%x\n", off,
+                      slot, e->size);
+        status = APN_CNT_TX_DROP_BOUNDS;
+    } else if (!(p->read_landing & APN_READ_LANDING_VALID)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: load from "
+                      "outgoing aperture %u with no READ_LANDING aperture\n",
+                      ep, slot);
+        status = APN_CNT_TX_DROP_READ;
+    } else {
+        r = read_alloc(core);
+        if (!r) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: load from "
+                          "outgoing aperture %u refused: %u reads "
+                          "outstanding\n", ep, slot, APN_MAX_READS);
+            status = APN_CNT_TX_DROP_READ;
+            goto refused;
+        }
+        r->kind = APN_READ_LOAD;
+        r->ep = ep;
+        r->out_index = slot;
+        r->in_index = p->read_landing & APN_READ_LANDING_INDEX;
+        r->remote_offset = off;
+        r->land_offset = off;
+        r->len = size;
+        read_req_send(core, r);
+        return;
+    }
+refused:
+    count(core, status);
+    trace_apertnic_read_refused(ep, slot, status);
+    ep_post(core, ep, APN_EV_READ_DONE, 0, off | (uint64_t)status << 32);
 }
 
 /* ---- receive --------------------------------------------------------------------- */
@@ -1111,15 +1421,50 @@ static bool rx_write(ApnCore *core, const ApnCachedEntry *e, uint32_t offset,
     return true;
 }
 
+/* rx_write's mirror: DMA-read [offset, +len) of an aperture's memory. */
+static bool rx_read(ApnCore *core, const ApnCachedEntry *e, uint32_t offset,
+                    uint8_t *data, uint32_t len)
+{
+    uint64_t pos = (uint64_t)e->first_byte + offset;
+
+    if (e->flags & APN_IN_CONTIG) {
+        return !core->ops->dma_read(core->opaque, e->base + offset, data, len);
+    }
+    while (len) {
+        uint32_t in_page = APN_PAGE_SIZE - (pos & (APN_PAGE_SIZE - 1));
+        uint32_t chunk = len < in_page ? len : in_page;
+        uint8_t raw[8];
+        uint64_t page;
+
+        if (core->ops->dma_read(core->opaque,
+                                e->base + (pos >> APN_PAGE_SHIFT) * 8,
+                                raw, 8)) {
+            return false;
+        }
+        page = get_le64(raw) & ~(uint64_t)(APN_PAGE_SIZE - 1);
+        if (core->ops->dma_read(core->opaque,
+                                page + (pos & (APN_PAGE_SIZE - 1)),
+                                data, chunk)) {
+            return false;
+        }
+        pos += chunk;
+        data += chunk;
+        len -= chunk;
+    }
+    return true;
+}
+
 /*
  * Tell the sender its segment was refused: a one-segment APN_SEG_ERROR frame
  * straight back to the source MAC (no route needed), naming its outgoing
- * aperture and our counter id. Built in its own buffer: the frame being
- * received may be core->frame (loopback).
+ * aperture and our counter id (and, for a READ_REQ, APN_SEG_F_READ and its
+ * tag in seq). Built in its own buffer: the frame being received may be
+ * core->frame (loopback).
  */
 static void send_seg_error(ApnCore *core, const uint8_t *src_mac,
                            uint16_t src_host, uint32_t in_index,
-                           uint32_t out_index, enum apn_counter_id reason)
+                           uint32_t out_index, enum apn_counter_id reason,
+                           uint8_t flags, uint32_t seq)
 {
     uint8_t *f = core->err_frame;
     size_t len;
@@ -1127,8 +1472,8 @@ static void send_seg_error(ApnCore *core, const uint8_t *src_mac,
     if (src_mac[0] & 1) {
         return;     /* never to a group address */
     }
-    encode_seg(f + APN_ETH_HLEN + APN_FRAME_HDR_LEN, APN_SEG_ERROR, 0,
-               in_index, 0, 0, reason, out_index, NULL, 0);
+    encode_seg(f + APN_ETH_HLEN + APN_FRAME_HDR_LEN, APN_SEG_ERROR, flags,
+               in_index, 0, seq, reason, out_index, NULL, 0);
     len = finish_frame(core, f, src_mac, src_host, 1, APN_SEG_HDR_LEN);
     count(core, APN_CNT_TX_ERROR_MSGS);
     count(core, APN_CNT_TX_SEGMENTS);
@@ -1139,13 +1484,15 @@ static void send_seg_error(ApnCore *core, const uint8_t *src_mac,
 /*
  * The remote NIC refused one of our segments: report it to the endpoint
  * that owns the outgoing aperture, if the report matches where the aperture
- * sends (a stale or forged report is counted and otherwise ignored).
+ * sends (a stale or forged report is counted and otherwise ignored). A
+ * refused READ_REQ (APN_SEG_F_READ) finishes its read instead.
  */
-static void rx_seg_error(ApnCore *core, uint16_t src_host, uint16_t len,
-                         uint32_t in_index, uint32_t out_index,
-                         uint32_t reason)
+static void rx_seg_error(ApnCore *core, uint16_t src_host, uint8_t flags,
+                         uint16_t len, uint32_t in_index, uint32_t seq,
+                         uint32_t out_index, uint32_t reason)
 {
     ApnCachedEntry *e;
+    ApnRead *r;
     bool match;
 
     if (len) {
@@ -1153,6 +1500,16 @@ static void rx_seg_error(ApnCore *core, uint16_t src_host, uint16_t len,
         return;
     }
     count(core, APN_CNT_RX_ERROR_MSGS);
+    if (flags & APN_SEG_F_READ) {
+        r = read_by_tag(core, seq);
+        match = r && r->out_index == out_index && r->host == src_host &&
+                r->asked != r->done;
+        trace_apertnic_rx_error(src_host, in_index, out_index, reason, match);
+        if (match) {
+            read_finish(core, r, reason ? reason : APN_CNT_RX_ERROR_MSGS);
+        }
+        return;
+    }
     e = lookup(core, true, out_index);
     match = e && (e->flags & APN_ENTRY_VALID) && e->dest_host == src_host &&
             e->dest_in_index == in_index;
@@ -1164,8 +1521,156 @@ static void rx_seg_error(ApnCore *core, uint16_t src_host, uint16_t len,
 }
 
 /*
- * Check one WRITE or EVENT segment against its incoming aperture and
- * deliver it; report a refusal to the aperture's endpoint and the sender.
+ * The checks of a segment against incoming entry `in_index`, in order:
+ * index, VALID and type, nonce, source MAC, source host, sequence (unless
+ * `seq_check` is false), bounds of [offset, +len) against the narrowed
+ * extent (an EVENT: offset < size). Returns 0 or the refusal's counter id;
+ * *owned is set when the entry is VALID (its endpoint hears of a refusal).
+ */
+static uint32_t rx_check(ApnCore *core, const uint8_t *src_mac,
+                         uint16_t src_host, uint32_t in_index, uint32_t nonce,
+                         uint8_t flags, uint32_t seq, uint32_t offset,
+                         uint64_t len, bool event, bool seq_check,
+                         ApnCachedEntry **pe, bool *owned)
+{
+    ApnCachedEntry *e = lookup(core, false, in_index);
+    uint32_t lo, hi;
+
+    *owned = false;
+    *pe = e;
+    if (!e) {
+        return APN_CNT_RX_DROP_INDEX;
+    }
+    if (!(e->flags & APN_ENTRY_VALID)) {
+        return APN_CNT_RX_DROP_INVALID;
+    }
+    *owned = true;
+    if (entry_type(e) != (event ? APN_ENTRY_TYPE_EVENT : APN_ENTRY_TYPE_DATA)) {
+        return APN_CNT_RX_DROP_INVALID;
+    }
+    if (nonce != e->nonce) {
+        return APN_CNT_RX_DROP_NONCE;
+    }
+    if ((e->flags & APN_IN_CHECK_SRC_MAC) && memcmp(src_mac, e->src_mac, 6)) {
+        return APN_CNT_RX_DROP_SRC_MAC;
+    }
+    if ((e->flags & APN_IN_CHECK_SRC_HOST) &&
+        ((src_host ^ e->src_host) & e->src_host_mask)) {
+        return APN_CNT_RX_DROP_SRC_HOST;
+    }
+    if (seq_check && (e->flags & APN_ENTRY_SEQ) &&
+        (!(flags & APN_SEG_F_SEQ) || seq != e->seq)) {
+        return APN_CNT_RX_DROP_SEQ;
+    }
+    if (event) {
+        return offset < e->size ? 0 : APN_CNT_RX_DROP_BOUNDS;
+    }
+    lo = 0;
+    hi = e->size;
+    if (e->narrow_len) {
+        lo = e->narrow_start;
+        hi = e->narrow_start + e->narrow_len;
+        if (hi < lo || hi > e->size) {
+            /* A narrowing outside the extent admits nothing. */
+            hi = lo;
+        }
+    }
+    if (offset < lo || (uint64_t)offset + len > hi) {
+        return APN_CNT_RX_DROP_BOUNDS;
+    }
+    return 0;
+}
+
+/*
+ * Serve a READ_REQ that passed the checks: `len` bytes already read into
+ * core->read_buf go back to the requester's source MAC as READ_RESP
+ * segments of at most one MTU, one a frame, in order.
+ */
+static void rx_serve_read(ApnCore *core, const uint8_t *src_mac,
+                          uint16_t src_host, uint32_t reply_in_index,
+                          uint32_t reply_nonce, uint32_t reply_offset,
+                          uint32_t tag, uint32_t len)
+{
+    uint8_t *f = core->resp_frame;
+    uint32_t max = max_burst(core), pos = 0;
+    bool loop = !memcmp(src_mac, core->cfg.mac, 6);
+    uint8_t mac[6];
+
+    memcpy(mac, src_mac, 6);    /* src_mac may be in a looped-back frame */
+    count(core, APN_CNT_RX_READ_REQS);
+    trace_apertnic_read_serve(src_host, reply_in_index, reply_offset, len,
+                              tag);
+    while (pos < len) {
+        uint32_t n = min_u32(len - pos, max);
+        size_t flen;
+
+        encode_seg(f + APN_ETH_HLEN + APN_FRAME_HDR_LEN, APN_SEG_READ_RESP, 0,
+                   reply_in_index, reply_nonce, 0, reply_offset + pos, tag,
+                   core->read_buf + pos, n);
+        flen = finish_frame(core, f, mac, src_host, 1,
+                            APN_SEG_HDR_LEN + APN_SEG_PAD(n));
+        count(core, APN_CNT_TX_SEGMENTS);
+        transmit(core, f, flen, loop);
+        pos += n;
+    }
+}
+
+/*
+ * A READ_RESP: it must answer an outstanding read (tag, host, landing
+ * aperture, the next offset, no more than asked), else it is rx_drop_read.
+ * Then it is checked like a write against the landing aperture (no
+ * sequence check) and written; a refusal finishes the read with its
+ * reason. The last byte of the last chunk finishes the read.
+ */
+static void rx_read_resp(ApnCore *core, const uint8_t *src_mac,
+                         uint16_t src_host, const uint8_t *seg,
+                         const uint8_t *payload)
+{
+    uint16_t len = get_be16(seg + 2);
+    uint32_t in_index = get_be32(seg + 4);
+    uint32_t nonce = get_be32(seg + 8);
+    uint32_t offset = get_be32(seg + 16);
+    uint32_t tag = get_be32(seg + 20);
+    ApnRead *r = read_by_tag(core, tag);
+    ApnCachedEntry *e;
+    uint32_t reason;
+    bool owned;
+
+    if (!r || r->host != src_host || r->in_index != in_index || !len ||
+        offset != r->land_offset + r->done || len > r->asked - r->done) {
+        rx_drop(core, APN_CNT_RX_DROP_READ, in_index);
+        trace_apertnic_read_drop("unexpected", tag);
+        return;
+    }
+    reason = rx_check(core, src_mac, src_host, in_index, nonce, 0, 0, offset,
+                      len, false, false, &e, &owned);
+    if (!reason && !rx_write(core, e, offset, payload, len)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: DMA to landing aperture %u "
+                      "failed\n", in_index);
+        reason = APN_CNT_RX_DROP_DMA;
+    }
+    if (reason) {
+        rx_drop(core, reason, in_index);
+        read_finish(core, r, reason);
+        return;
+    }
+    r->done += len;
+    trace_apertnic_read_resp(tag, offset, len);
+    if (r->done == r->asked) {
+        if (r->done == r->len) {
+            read_finish(core, r, 0);
+        } else {
+            r->want_next = 1;       /* the next chunk, from the bh */
+            read_timer_update(core);
+            kick(core);
+        }
+    }
+}
+
+/*
+ * Check one WRITE, EVENT or READ_REQ segment against its incoming aperture
+ * and deliver or serve it; report a refusal to the aperture's endpoint and
+ * the sender.
  */
 static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
                        const uint8_t *seg, const uint8_t *payload)
@@ -1178,77 +1683,69 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
     uint32_t seq = get_be32(seg + 12);
     uint32_t offset = get_be32(seg + 16);
     uint32_t out_index = get_be32(seg + 20);
-    enum apn_counter_id reason;
-    uint32_t lo, hi, want, owner = 0;
-    bool owned = false;
+    uint32_t reason, owner = 0, tag = 0;
+    uint32_t reply_in = 0, reply_nonce = 0, reply_offset = 0;
+    uint64_t want = len;
+    uint8_t err_flags = 0;
     ApnCachedEntry *e;
+    bool owned;
 
     count(core, APN_CNT_RX_SEGMENTS);
     switch (type) {
     case APN_SEG_WRITE:
-        want = APN_ENTRY_TYPE_DATA;
         break;
     case APN_SEG_EVENT:
         if (len < 1 || len > 8) {
             rx_drop(core, APN_CNT_RX_DROP_MALFORMED, in_index);
             return;
         }
-        want = APN_ENTRY_TYPE_EVENT;
         break;
+    case APN_SEG_READ_REQ:
+        if (len != APN_READ_REQ_LEN || (src_mac[0] & 1)) {
+            /* cannot be answered */
+            rx_drop(core, APN_CNT_RX_DROP_MALFORMED, in_index);
+            return;
+        }
+        want = get_be32(payload);
+        reply_in = get_be32(payload + 4);
+        reply_nonce = get_be32(payload + 8);
+        reply_offset = get_be32(payload + 12);
+        tag = get_be32(payload + 16);
+        err_flags = APN_SEG_F_READ;
+        break;
+    case APN_SEG_READ_RESP:
+        rx_read_resp(core, src_mac, src_host, seg, payload);
+        return;
     case APN_SEG_ERROR:
-        rx_seg_error(core, src_host, len, in_index, out_index, offset);
+        rx_seg_error(core, src_host, flags, len, in_index, seq, out_index,
+                     offset);
         return;
     default:
         rx_drop(core, APN_CNT_RX_DROP_MALFORMED, in_index);
         return;
     }
 
-    e = lookup(core, false, in_index);
-    if (!e) {
-        reason = APN_CNT_RX_DROP_INDEX;
-        goto refuse;
+    reason = rx_check(core, src_mac, src_host, in_index, nonce, flags, seq,
+                      offset, want, type == APN_SEG_EVENT, true, &e, &owned);
+    if (owned) {
+        owner = e->endpoint;
     }
-    if (!(e->flags & APN_ENTRY_VALID)) {
+    if (!reason && type == APN_SEG_READ_REQ &&
+        (!want || want > APN_READ_MAX_LEN)) {
+        reason = APN_CNT_RX_DROP_BOUNDS;
+    }
+    if (!reason && type == APN_SEG_EVENT &&
+        (!ep_valid(core, owner) || !core->regs.ep[owner].evq_size)) {
+        /* nowhere to deliver it */
         reason = APN_CNT_RX_DROP_INVALID;
-        goto refuse;
     }
-    owner = e->endpoint;
-    owned = true;
-    if ((e->flags & APN_ENTRY_TYPE_MASK) >> APN_ENTRY_TYPE_SHIFT != want) {
-        reason = APN_CNT_RX_DROP_INVALID;
-        goto refuse;
-    }
-    if (nonce != e->nonce) {
-        reason = APN_CNT_RX_DROP_NONCE;
-        goto refuse;
-    }
-    if ((e->flags & APN_IN_CHECK_SRC_MAC) && memcmp(src_mac, e->src_mac, 6)) {
-        reason = APN_CNT_RX_DROP_SRC_MAC;
-        goto refuse;
-    }
-    if ((e->flags & APN_IN_CHECK_SRC_HOST) &&
-        ((src_host ^ e->src_host) & e->src_host_mask)) {
-        reason = APN_CNT_RX_DROP_SRC_HOST;
-        goto refuse;
-    }
-    if ((e->flags & APN_ENTRY_SEQ) &&
-        (!(flags & APN_SEG_F_SEQ) || seq != e->seq)) {
-        reason = APN_CNT_RX_DROP_SEQ;
+    if (reason) {
         goto refuse;
     }
 
     if (type == APN_SEG_EVENT) {
         uint64_t data = 0;
 
-        if (offset >= e->size) {
-            reason = APN_CNT_RX_DROP_BOUNDS;
-            goto refuse;
-        }
-        if (!ep_valid(core, owner) || !core->regs.ep[owner].evq_size) {
-            /* nowhere to deliver it */
-            reason = APN_CNT_RX_DROP_INVALID;
-            goto refuse;
-        }
         if (e->flags & APN_ENTRY_SEQ) {
             e->seq = seq + 1;
             write_back_seq(core, false, in_index, e->seq);
@@ -1260,22 +1757,15 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
         ep_post(core, owner, APN_EV_EVENT, offset, data);
         return;
     }
-
-    lo = 0;
-    hi = e->size;
-    if (e->narrow_len) {
-        lo = e->narrow_start;
-        hi = e->narrow_start + e->narrow_len;
-        if (hi < lo || hi > e->size) {
-            /* A narrowing outside the extent admits nothing. */
-            hi = lo;
+    if (type == APN_SEG_READ_REQ) {
+        if (!rx_read(core, e, offset, core->read_buf, want)) {
+            qemu_log_mask(LOG_GUEST_ERROR,
+                          "apertnic: DMA from incoming aperture %u failed\n",
+                          in_index);
+            reason = APN_CNT_RX_DROP_DMA;
+            goto refuse;
         }
-    }
-    if (offset < lo || (uint64_t)offset + len > hi) {
-        reason = APN_CNT_RX_DROP_BOUNDS;
-        goto refuse;
-    }
-    if (!rx_write(core, e, offset, payload, len)) {
+    } else if (!rx_write(core, e, offset, payload, len)) {
         qemu_log_mask(LOG_GUEST_ERROR,
                       "apertnic: DMA to incoming aperture %u failed\n",
                       in_index);
@@ -1286,6 +1776,11 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
         e->seq = seq + 1;
         write_back_seq(core, false, in_index, e->seq);
     }
+    if (type == APN_SEG_READ_REQ) {
+        rx_serve_read(core, src_mac, src_host, reply_in, reply_nonce,
+                      reply_offset, tag, want);
+        return;
+    }
     trace_apertnic_rx_write(in_index, offset, len);
     return;
 
@@ -1295,21 +1790,33 @@ refuse:
         ep_post(core, owner, APN_EV_RX_DROP, reason,
                 in_index | (uint64_t)src_host << 32);
     }
-    send_seg_error(core, src_mac, src_host, in_index, out_index, reason);
+    send_seg_error(core, src_mac, src_host, in_index, out_index, reason,
+                   err_flags, tag);
 }
 
-static void rx_bad_ip(ApnCore *core, const char *why)
+/*
+ * An IPv4 frame the device does not take: counted as rx_drop_bad_ip, or,
+ * with `ring` (the RX ring is on), left for the ring. Returns true when
+ * the frame was dealt with here.
+ */
+static bool rx_bad_ip(ApnCore *core, bool ring, const char *why)
 {
+    if (ring) {
+        return false;
+    }
     count(core, APN_CNT_RX_DROP_BAD_IP);
     trace_apertnic_rx_ip_drop(why);
+    return true;
 }
 
 /*
  * A UDP/IPv4 datagram (connection messages, FIG 7): to the endpoint bound
  * to its destination port, as an event if it is a struct apn_msg, else as
- * a record on the variable-length queue.
+ * a record on the variable-length queue. Returns false for a frame left to
+ * the RX ring (only with `ring`): not a well-formed UDP datagram to our
+ * address, or to a port no valid endpoint is bound to.
  */
-static void rx_ip(ApnCore *core, const uint8_t *frame, size_t len)
+static bool rx_ip(ApnCore *core, const uint8_t *frame, size_t len, bool ring)
 {
     const uint8_t *ip = frame + APN_ETH_HLEN;
     const uint8_t *udp = ip + APN_IPV4_HLEN;
@@ -1320,59 +1827,53 @@ static void rx_ip(ApnCore *core, const uint8_t *frame, size_t len)
     int32_t ep;
 
     if (avail < APN_IPV4_HLEN + APN_UDP_HLEN) {
-        rx_bad_ip(core, "short");
-        return;
+        return rx_bad_ip(core, ring, "short");
     }
     if (ip[0] != 0x45) {
-        rx_bad_ip(core, "version or options");
-        return;
+        return rx_bad_ip(core, ring, "version or options");
     }
     tot = get_be16(ip + 2);
     if (tot < APN_IPV4_HLEN + APN_UDP_HLEN || tot > avail) {
-        rx_bad_ip(core, "length");
-        return;
+        return rx_bad_ip(core, ring, "length");
     }
     if (get_be16(ip + 6) & 0x3fff) {
-        rx_bad_ip(core, "fragment");
-        return;
+        return rx_bad_ip(core, ring, "fragment");
     }
     if (ip[9] != 17) {
-        rx_bad_ip(core, "not udp");
-        return;
+        return rx_bad_ip(core, ring, "not udp");
     }
     if (csum_fold(csum_add(0, ip, APN_IPV4_HLEN))) {
-        rx_bad_ip(core, "header checksum");
-        return;
+        return rx_bad_ip(core, ring, "header checksum");
     }
     src_ip = get_be32(ip + 12);
     dst_ip = get_be32(ip + 16);
     if (!core->regs.ip_addr ||
         (dst_ip != core->regs.ip_addr && dst_ip != 0xffffffffu)) {
-        rx_bad_ip(core, "not our address");
-        return;
+        return rx_bad_ip(core, ring, "not our address");
     }
     ulen = get_be16(udp + 4);
     if (ulen < APN_UDP_HLEN || ulen > tot - APN_IPV4_HLEN) {
-        rx_bad_ip(core, "udp length");
-        return;
+        return rx_bad_ip(core, ring, "udp length");
     }
     if (get_be16(udp + 6)) {
         sum = csum_add(0, ip + 12, 8);
         sum += 17 + ulen;
         if (csum_fold(csum_add(sum, udp, ulen))) {
-            rx_bad_ip(core, "udp checksum");
-            return;
+            return rx_bad_ip(core, ring, "udp checksum");
         }
     }
     sport = get_be16(udp);
     dport = get_be16(udp + 2);
     ep = port_owner(core, dport);
     if (ep < 0) {
+        if (ring) {
+            return false;
+        }
         count(core, APN_CNT_RX_DROP_NO_PORT);
         trace_apertnic_rx_no_port(dport, src_ip, sport);
         osq_post(core, APN_EV_NO_PORT, 0, dport,
                  (uint64_t)src_ip << 16 | sport, APN_VEC_OSQ);
-        return;
+        return true;
     }
 
     m = udp + APN_UDP_HLEN;
@@ -1390,50 +1891,157 @@ static void rx_ip(ApnCore *core, const uint8_t *frame, size_t len)
         ep_post(core, ep, APN_EV_MSG_DATA(type),
                 type == APN_MSG_ERROR ? get_be32(m + 20) : get_be32(m + 12),
                 data);
-        return;
+        return true;
     }
     ep_post_var(core, ep, src_ip, sport, m, ulen);
-}
-
-bool apn_core_can_receive(ApnCore *core)
-{
-    /* Every frame is consumed at once (delivered or counted as dropped). */
-    (void)core;
     return true;
 }
 
-void apn_core_receive(ApnCore *core, const uint8_t *frame, size_t len)
+/* ---- kernel Ethernet rings (seed 002) ----------------------------------- */
+
+static uint64_t ring_desc_addr(uint32_t lo, uint32_t hi, uint32_t size,
+                               uint32_t ptr)
 {
-    static const uint8_t broadcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    return ((uint64_t)hi << 32 | lo) +
+           (uint64_t)(ptr & (size - 1)) * sizeof(struct apn_ring_desc);
+}
+
+static void ring_irq(ApnCore *core, uint32_t bit)
+{
+    if (core->regs.ring_irq & bit) {
+        count(core, APN_CNT_IRQS);
+        trace_apertnic_irq(APN_VEC_RINGS);
+        core->ops->notify(core->opaque, APN_VEC_RINGS);
+    }
+}
+
+/*
+ * A frame for the kernel: DMA it into the buffer of the descriptor at
+ * RX_HEAD, write back its length and DONE (ERROR if it did not fit), and
+ * advance RX_HEAD. The network is held back while no buffer is posted
+ * (apn_core_can_receive), so only our own looped-back frames can find the
+ * ring full: they are dropped.
+ */
+static void ring_rx(ApnCore *core, const uint8_t *frame, size_t len)
+{
+    ApnCoreRegs *r = &core->regs;
+    uint64_t d;
+    uint8_t desc[16], wb[4];
+    uint16_t flags = APN_DESC_DONE, out_len = 0;
+    uint64_t addr;
+    uint16_t size;
+
+    if (r->rx_head == r->rx_tail) {
+        rx_drop(core, APN_CNT_RX_DROP_RING, 0);
+        trace_apertnic_ring_rx_full(len);
+        return;
+    }
+    d = ring_desc_addr(r->rx_ring_lo, r->rx_ring_hi, r->rx_ring_size,
+                       r->rx_head);
+    if (core->ops->dma_read(core->opaque, d, desc, sizeof(desc))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: RX descriptor at 0x%"
+                      PRIx64 " is not readable; frame dropped\n", d);
+        osq_post(core, APN_EV_DEVICE_ERROR, 0, APN_ERR_DMA, d, APN_VEC_OSQ);
+        rx_drop(core, APN_CNT_RX_DROP_DMA, 0);
+        return;
+    }
+    addr = get_le64(desc);
+    size = get_le16(desc + 8);
+    if (len > size) {
+        flags |= APN_DESC_ERROR;
+        out_len = len > 0xffff ? 0xffff : len;
+        rx_drop(core, APN_CNT_RX_DROP_RING, 0);
+    } else if (core->ops->dma_write(core->opaque, addr, frame, len)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: RX buffer at 0x%" PRIx64
+                      " is not writable; frame dropped\n", addr);
+        flags |= APN_DESC_ERROR;
+        rx_drop(core, APN_CNT_RX_DROP_DMA, 0);
+    } else {
+        out_len = len;
+        count(core, APN_CNT_RX_RING_FRAMES);
+    }
+    put_le16(wb, out_len);
+    put_le16(wb + 2, flags);
+    if (core->ops->dma_write(core->opaque, d + 8, wb, sizeof(wb))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: RX descriptor at 0x%"
+                      PRIx64 " is not writable\n", d);
+    }
+    trace_apertnic_ring_rx(r->rx_head, len, flags);
+    r->rx_head++;
+    ring_irq(core, APN_RING_IRQ_RX);
+}
+
+/*
+ * The TX_TAIL doorbell: send every posted frame, in order, at once. A
+ * frame outside [14, MTU + 14] bytes, or whose buffer cannot be read, is
+ * not sent and its descriptor gets ERROR. Frames go to the wire, our own
+ * MAC included (no loopback: the kernel does not send to itself).
+ */
+static void ring_tx(ApnCore *core)
+{
+    ApnCoreRegs *r = &core->regs;
+    uint8_t *f = core->frame;
+    unsigned done = 0;
+
+    while (r->tx_ring_size && r->tx_head != r->tx_tail) {
+        uint64_t d = ring_desc_addr(r->tx_ring_lo, r->tx_ring_hi,
+                                    r->tx_ring_size, r->tx_head);
+        uint16_t flags = APN_DESC_DONE;
+        uint8_t desc[16], wb[2];
+        uint64_t addr;
+        uint16_t len;
+
+        if (core->ops->dma_read(core->opaque, d, desc, sizeof(desc))) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: TX descriptor at 0x%"
+                          PRIx64 " is not readable; TX ring stalled\n", d);
+            osq_post(core, APN_EV_DEVICE_ERROR, 0, APN_ERR_DMA, d,
+                     APN_VEC_OSQ);
+            break;
+        }
+        addr = get_le64(desc);
+        len = get_le16(desc + 8);
+        if (len < APN_ETH_HLEN || len > core->cfg.mtu + APN_ETH_HLEN) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: TX descriptor %u: "
+                          "frame of %u bytes is not in [14, %u]\n",
+                          r->tx_head, len, core->cfg.mtu + APN_ETH_HLEN);
+            flags |= APN_DESC_ERROR;
+            count(core, APN_CNT_TX_DROP_RING);
+        } else if (core->ops->dma_read(core->opaque, addr, f, len)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: TX buffer at 0x%"
+                          PRIx64 " is not readable; frame dropped\n", addr);
+            flags |= APN_DESC_ERROR;
+            count(core, APN_CNT_TX_DROP_DMA);
+        } else {
+            size_t n = len;
+
+            if (n < APN_MIN_ETH_FRAME) {
+                memset(f + n, 0, APN_MIN_ETH_FRAME - n);
+                n = APN_MIN_ETH_FRAME;
+            }
+            count(core, APN_CNT_TX_RING_FRAMES);
+            transmit(core, f, n, false);
+        }
+        put_le16(wb, flags);
+        if (core->ops->dma_write(core->opaque,
+                                 d + offsetof(struct apn_ring_desc, flags),
+                                 wb, sizeof(wb))) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: TX descriptor at 0x%"
+                          PRIx64 " is not writable\n", d);
+        }
+        trace_apertnic_ring_tx(r->tx_head, len, flags);
+        r->tx_head++;
+        done++;
+    }
+    if (done) {
+        ring_irq(core, APN_RING_IRQ_TX);
+    }
+}
+
+static void rx_ci(ApnCore *core, const uint8_t *frame, size_t len)
+{
     const uint8_t *ci = frame + APN_ETH_HLEN;
     size_t ci_avail, pos;
-    uint16_t ethertype;
     unsigned nseg;
-
-    count(core, APN_CNT_RX_FRAMES);
-    core->regs.counters[APN_CNT_RX_BYTES] += len;
-
-    if (len < APN_ETH_HLEN) {
-        rx_drop(core, APN_CNT_RX_DROP_MALFORMED, 0);
-        return;
-    }
-    if (memcmp(frame, core->cfg.mac, 6) && memcmp(frame, broadcast, 6)) {
-        rx_drop(core, APN_CNT_RX_FILTERED, 0);
-        return;
-    }
-    ethertype = get_be16(frame + 12);
-    if (ethertype != APN_ETHERTYPE && ethertype != 0x0800) {
-        rx_drop(core, APN_CNT_RX_DROP_NOT_CI, 0);
-        return;
-    }
-    if (!core_enabled(core)) {
-        rx_drop(core, APN_CNT_RX_DROP_DISABLED, 0);
-        return;
-    }
-    if (ethertype == 0x0800) {
-        rx_ip(core, frame, len);
-        return;
-    }
 
     /* Validate the whole structure, then the CRC, before touching memory. */
     ci_avail = len - APN_ETH_HLEN;
@@ -1467,10 +2075,491 @@ void apn_core_receive(ApnCore *core, const uint8_t *frame, size_t len)
     pos = APN_FRAME_HDR_LEN;
     for (unsigned i = 0; i < nseg; i++) {
         const uint8_t *seg = ci + pos;
+        uint16_t seg_len = get_be16(seg + 2);
 
         rx_segment(core, frame + 6, get_be16(ci + 2), seg,
                    seg + APN_SEG_HDR_LEN);
-        pos += APN_SEG_HDR_LEN + APN_SEG_PAD(get_be16(seg + 2));
+        pos += APN_SEG_HDR_LEN + APN_SEG_PAD(seg_len);
+    }
+}
+
+/*
+ * Every received frame, from the network or looped back: count, filter by
+ * destination MAC, classify. CI frames (while enabled) go to the apertures;
+ * UDP/IPv4 datagrams for a bound port (while enabled) to the endpoint;
+ * with the RX ring on, everything else (other EtherTypes, other IPv4,
+ * datagrams to unbound ports, multicast) goes to the kernel's ring.
+ */
+static void rx_frame(ApnCore *core, const uint8_t *frame, size_t len)
+{
+    static const uint8_t broadcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    bool ring = core->regs.rx_ring_size != 0;
+    uint16_t ethertype;
+
+    count(core, APN_CNT_RX_FRAMES);
+    core->regs.counters[APN_CNT_RX_BYTES] += len;
+
+    if (len < APN_ETH_HLEN) {
+        rx_drop(core, APN_CNT_RX_DROP_MALFORMED, 0);
+        return;
+    }
+    if (memcmp(frame, core->cfg.mac, 6) && memcmp(frame, broadcast, 6)) {
+        if (ring && (frame[0] & 1)) {
+            ring_rx(core, frame, len);      /* multicast: the kernel's */
+            return;
+        }
+        rx_drop(core, APN_CNT_RX_FILTERED, 0);
+        return;
+    }
+    ethertype = get_be16(frame + 12);
+    if (ethertype == APN_ETHERTYPE) {
+        if (!core_enabled(core)) {
+            rx_drop(core, APN_CNT_RX_DROP_DISABLED, 0);
+            return;
+        }
+        rx_ci(core, frame, len);
+        return;
+    }
+    if (ethertype == 0x0800 && core_enabled(core) &&
+        rx_ip(core, frame, len, ring)) {
+        return;
+    }
+    if (ring) {
+        ring_rx(core, frame, len);
+        return;
+    }
+    rx_drop(core, ethertype == 0x0800 ? APN_CNT_RX_DROP_DISABLED
+                                      : APN_CNT_RX_DROP_NOT_CI, 0);
+}
+
+bool apn_core_can_receive(ApnCore *core)
+{
+    /* Only an enabled RX ring with no buffer posted holds the network back. */
+    return !core->regs.rx_ring_size || core->regs.rx_head != core->regs.rx_tail;
+}
+
+bool apn_core_receive(ApnCore *core, const uint8_t *frame, size_t len)
+{
+    if (!apn_core_can_receive(core)) {
+        return false;
+    }
+    rx_frame(core, frame, len);
+    return true;
+}
+
+/* ---- DMA channel (seeds 000/001) ---------------------------------------- */
+
+typedef struct ApnBudget {
+    uint32_t reqs;             /* requests that may still start */
+    uint32_t bytes;            /* PUT bytes that may still be sent */
+    bool more;                 /* stopped by the budget: work is left */
+} ApnBudget;
+
+static uint64_t rq_base(const ApnEndpoint *p)
+{
+    return (uint64_t)p->rq_hi << 32 | p->rq_lo;
+}
+
+static uint64_t cq_base(const ApnEndpoint *p)
+{
+    return (uint64_t)p->cq_hi << 32 | p->cq_lo;
+}
+
+static inline bool dma_on(const ApnEndpoint *p)
+{
+    return p->rq_size && p->cq_size;
+}
+
+static inline ApnDmaSlot *dma_slot(ApnEndpoint *p, uint32_t pos)
+{
+    return &p->dma[pos & (APN_DMA_INFLIGHT - 1)];
+}
+
+static void kick(ApnCore *core)
+{
+    if (core->bh_pending || !core->ops->schedule) {
+        return;
+    }
+    core->bh_pending = true;
+    core->ops->schedule(core->opaque);
+}
+
+/*
+ * Drop endpoint `ep`'s DMA work without completing it: the reads of its
+ * GETs (and, with `loads`, of its loads) are forgotten, so late answers are
+ * rx_drop_read; requests started or posted are abandoned.
+ */
+static void dma_abort(ApnCore *core, uint32_t ep, bool loads)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+
+    for (unsigned i = 0; i < APN_MAX_READS; i++) {
+        ApnRead *r = &core->reads[i];
+
+        if (r->ep == ep && (r->kind == APN_READ_GET ||
+                            (loads && r->kind == APN_READ_LOAD))) {
+            r->kind = APN_READ_FREE;
+        }
+    }
+    memset(p->dma, 0, sizeof(p->dma));
+    p->rq_next = p->rq_tail = p->rq_head;
+    trace_apertnic_dma_abort(ep);
+    read_timer_update(core);
+}
+
+/*
+ * Retire, in order, the requests at RQ_HEAD that are done: write each
+ * completion at CQ_WRPTR (room was reserved when it started), advance and
+ * mirror both pointers, wake an armed endpoint.
+ */
+static void dma_retire(ApnCore *core, uint32_t ep)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+    uint8_t ev[16], word[4];
+    bool any = false;
+
+    while (p->rq_head != p->rq_next) {
+        ApnDmaSlot *s = dma_slot(p, p->rq_head);
+
+        if (s->state != APN_DMA_DONE ||
+            p->cq_wrptr - p->cq_rdptr >= p->cq_size) {
+            break;
+        }
+        encode_event(ev, s->opcode == APN_REQ_GET ? APN_EV_GET_DONE
+                                                  : APN_EV_PUT_DONE,
+                     ep, s->status, s->cookie | (uint64_t)s->bytes << 32);
+        if (core->ops->dma_write(core->opaque, cq_base(p) +
+                                 sizeof(struct apn_queue_ctrl) +
+                                 (uint64_t)(p->cq_wrptr & (p->cq_size - 1)) *
+                                 sizeof(struct apn_event), ev, sizeof(ev))) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: completion queue of "
+                          "endpoint %u at 0x%" PRIx64 " is not writable; "
+                          "completion lost\n", ep, cq_base(p));
+        } else {
+            p->cq_wrptr++;
+            put_le32(word, p->cq_wrptr);
+            core->ops->dma_write(core->opaque, cq_base(p) +
+                                 offsetof(struct apn_queue_ctrl, wrptr),
+                                 word, 4);
+        }
+        count(core, APN_CNT_DMA_REQS);
+        if (s->status) {
+            count(core, APN_CNT_DMA_ERRORS);
+        }
+        trace_apertnic_dma_done(ep, p->rq_head, s->status, s->bytes);
+        s->state = APN_DMA_FREE;
+        p->rq_head++;
+        put_le32(word, p->rq_head);
+        core->ops->dma_write(core->opaque, rq_base(p) +
+                             offsetof(struct apn_queue_ctrl, rdptr), word, 4);
+        any = true;
+    }
+    if (any) {
+        ep_wake(core, ep);
+    }
+}
+
+static void dma_finish(ApnDmaSlot *s, uint32_t status, uint32_t bytes)
+{
+    s->state = APN_DMA_DONE;
+    s->status = status;
+    s->bytes = bytes;
+    s->read = -1;
+}
+
+/* A GET's read is over (read_finish): complete and retire what can be. */
+static void dma_get_done(ApnCore *core, uint32_t ep, uint32_t pos,
+                         uint32_t status, uint32_t bytes)
+{
+    ApnEndpoint *p;
+    ApnDmaSlot *s;
+
+    if (ep >= core->cfg.num_endpoints) {
+        return;
+    }
+    p = &core->regs.ep[ep];
+    s = dma_slot(p, pos);
+    if (pos - p->rq_head >= p->rq_next - p->rq_head ||
+        s->state != APN_DMA_BUSY || s->opcode != APN_REQ_GET) {
+        return;     /* abandoned meanwhile */
+    }
+    dma_finish(s, status, bytes);
+    dma_retire(core, ep);
+    if (p->rq_next != p->rq_tail) {
+        kick(core);         /* room for one more in flight */
+    }
+}
+
+/*
+ * Both apertures of a request: VALID data apertures of `ep`, the ranges
+ * inside their extents. Returns 0 or the status (a counter id).
+ */
+static uint32_t dma_check(ApnCore *core, uint32_t ep, const ApnDmaSlot *s,
+                          ApnCachedEntry *oe, ApnCachedEntry *le)
+{
+    if (!own_data_entry(core, true, s->out_index, ep, oe)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: DMA request "
+                      "names outgoing aperture %u, not its own valid data "
+                      "aperture\n", ep, s->out_index);
+        return APN_CNT_TX_DROP_INVALID;
+    }
+    if (!own_data_entry(core, false, s->in_index, ep, le)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: DMA request "
+                      "names incoming aperture %u, not its own valid data "
+                      "aperture\n", ep, s->in_index);
+        return APN_CNT_TX_DROP_INVALID;
+    }
+    if ((uint64_t)s->remote_offset + s->len > oe->size ||
+        (uint64_t)s->local_offset + s->len > le->size) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: DMA request "
+                      "of 0x%x bytes is past an aperture (remote 0x%x of "
+                      "0x%x, local 0x%x of 0x%x)\n", ep, s->len,
+                      s->remote_offset, oe->size, s->local_offset, le->size);
+        return APN_CNT_TX_DROP_BOUNDS;
+    }
+    return 0;
+}
+
+/*
+ * Send more of a PUT: segments of at most one MTU read from the local
+ * aperture's memory, through the outgoing aperture (sequence numbers as for
+ * stores), packed like stores. Each segment re-checks the apertures, so an
+ * aperture torn down part way stops the PUT. Returns true when it is done
+ * (sent, or failed), false when the byte budget ran out.
+ */
+static bool dma_put_continue(ApnCore *core, uint32_t ep, ApnDmaSlot *s,
+                             ApnBudget *b)
+{
+    ApnCachedEntry oe, le;
+    uint8_t mac[6], flags;
+    uint32_t status, chunk, seq;
+    bool routed;
+
+    /* Stores issued before the doorbell leave first. */
+    burst_close(core);
+    while (s->progress < s->len) {
+        if (!b->bytes) {
+            return false;
+        }
+        chunk = min_u32(s->len - s->progress, max_burst(core));
+        status = dma_check(core, ep, s, &oe, &le);
+        if (!status && !core_enabled(core)) {
+            status = APN_CNT_TX_DROP_DISABLED;
+        }
+        if (!status) {
+            host_mac(core, oe.dest_host, mac, &routed);
+            if (!routed) {
+                qemu_log_mask(LOG_GUEST_ERROR, "apertnic: outgoing aperture "
+                              "%u names host %u, which has no route; PUT "
+                              "stopped\n", s->out_index, oe.dest_host);
+                status = APN_CNT_TX_DROP_NO_ROUTE;
+            }
+        }
+        if (!status && !rx_read(core, &le, s->local_offset + s->progress,
+                                core->dma_buf, chunk)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: DMA from "
+                          "incoming aperture %u failed; PUT stopped\n", ep,
+                          s->in_index);
+            status = APN_CNT_TX_DROP_DMA;
+        }
+        if (status) {
+            count(core, status);
+            frame_send(core);
+            dma_finish(s, status, s->progress);
+            return true;
+        }
+        seq = 0;
+        flags = 0;
+        if (oe.flags & APN_ENTRY_SEQ) {
+            seq = next_seq(core, s->out_index, oe.seq);
+            flags |= APN_SEG_F_SEQ;
+        }
+        pack_segment(core, oe.dest_host, mac, APN_SEG_WRITE, flags,
+                     oe.dest_in_index, oe.nonce, seq,
+                     s->remote_offset + s->progress, s->out_index,
+                     core->dma_buf, chunk);
+        s->progress += chunk;
+        b->bytes -= min_u32(chunk, b->bytes);
+    }
+    /* The PUT is complete when its data has left. */
+    frame_send(core);
+    dma_finish(s, 0, s->len);
+    return true;
+}
+
+/* Give a started GET its read; false if all APN_MAX_READS are in use. */
+static bool dma_get_begin(ApnCore *core, uint32_t ep, uint32_t pos)
+{
+    ApnDmaSlot *s = dma_slot(&core->regs.ep[ep], pos);
+    ApnRead *r = read_alloc(core);
+
+    if (!r) {
+        core->read_waiters = true;
+        trace_apertnic_dma_wait(ep, pos);
+        return false;
+    }
+    r->kind = APN_READ_GET;
+    r->ep = ep;
+    r->out_index = s->out_index;
+    r->in_index = s->in_index;
+    r->remote_offset = s->remote_offset;
+    r->land_offset = s->local_offset;
+    r->len = s->len;
+    r->rq_pos = pos;
+    s->read = r - core->reads;
+    read_req_send(core, r);     /* may finish it at once */
+    return true;
+}
+
+/*
+ * Peek at the request at rq_next and start it: a bad one is done at once
+ * with its status; a PUT is sent by dma_pump; a GET asks for its data.
+ */
+static void dma_start(ApnCore *core, uint32_t ep)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+    uint32_t pos = p->rq_next;
+    ApnDmaSlot *s = dma_slot(p, pos);
+    uint64_t addr = rq_base(p) + sizeof(struct apn_queue_ctrl) +
+                    (uint64_t)(pos & (p->rq_size - 1)) *
+                    sizeof(struct apn_dma_req);
+    uint8_t raw[sizeof(struct apn_dma_req)];
+    ApnCachedEntry oe, le;
+    uint32_t status;
+
+    memset(s, 0, sizeof(*s));
+    s->state = APN_DMA_BUSY;
+    s->read = -1;
+    p->rq_next++;
+    if (core->ops->dma_read(core->opaque, addr, raw, sizeof(raw))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: request at "
+                      "0x%" PRIx64 " is not readable\n", ep, addr);
+        count(core, APN_CNT_TX_DROP_DMA);
+        dma_finish(s, APN_CNT_TX_DROP_DMA, 0);
+        return;
+    }
+    s->opcode = raw[offsetof(struct apn_dma_req, opcode)];
+    s->out_index = get_le32(raw + offsetof(struct apn_dma_req, out_index));
+    s->in_index = get_le32(raw + offsetof(struct apn_dma_req,
+                                          local_in_index));
+    s->len = get_le32(raw + offsetof(struct apn_dma_req, len));
+    s->remote_offset = get_le32(raw + offsetof(struct apn_dma_req,
+                                               remote_offset));
+    s->local_offset = get_le32(raw + offsetof(struct apn_dma_req,
+                                              local_offset));
+    s->cookie = get_le32(raw + offsetof(struct apn_dma_req, cookie));
+    trace_apertnic_dma_start(ep, pos, s->opcode, s->len, s->cookie);
+
+    if ((s->opcode != APN_REQ_PUT && s->opcode != APN_REQ_GET) ||
+        raw[offsetof(struct apn_dma_req, flags)] || s->len > APN_DMA_MAX_LEN) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: request %u "
+                      "(opcode %u, flags 0x%x, len 0x%x) is malformed\n", ep,
+                      pos, s->opcode, raw[1], s->len);
+        status = APN_CNT_DMA_BAD_REQS;
+    } else if (!core_enabled(core)) {
+        status = APN_CNT_TX_DROP_DISABLED;
+    } else {
+        status = dma_check(core, ep, s, &oe, &le);
+    }
+    if (status) {
+        count(core, status);
+        dma_finish(s, status, 0);
+        return;
+    }
+    if (!s->len) {
+        dma_finish(s, 0, 0);
+        return;
+    }
+    if (s->opcode == APN_REQ_GET) {
+        dma_get_begin(core, ep, pos);
+    }
+}
+
+/*
+ * Work endpoint `ep`'s channel within budget `b`: retire what is done,
+ * advance the newest request (a PUT being sent, a GET waiting for a read),
+ * and start requests while there are some posted, fewer than
+ * APN_DMA_INFLIGHT in flight, and room in the completion queue for every
+ * started request's completion.
+ */
+static void dma_pump(ApnCore *core, uint32_t ep, ApnBudget *b)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+
+    if (!ep_valid(core, ep) || !dma_on(p)) {
+        return;
+    }
+    /* GETs whose chunk has landed: ask for the next */
+    for (unsigned i = 0; i < APN_MAX_READS; i++) {
+        ApnRead *r = &core->reads[i];
+
+        if (r->kind == APN_READ_GET && r->ep == ep && r->want_next) {
+            read_req_send(core, r);
+        }
+    }
+    for (;;) {
+        dma_retire(core, ep);
+        if (p->rq_next != p->rq_head) {
+            uint32_t last = p->rq_next - 1;
+            ApnDmaSlot *s = dma_slot(p, last);
+
+            if (s->state == APN_DMA_BUSY && s->opcode == APN_REQ_PUT) {
+                if (!dma_put_continue(core, ep, s, b)) {
+                    b->more = true;
+                    return;
+                }
+                continue;
+            }
+            if (s->state == APN_DMA_BUSY && s->opcode == APN_REQ_GET &&
+                s->read < 0) {
+                if (!dma_get_begin(core, ep, last)) {
+                    return;     /* read_finish will kick */
+                }
+                continue;
+            }
+        }
+        if (p->rq_next == p->rq_tail ||
+            p->rq_next - p->rq_head >= APN_DMA_INFLIGHT ||
+            (p->cq_wrptr - p->cq_rdptr) + (p->rq_next - p->rq_head) >=
+            p->cq_size) {
+            return;
+        }
+        if (!b->reqs) {
+            b->more = true;
+            return;
+        }
+        b->reqs--;
+        dma_start(core, ep);
+    }
+}
+
+/* A doorbell or CQ_RDPTR write: work the channel now, the rest in the bh. */
+static void dma_pump_now(ApnCore *core, uint32_t ep)
+{
+    ApnBudget b = { APN_DMA_BUDGET_REQS, APN_DMA_BUDGET_BYTES, false };
+
+    dma_pump(core, ep, &b);
+    if (b.more) {
+        kick(core);
+    }
+}
+
+void apn_core_bh(ApnCore *core)
+{
+    ApnBudget b = { APN_DMA_BUDGET_REQS, APN_DMA_BUDGET_BYTES, false };
+    uint32_t n = core->cfg.num_endpoints;
+
+    core->bh_pending = false;
+    core->read_waiters = false;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t ep = (core->bh_next_ep + k) % n;
+
+        dma_pump(core, ep, &b);
+        if (b.more) {
+            core->bh_next_ep = ep;  /* it goes first next time */
+            kick(core);
+            return;
+        }
     }
 }
 
@@ -1813,6 +2902,12 @@ static uint32_t ep_reg_read(ApnCore *core, uint32_t ep, uint32_t r)
     case APN_EPR_VARQ_LO:   return p->varq_lo;
     case APN_EPR_VARQ_HI:   return p->varq_hi;
     case APN_EPR_VARQ_SIZE: return p->varq_size;
+    case APN_EPR_RQ_LO:     return p->rq_lo;
+    case APN_EPR_RQ_HI:     return p->rq_hi;
+    case APN_EPR_RQ_SIZE:   return p->rq_size;
+    case APN_EPR_CQ_LO:     return p->cq_lo;
+    case APN_EPR_CQ_HI:     return p->cq_hi;
+    case APN_EPR_CQ_SIZE:   return p->cq_size;
     }
     qemu_log_mask(LOG_GUEST_ERROR, "apertnic: read of reserved endpoint "
                   "register 0x%x of endpoint %u\n", r, ep);
@@ -1830,6 +2925,10 @@ static void ep_ctrl_write(ApnCore *core, uint32_t ep, uint32_t val)
                       val & ~(APN_EP_VALID | APN_EP_TRUSTED));
     }
     p->ctrl = val & (APN_EP_VALID | APN_EP_TRUSTED);
+    if (was && !(p->ctrl & APN_EP_VALID)) {
+        /* Torn down: its memory may go; no more DMA for it. */
+        dma_abort(core, ep, true);
+    }
     if (p->port && was && !(p->ctrl & APN_EP_VALID) &&
         core->port_map[p->port] == ep + 1) {
         core->port_map[p->port] = 0;
@@ -1881,14 +2980,46 @@ static void ep_reg_write(ApnCore *core, uint32_t ep, uint32_t r, uint32_t val)
         return;
     case APN_EPR_EVQ_LO:
     case APN_EPR_VARQ_LO:
+    case APN_EPR_RQ_LO:
+    case APN_EPR_CQ_LO:
         if (val & 63) {
             qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: queue "
                           "address 0x%x is not 64-byte aligned; ignored\n",
                           ep, val);
             return;
         }
-        *(r == APN_EPR_EVQ_LO ? &p->evq_lo : &p->varq_lo) = val;
+        *(r == APN_EPR_EVQ_LO ? &p->evq_lo :
+          r == APN_EPR_VARQ_LO ? &p->varq_lo :
+          r == APN_EPR_RQ_LO ? &p->rq_lo : &p->cq_lo) = val;
         return;
+    case APN_EPR_RQ_HI:
+        p->rq_hi = val;
+        return;
+    case APN_EPR_CQ_HI:
+        p->cq_hi = val;
+        return;
+    case APN_EPR_RQ_SIZE:
+    case APN_EPR_CQ_SIZE: {
+        uint32_t max = r == APN_EPR_RQ_SIZE ? 4096 : 1u << 16;
+
+        if (val && (!is_pow2(val) || val < 2 || val > max)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: %s queue "
+                          "size %u is not a power of two in [2, %u]; "
+                          "ignored\n", ep,
+                          r == APN_EPR_RQ_SIZE ? "request" : "completion",
+                          val, max);
+            return;
+        }
+        /* (Re)programming either queue abandons the channel's work. */
+        dma_abort(core, ep, false);
+        *(r == APN_EPR_RQ_SIZE ? &p->rq_size : &p->cq_size) = val;
+        p->rq_head = p->rq_next = p->rq_tail = 0;
+        p->cq_wrptr = p->cq_rdptr = 0;
+        trace_apertnic_dma_queue(ep, r == APN_EPR_CQ_SIZE,
+                                 r == APN_EPR_RQ_SIZE ? rq_base(p) : cq_base(p),
+                                 val);
+        return;
+    }
     case APN_EPR_EVQ_HI:
         p->evq_hi = val;
         return;
@@ -1942,6 +3073,11 @@ static uint32_t user_read(ApnCore *core, uint32_t ep, uint32_t off)
     case APN_UREG_EVQ_WRPTR:  return p->evq_wrptr;
     case APN_UREG_VARQ_RDPTR: return p->varq_rdptr;
     case APN_UREG_VARQ_WRPTR: return p->varq_wrptr;
+    case APN_UREG_RQ_TAIL:    return p->rq_tail;
+    case APN_UREG_RQ_HEAD:    return p->rq_head;
+    case APN_UREG_CQ_RDPTR:   return p->cq_rdptr;
+    case APN_UREG_CQ_WRPTR:   return p->cq_wrptr;
+    case APN_UREG_READ_LANDING: return p->read_landing;
     }
     if (cmd_reg_read(&p->cmd, off, &val)) {
         return val;
@@ -1988,6 +3124,37 @@ static void user_write(ApnCore *core, uint32_t ep, uint32_t off, uint32_t val)
     case APN_UREG_ARM:
         ep_arm(core, ep, val);
         return;
+    case APN_UREG_RQ_TAIL:
+        if (!ep_valid(core, ep) || !dma_on(p)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: RQ_TAIL "
+                          "written with no valid endpoint or no request and "
+                          "completion queues; ignored\n", ep);
+            return;
+        }
+        if (val - p->rq_head > p->rq_size ||
+            val - p->rq_head < p->rq_next - p->rq_head) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: RQ_TAIL "
+                          "%u is outside [%u, %u]; ignored\n", ep, val,
+                          p->rq_next, p->rq_head + p->rq_size);
+            return;
+        }
+        p->rq_tail = val;
+        trace_apertnic_dma_doorbell(ep, val);
+        dma_pump_now(core, ep);
+        return;
+    case APN_UREG_CQ_RDPTR:
+        if (val - p->cq_rdptr > p->cq_wrptr - p->cq_rdptr) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: CQ_RDPTR "
+                          "%u is outside [%u, %u]; ignored\n", ep, val,
+                          p->cq_rdptr, p->cq_wrptr);
+            return;
+        }
+        p->cq_rdptr = val;
+        dma_pump_now(core, ep);     /* room for more completions */
+        return;
+    case APN_UREG_READ_LANDING:
+        p->read_landing = val;
+        return;
     }
     if (cmd_reg_write(core, ep, &p->cmd, false, off, val)) {
         return;
@@ -1995,7 +3162,8 @@ static void user_write(ApnCore *core, uint32_t ep, uint32_t off, uint32_t val)
     qemu_log_mask(LOG_GUEST_ERROR, "apertnic: write of 0x%x to %s user page "
                   "register 0x%x of endpoint %u ignored\n", val,
                   off == APN_UREG_CMD_STATUS || off == APN_UREG_EVQ_WRPTR ||
-                  off == APN_UREG_VARQ_WRPTR ? "read-only" : "unknown",
+                  off == APN_UREG_VARQ_WRPTR || off == APN_UREG_RQ_HEAD ||
+                  off == APN_UREG_CQ_WRPTR ? "read-only" : "unknown",
                   off, ep);
 }
 
@@ -2017,7 +3185,9 @@ static uint32_t reg_read32(ApnCore *core, uint32_t addr)
     switch (addr) {
     case APN_REG_MAGIC:          return APN_MAGIC;
     case APN_REG_VERSION:        return APN_SPEC_VERSION;
-    case APN_REG_CAPS:           return APN_CAP_CACHE | APN_CAP_GATHER;
+    case APN_REG_CAPS:           return APN_CAP_CACHE | APN_CAP_GATHER |
+                                        APN_CAP_RINGS | APN_CAP_READ |
+                                        APN_CAP_DMA;
     case APN_REG_STATUS:         return r->status;
     case APN_REG_CTRL:           return r->ctrl;
     case APN_REG_HOST_ID:        return r->host_id;
@@ -2047,6 +3217,17 @@ static uint32_t reg_read32(ApnCore *core, uint32_t addr)
         return 0;
     case APN_REG_IP_ADDR:        return r->ip_addr;
     case APN_REG_CMD_EP:         return r->cmd_ep;
+    case APN_REG_RX_RING_LO:     return r->rx_ring_lo;
+    case APN_REG_RX_RING_HI:     return r->rx_ring_hi;
+    case APN_REG_RX_RING_SIZE:   return r->rx_ring_size;
+    case APN_REG_RX_TAIL:        return r->rx_tail;
+    case APN_REG_RX_HEAD:        return r->rx_head;
+    case APN_REG_TX_RING_LO:     return r->tx_ring_lo;
+    case APN_REG_TX_RING_HI:     return r->tx_ring_hi;
+    case APN_REG_TX_RING_SIZE:   return r->tx_ring_size;
+    case APN_REG_TX_TAIL:        return r->tx_tail;
+    case APN_REG_TX_HEAD:        return r->tx_head;
+    case APN_REG_RING_IRQ:       return r->ring_irq;
     }
     if (cmd_block_addr(addr, &off) && cmd_reg_read(&r->cmd, off, &val)) {
         return val;
@@ -2121,10 +3302,65 @@ static void irq_test(ApnCore *core, uint32_t vector)
     osq_post(core, APN_EV_TEST, 0, vector, 0, vector);
 }
 
+/* The network may deliver again (apn_core_can_receive turned true). */
+static void rx_ready(ApnCore *core)
+{
+    if (apn_core_can_receive(core) && core->ops->rx_ready) {
+        core->ops->rx_ready(core->opaque);
+    }
+}
+
+static void ring_size_write(ApnCore *core, bool rx, uint32_t val)
+{
+    ApnCoreRegs *r = &core->regs;
+
+    if (val && (!is_pow2(val) || val < 2 || val > 4096)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: %s ring size %u is not a "
+                      "power of two in [2, 4096]; ignored\n",
+                      rx ? "RX" : "TX", val);
+        return;
+    }
+    /* (Re)programming a ring starts it empty. */
+    if (rx) {
+        r->rx_ring_size = val;
+        r->rx_head = r->rx_tail = 0;
+        trace_apertnic_ring_reg("rx", (uint64_t)r->rx_ring_hi << 32 |
+                                r->rx_ring_lo, val);
+        rx_ready(core);
+    } else {
+        r->tx_ring_size = val;
+        r->tx_head = r->tx_tail = 0;
+        trace_apertnic_ring_reg("tx", (uint64_t)r->tx_ring_hi << 32 |
+                                r->tx_ring_lo, val);
+    }
+}
+
+static void ring_tail_write(ApnCore *core, bool rx, uint32_t val)
+{
+    ApnCoreRegs *r = &core->regs;
+    uint32_t size = rx ? r->rx_ring_size : r->tx_ring_size;
+    uint32_t head = rx ? r->rx_head : r->tx_head;
+
+    if (!size || val - head > size) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: %s_TAIL %u: the ring is off "
+                      "or the value is outside [%u, %u]; ignored\n",
+                      rx ? "RX" : "TX", val, head, head + size);
+        return;
+    }
+    if (rx) {
+        r->rx_tail = val;
+        rx_ready(core);
+    } else {
+        r->tx_tail = val;
+        ring_tx(core);
+    }
+}
+
 static void ctrl_write(ApnCore *core, uint32_t val)
 {
     if (val & APN_CTRL_RESET) {
         apn_core_reset(core);
+        rx_ready(core);
         return;
     }
     if (val & ~APN_CTRL_ENABLE) {
@@ -2234,6 +3470,37 @@ static void reg_write32(ApnCore *core, uint32_t addr, uint32_t val)
     case APN_REG_IP_ADDR:
         r->ip_addr = val;
         trace_apertnic_ip_addr(val);
+        return;
+    case APN_REG_RX_RING_LO:
+    case APN_REG_TX_RING_LO:
+        if (val & 63) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: ring address 0x%x is "
+                          "not 64-byte aligned; ignored\n", val);
+            return;
+        }
+        *(addr == APN_REG_RX_RING_LO ? &r->rx_ring_lo : &r->tx_ring_lo) = val;
+        return;
+    case APN_REG_RX_RING_HI:
+        r->rx_ring_hi = val;
+        return;
+    case APN_REG_TX_RING_HI:
+        r->tx_ring_hi = val;
+        return;
+    case APN_REG_RX_RING_SIZE:
+    case APN_REG_TX_RING_SIZE:
+        ring_size_write(core, addr == APN_REG_RX_RING_SIZE, val);
+        return;
+    case APN_REG_RX_TAIL:
+    case APN_REG_TX_TAIL:
+        ring_tail_write(core, addr == APN_REG_RX_TAIL, val);
+        return;
+    case APN_REG_RING_IRQ:
+        if (val & ~(APN_RING_IRQ_RX | APN_RING_IRQ_TX)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: RING_IRQ bits 0x%x are "
+                          "reserved\n", val & ~(APN_RING_IRQ_RX |
+                                                APN_RING_IRQ_TX));
+        }
+        r->ring_irq = val & (APN_RING_IRQ_RX | APN_RING_IRQ_TX);
         return;
     case APN_REG_CMD_EP:
         if (val >= core->cfg.num_endpoints) {
@@ -2388,6 +3655,12 @@ void apn_core_reset(ApnCore *core)
         core->ops->timer_cancel(core->opaque);
         core->timer_armed = false;
     }
+    if (core->read_timer_armed && core->ops->read_timer_cancel) {
+        core->ops->read_timer_cancel(core->opaque);
+    }
+    core->read_timer_armed = false;
+    memset(core->reads, 0, sizeof(core->reads));
+    core->read_waiters = false;
     core->burst.active = false;
     core->pend.active = false;
     memset(&core->regs, 0, sizeof(core->regs));
@@ -2414,6 +3687,125 @@ static bool pend_valid(ApnCore *core)
         n++;
     }
     return pos == p->len && n == p->nseg;
+}
+
+static bool ring_size_ok(uint32_t size)
+{
+    return !size || (is_pow2(size) && size >= 2 && size <= 4096);
+}
+
+static void post_load_rings(ApnCore *core)
+{
+    ApnCoreRegs *r = &core->regs;
+
+    r->rx_ring_lo &= ~63u;
+    r->tx_ring_lo &= ~63u;
+    r->ring_irq &= APN_RING_IRQ_RX | APN_RING_IRQ_TX;
+    if (!ring_size_ok(r->rx_ring_size) ||
+        r->rx_tail - r->rx_head > r->rx_ring_size) {
+        r->rx_ring_size = r->rx_head = r->rx_tail = 0;
+    }
+    if (!ring_size_ok(r->tx_ring_size) ||
+        r->tx_tail - r->tx_head > r->tx_ring_size) {
+        r->tx_ring_size = r->tx_head = r->tx_tail = 0;
+    }
+}
+
+/* One endpoint's channel from the stream: consistent, or abandoned. */
+static void post_load_dma(ApnCore *core, uint32_t ep)
+{
+    ApnEndpoint *p = &core->regs.ep[ep];
+    uint32_t inflight = p->rq_next - p->rq_head;
+    bool ok;
+
+    p->rq_lo &= ~63u;
+    p->cq_lo &= ~63u;
+    if (!ring_size_ok(p->rq_size)) {
+        p->rq_size = 0;
+    }
+    if (p->cq_size && (!is_pow2(p->cq_size) || p->cq_size < 2 ||
+                       p->cq_size > (1u << 16))) {
+        p->cq_size = 0;
+    }
+    ok = dma_on(p) && inflight <= APN_DMA_INFLIGHT &&
+         inflight <= p->rq_tail - p->rq_head &&
+         p->rq_tail - p->rq_head <= p->rq_size &&
+         p->cq_wrptr - p->cq_rdptr <= p->cq_size &&
+         (p->cq_wrptr - p->cq_rdptr) + inflight <= p->cq_size;
+    for (uint32_t k = 0; ok && k < APN_DMA_INFLIGHT; k++) {
+        ApnDmaSlot *s = &p->dma[k];
+        bool used = (k - p->rq_head) % APN_DMA_INFLIGHT < inflight;
+
+        if (!used) {
+            ok = s->state == APN_DMA_FREE;
+            continue;
+        }
+        ok = (s->state == APN_DMA_BUSY || s->state == APN_DMA_DONE) &&
+             s->len <= APN_DMA_MAX_LEN && s->progress <= s->len &&
+             (s->state == APN_DMA_DONE ||
+              s->opcode == APN_REQ_PUT || s->opcode == APN_REQ_GET) &&
+             s->read >= -1 && s->read < APN_MAX_READS;
+        if (ok && s->state == APN_DMA_BUSY && s->opcode == APN_REQ_GET &&
+            s->read >= 0) {
+            ApnRead *r = &core->reads[s->read];
+
+            ok = r->kind == APN_READ_GET && r->ep == ep &&
+                 r->rq_pos == p->rq_head + (k - p->rq_head) %
+                              APN_DMA_INFLIGHT;
+        }
+    }
+    if (!ok) {
+        p->rq_head = p->rq_next = p->rq_tail = 0;
+        p->cq_wrptr = p->cq_rdptr = 0;
+        memset(p->dma, 0, sizeof(p->dma));
+        for (unsigned i = 0; i < APN_MAX_READS; i++) {
+            if (core->reads[i].kind == APN_READ_GET &&
+                core->reads[i].ep == ep) {
+                core->reads[i].kind = APN_READ_FREE;
+            }
+        }
+    }
+}
+
+/* The outstanding reads from the stream: a bad one is forgotten. */
+static void post_load_reads(ApnCore *core)
+{
+    core->read_gen &= 0xffffff;
+    for (unsigned i = 0; i < APN_MAX_READS; i++) {
+        ApnRead *r = &core->reads[i];
+        bool ok;
+
+        if (r->kind == APN_READ_FREE) {
+            continue;
+        }
+        ok = (r->kind == APN_READ_LOAD || r->kind == APN_READ_GET) &&
+             ep_valid(core, r->ep) &&
+             (r->tag & ((1u << APN_READ_TAG_SHIFT) - 1)) == i &&
+             r->done <= r->asked && r->asked <= r->len &&
+             r->len <= APN_DMA_MAX_LEN && r->len &&
+             r->asked - r->done <= APN_READ_MAX_LEN;
+        if (ok && r->kind == APN_READ_GET) {
+            ApnEndpoint *p = &core->regs.ep[r->ep];
+            ApnDmaSlot *s = dma_slot(p, r->rq_pos);
+
+            ok = r->rq_pos - p->rq_head < p->rq_next - p->rq_head &&
+                 s->state == APN_DMA_BUSY && s->opcode == APN_REQ_GET &&
+                 s->read == (int32_t)i;
+        }
+        if (!ok) {
+            if (r->kind == APN_READ_GET && r->ep < core->cfg.num_endpoints) {
+                /* its request fails rather than hang */
+                ApnEndpoint *p = &core->regs.ep[r->ep];
+                ApnDmaSlot *s = dma_slot(p, r->rq_pos);
+
+                if (r->rq_pos - p->rq_head < p->rq_next - p->rq_head &&
+                    s->state == APN_DMA_BUSY && s->read == (int32_t)i) {
+                    dma_finish(s, APN_CNT_READ_TIMEOUTS, 0);
+                }
+            }
+            r->kind = APN_READ_FREE;
+        }
+    }
 }
 
 void apn_core_post_load(ApnCore *core)
@@ -2457,7 +3849,10 @@ void apn_core_post_load(ApnCore *core)
         }
         p->varq_wrptr &= ~7u;
         p->varq_rdptr &= ~7u;
+        post_load_dma(core, i);
     }
+    post_load_rings(core);
+    post_load_reads(core);
     port_map_rebuild(core);
     cache_clear(&core->cache);
 
@@ -2478,4 +3873,10 @@ void apn_core_post_load(ApnCore *core)
         core->pend.active = false;
     }
     tx_timer_note_store(core);
+    /* Resume DMA-channel work and read timeouts. */
+    core->bh_pending = false;
+    core->read_timer_armed = false;
+    core->read_waiters = true;
+    read_timer_update(core);
+    kick(core);
 }

@@ -3,7 +3,8 @@
  * apertnic device core: registers, aperture tables and their mapping cache,
  * store gathering and packing, frame encode/decode and receive checks,
  * endpoints with their event and variable-length queues, user-level
- * commands, and connection messages (UDP/IPv4).
+ * commands, connection messages (UDP/IPv4), the kernel's Ethernet rings,
+ * remote reads and the per-endpoint DMA request/completion queues.
  *
  * The core knows nothing of QOM. It reaches guest memory, the network, the
  * interrupt controller and a timer through ApnCoreOps, so the same file builds
@@ -31,6 +32,27 @@ typedef struct ApnCoreOps {
     void (*timer_cancel)(void *opaque);
     /* The clock the timer runs on, in ns. */
     uint64_t (*now_ns)(void *opaque);
+    /*
+     * The ops below are optional (NULL: the feature degrades as noted).
+     *
+     * The device can take frames again (apn_core_can_receive() turned
+     * true): deliver what the network queued. NULL: nothing to do.
+     */
+    void (*rx_ready)(void *opaque);
+    /*
+     * Call apn_core_bh() soon, outside the current call chain (a bottom
+     * half); several calls before it runs are one call. NULL: DMA-channel
+     * work beyond a doorbell's budget and GET continuations wait for the
+     * next doorbell or CQ_RDPTR write.
+     */
+    void (*schedule)(void *opaque);
+    /*
+     * A second one-shot timer, on the now_ns clock, that calls
+     * apn_core_read_timer(); re-arming replaces it. NULL: remote reads
+     * never time out.
+     */
+    void (*read_timer_arm)(void *opaque, uint64_t delay_ns);
+    void (*read_timer_cancel)(void *opaque);
 } ApnCoreOps;
 
 /* Sizing chosen by the device's properties; fixed after realize. */
@@ -42,6 +64,7 @@ typedef struct ApnCoreConfig {
     uint32_t cache_entries;    /* mapping cache size */
     uint32_t mtu;              /* largest Ethernet payload sent */
     uint64_t flush_delay_ns;   /* a burst is sent once stores pause this long */
+    uint64_t read_timeout_ns;  /* a remote read fails after this; 0 = never */
     uint8_t mac[6];
 } ApnCoreConfig;
 
@@ -122,6 +145,30 @@ typedef struct ApnCmdRegs {
     uint32_t msg_nonce, msg_info;
 } ApnCmdRegs;
 
+/* DMA channel limits (docs/specs/apertnic.rst, "DMA channel"). */
+#define APN_DMA_INFLIGHT       8        /* requests started, not yet retired */
+#define APN_DMA_BUDGET_REQS    64       /* requests started per doorbell / bh */
+#define APN_DMA_BUDGET_BYTES   (256 * 1024) /* PUT bytes per doorbell / bh */
+#define APN_DMA_MAX_LEN        (1u << 24)
+
+/* One request between RQ_HEAD (retired) and rq_next (started). */
+enum {
+    APN_DMA_FREE = 0,
+    APN_DMA_BUSY,              /* started: PUT sending, GET reading */
+    APN_DMA_DONE,              /* waiting to retire in order */
+};
+
+typedef struct ApnDmaSlot {
+    uint8_t opcode;            /* APN_REQ_*, or 0 for a bad request */
+    uint8_t state;             /* APN_DMA_* */
+    uint16_t reserved;
+    int32_t read;              /* GET: its read-table entry, -1 = none yet */
+    uint32_t out_index, in_index, len, remote_offset, local_offset, cookie;
+    uint32_t progress;         /* PUT: bytes sent */
+    uint32_t status;           /* APN_DMA_DONE: 0 or a counter id */
+    uint32_t bytes;            /* APN_DMA_DONE: bytes sent or landed */
+} ApnDmaSlot;
+
 /* One endpoint: its OS registers, its queues' pointers, its user page. */
 typedef struct ApnEndpoint {
     uint32_t ctrl;             /* APN_EP_* */
@@ -135,6 +182,14 @@ typedef struct ApnEndpoint {
     bool evq_overflowing;      /* APN_EV_OVERFLOW posted for this episode */
     bool varq_overflowing;
     ApnCmdRegs cmd;
+    /* DMA channel and remote read (migrated in a subsection) */
+    uint32_t rq_lo, rq_hi, rq_size, cq_lo, cq_hi, cq_size;
+    uint32_t rq_tail;          /* last doorbell */
+    uint32_t rq_head;          /* retired */
+    uint32_t rq_next;          /* started: rq_head <= rq_next <= rq_tail */
+    uint32_t cq_wrptr, cq_rdptr;
+    uint32_t read_landing;     /* APN_UREG_READ_LANDING */
+    ApnDmaSlot dma[APN_DMA_INFLIGHT];  /* slot pos & (APN_DMA_INFLIGHT - 1) */
 } ApnEndpoint;
 
 /* Architectural state: everything here is migrated (see apertnic.c). */
@@ -151,8 +206,45 @@ typedef struct ApnCoreRegs {
     uint32_t host_ip[APN_HOST_MAC_ENTRIES];
     uint32_t cmd_ep;           /* the privileged command block's endpoint */
     ApnCmdRegs cmd;            /* the privileged command block */
+    /* kernel Ethernet rings (migrated in a subsection) */
+    uint32_t rx_ring_lo, rx_ring_hi, rx_ring_size, rx_tail, rx_head;
+    uint32_t tx_ring_lo, tx_ring_hi, tx_ring_size, tx_tail, tx_head;
+    uint32_t ring_irq;
     ApnEndpoint ep[APN_MAX_ENDPOINTS]; /* the first cfg.num_endpoints used */
 } ApnCoreRegs;
+
+/*
+ * An outstanding remote read: a load (answered with APN_EV_READ_DONE) or a
+ * DMA-channel GET (answered by retiring its request). A GET larger than
+ * APN_READ_MAX_LEN is asked for in chunks, one READ_REQ at a time. The tag
+ * on the wire is gen << 8 | index; READ_RESP segments must match it, come
+ * from `host` and arrive in order.
+ */
+#define APN_READ_TAG_SHIFT     8
+
+enum {
+    APN_READ_FREE = 0,
+    APN_READ_LOAD,
+    APN_READ_GET,
+};
+
+typedef struct ApnRead {
+    uint8_t kind;              /* APN_READ_* */
+    uint8_t want_next;         /* GET: chunk done, next READ_REQ to send */
+    uint16_t ep;
+    uint16_t host;             /* where the READ_REQ went */
+    uint16_t reserved;
+    uint32_t tag;
+    uint32_t out_index;        /* outgoing aperture (remote memory) */
+    uint32_t in_index;         /* landing incoming aperture */
+    uint32_t remote_offset;    /* of byte 0 */
+    uint32_t land_offset;      /* of byte 0 */
+    uint32_t len;              /* bytes in all */
+    uint32_t asked;            /* bytes asked for so far */
+    uint32_t done;             /* bytes landed so far, in order */
+    uint32_t rq_pos;           /* GET: its request's position */
+    uint64_t deadline;         /* now_ns by which asked == done, or fail */
+} ApnRead;
 
 /* Largest UDP payload a received frame can carry, plus a record header. */
 #define APN_VAR_REC_MAX        (APN_MAX_MTU + 16)
@@ -165,6 +257,12 @@ typedef struct ApnCore {
     ApnCache cache;
     ApnBurst burst;
     ApnTxFrame pend;           /* migrated too */
+    ApnRead reads[APN_MAX_READS];          /* migrated too */
+    uint32_t read_gen;         /* tag generation, migrated */
+    bool read_timer_armed;
+    bool bh_pending;           /* schedule() called, apn_core_bh() not yet */
+    bool read_waiters;         /* a GET waits for a free read entry */
+    uint32_t bh_next_ep;       /* round robin over endpoints */
     bool timer_armed;
     uint64_t last_store_ns;    /* when the last store was gathered */
     /* Derived from regs.ep (rebuilt after migration): port -> endpoint + 1 */
@@ -172,6 +270,9 @@ typedef struct ApnCore {
     uint8_t frame[APN_MAX_FRAME + 64];     /* outgoing frames and messages */
     uint8_t err_frame[128];    /* APN_SEG_ERROR replies, built on receive */
     uint8_t rec[APN_VAR_REC_MAX];          /* a variable-length record */
+    uint8_t resp_frame[APN_MAX_FRAME + 64]; /* READ_RESP replies, on receive */
+    uint8_t read_buf[APN_READ_MAX_LEN];    /* memory a READ_REQ asks for */
+    uint8_t dma_buf[APN_MAX_MTU];          /* one PUT segment's payload */
 } ApnCore;
 
 /* Lifecycle. apn_core_init validates cfg; returns 0 or -1 with *why set. */
@@ -195,11 +296,20 @@ void apn_core_aperture_write(ApnCore *core, uint64_t addr, uint64_t val,
 uint64_t apn_core_regs_bar_size(const ApnCoreConfig *cfg);
 uint64_t apn_core_aperture_bar_size(const ApnCoreConfig *cfg);
 
-/* Network side. */
+/*
+ * Network side. apn_core_can_receive() is false while the RX ring is
+ * enabled and has no posted buffer; apn_core_receive() then refuses the
+ * frame (returns false: the caller keeps it and offers it again after
+ * ops->rx_ready). Otherwise it consumes the frame and returns true.
+ */
 bool apn_core_can_receive(ApnCore *core);
-void apn_core_receive(ApnCore *core, const uint8_t *frame, size_t len);
+bool apn_core_receive(ApnCore *core, const uint8_t *frame, size_t len);
 void apn_core_set_link(ApnCore *core, bool up);
 void apn_core_flush_timer(ApnCore *core);
+/* ops->read_timer_arm expired. */
+void apn_core_read_timer(ApnCore *core);
+/* The bottom half ops->schedule asked for. */
+void apn_core_bh(ApnCore *core);
 
 /* Exposed for unit tests and the qtest's frame builder. */
 uint32_t apn_crc32c(uint32_t crc, const void *buf, size_t len);

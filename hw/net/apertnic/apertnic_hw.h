@@ -79,20 +79,28 @@
 /*
  * Kernel Ethernet rings (seed 002): frames that are neither CI frames nor
  * datagrams for a bound port go to the RX ring; the TX ring sends the kernel's
- * frames. Descriptors are struct apn_ring_desc; pointers run free (slot =
- * ptr & (size - 1)). Vector APN_VEC_RINGS signals progress while enabled in
- * RING_IRQ. With the RX ring enabled and full, the device stops taking frames
- * from the network (they queue in QEMU) until the host posts buffers.
+ * frames. A ring is an array of `size` struct apn_ring_desc at a 64-byte
+ * aligned address (no control block); pointers run free (slot =
+ * ptr & (size - 1)) and the host owns [HEAD, TAIL) until the device advances
+ * HEAD. Writing a size empties the ring (HEAD = TAIL = 0). A TAIL more than
+ * `size` ahead of HEAD, or behind HEAD, is logged and ignored. The rings work
+ * whatever CTRL.ENABLE says (which gates CI traffic and the device's own
+ * datagram handling only). Vector APN_VEC_RINGS signals progress while
+ * enabled in RING_IRQ: RX once per frame, TX once per TX_TAIL doorbell.
+ * With the RX ring enabled and full (HEAD == TAIL), the device stops taking
+ * frames from the network, CI frames included (they queue in QEMU), until
+ * the host posts buffers.
  */
-#define APN_REG_RX_RING_LO         0x200  /* RW */
+#define APN_REG_RX_RING_LO         0x200  /* RW: 64-byte aligned */
 #define APN_REG_RX_RING_HI         0x204
 #define APN_REG_RX_RING_SIZE       0x208  /* RW: descriptors, power of two in [2, 4096]; 0 = off */
 #define APN_REG_RX_TAIL            0x20c  /* RW: buffers posted by the host */
 #define APN_REG_RX_HEAD            0x210  /* RO: descriptors the device has filled */
-#define APN_REG_TX_RING_LO         0x220  /* RW */
+#define APN_REG_TX_RING_LO         0x220  /* RW: 64-byte aligned */
 #define APN_REG_TX_RING_HI         0x224
 #define APN_REG_TX_RING_SIZE       0x228  /* RW: descriptors, power of two in [2, 4096]; 0 = off */
-#define APN_REG_TX_TAIL            0x22c  /* WO doorbell / RW: frames posted by the host */
+#define APN_REG_TX_TAIL            0x22c  /* RW: frames posted by the host; a write is the
+					   * doorbell: the device sends [HEAD, TAIL) at once */
 #define APN_REG_TX_HEAD            0x230  /* RO: descriptors the device has sent */
 #define APN_REG_RING_IRQ           0x240  /* RW: bit 0 RX, bit 1 TX: raise APN_VEC_RINGS */
 #define APN_RING_IRQ_RX            (1u << 0)
@@ -127,7 +135,9 @@
 #define APN_EPR_RQ_SIZE            0x28   /* RW: requests, power of two in [2, 4096]; 0 = none */
 #define APN_EPR_CQ_LO              0x2c   /* RW: completion queue (ctrl block + events) */
 #define APN_EPR_CQ_HI              0x30
-#define APN_EPR_CQ_SIZE            0x34   /* RW: completions, power of two >= RQ_SIZE; 0 = none */
+#define APN_EPR_CQ_SIZE            0x34   /* RW: completions, power of two in [2, 2^16]; 0 = none.
+					   * Writing RQ_SIZE or CQ_SIZE abandons requests in
+					   * flight and empties both queues */
 #define APN_EP_VALID               (1u << 0)
 #define APN_EP_TRUSTED             (1u << 1)  /* may program apertures and send messages */
 #define APN_MAX_ENDPOINTS          512    /* the registers above must end below 0x10000 */
@@ -137,6 +147,9 @@
 
 #define APN_CAP_CACHE              (1u << 0)  /* mapping cache present */
 #define APN_CAP_GATHER             (1u << 1)  /* stores gathered into bursts */
+#define APN_CAP_RINGS              (1u << 2)  /* kernel Ethernet rings */
+#define APN_CAP_READ               (1u << 3)  /* remote reads (loads, READ_REQ/RESP) */
+#define APN_CAP_DMA                (1u << 4)  /* DMA request and completion queues */
 
 #define APN_STATUS_LINK_UP         (1u << 0)
 
@@ -204,7 +217,20 @@
 	C(RX_DROP_NO_PORT,      "rx_drop_no_port") \
 	C(RX_DROP_BAD_IP,       "rx_drop_bad_ip") \
 	C(TX_ERROR_MSGS,        "tx_error_msgs") \
-	C(RX_ERROR_MSGS,        "rx_error_msgs")
+	C(RX_ERROR_MSGS,        "rx_error_msgs") \
+	C(RX_RING_FRAMES,       "rx_ring_frames") \
+	C(TX_RING_FRAMES,       "tx_ring_frames") \
+	C(RX_DROP_RING,         "rx_drop_ring") \
+	C(TX_DROP_RING,         "tx_drop_ring") \
+	C(TX_READ_REQS,         "tx_read_reqs") \
+	C(RX_READ_REQS,         "rx_read_reqs") \
+	C(TX_DROP_READ,         "tx_drop_read") \
+	C(RX_DROP_READ,         "rx_drop_read") \
+	C(READS_DONE,           "reads_done") \
+	C(READ_TIMEOUTS,        "read_timeouts") \
+	C(DMA_REQS,             "dma_reqs") \
+	C(DMA_ERRORS,           "dma_errors") \
+	C(DMA_BAD_REQS,         "dma_bad_reqs")
 
 #define APN_COUNTER_ENUM(id, name) APN_CNT_##id,
 enum apn_counter_id {
@@ -257,13 +283,25 @@ enum apn_counter_id {
 /*
  * DMA channel (seeds 000/001): requests the application queues in memory and
  * the device works through without system calls; see struct apn_dma_req.
+ * The request queue is a struct apn_queue_ctrl followed by RQ_SIZE requests;
+ * there the device is the consumer: it mirrors RQ_HEAD into the control
+ * block's `rdptr` (its `wrptr` is the application's and is not read). The
+ * completion queue is a control block followed by CQ_SIZE struct apn_event
+ * (APN_EV_PUT_DONE / APN_EV_GET_DONE); the device mirrors CQ_WRPTR into
+ * `wrptr`. An armed endpoint (APN_UREG_ARM) is woken by a completion as by
+ * an event.
  */
-#define APN_UREG_RQ_TAIL           0x080  /* WO: doorbell: requests produced (free running) */
+#define APN_UREG_RQ_TAIL           0x080  /* RW: doorbell: requests produced (free running);
+					   * reads return the tail the device holds */
 #define APN_UREG_RQ_HEAD           0x084  /* RO: requests retired (their DMA complete) */
 #define APN_UREG_CQ_RDPTR          0x088  /* RW: completions consumed */
 #define APN_UREG_CQ_WRPTR          0x08c  /* RO: completions written */
-#define APN_UREG_READ_LANDING      0x090  /* RW: this endpoint's incoming aperture where loads
-					   * from its outgoing apertures land (remote read) */
+#define APN_UREG_READ_LANDING      0x090  /* RW: APN_READ_LANDING_VALID | the index of this
+					   * endpoint's incoming aperture where loads from
+					   * its outgoing apertures land (remote read);
+					   * 0 = none */
+#define APN_READ_LANDING_VALID     (1u << 31)
+#define APN_READ_LANDING_INDEX     0x7fffffffu
 
 #define APN_CMD_OK                 0
 #define APN_CMD_EPERM              1  /* endpoint not trusted, or not valid */
@@ -378,10 +416,12 @@ struct apn_event {
 				     * info = counter id, data = in-index | src_host << 32 */
 #define APN_EV_TX_ERROR            25 /* the remote NIC refused our segment: info = its
 				     * counter id, data = out-index | remote in-index << 32 */
-#define APN_EV_READ_DONE           26 /* a load through an outgoing aperture was answered:
-				     * info = bytes, data = landing offset | status << 32 */
+#define APN_EV_READ_DONE           26 /* a load through an outgoing aperture was answered
+				     * (or failed): info = bytes landed, data = landing
+				     * offset | status << 32; status 0 or a counter id
+				     * (local, or the remote NIC's for a refusal) */
 #define APN_EV_PUT_DONE            27 /* completion queue: info = status (0 or a counter id),
-				     * data = cookie | bytes << 32 */
+				     * data = cookie | bytes << 32 (bytes sent or landed) */
 #define APN_EV_GET_DONE            28 /* completion queue: as PUT_DONE */
 #define APN_EV_MSG_DATA(type)      ((type) - APN_MSG_CONNECT + APN_EV_CONNECT)
 
@@ -392,11 +432,15 @@ struct apn_event {
  * range into the local one. The device peeks at a request, works on it, and
  * retires it (advances RQ_HEAD) only when its DMA is complete; it starts a
  * request only when the completion queue has room for its completion, so the
- * completion queue cannot overflow.
+ * completion queue cannot overflow. Requests start in order and retire in
+ * order: one completion per request, in request order, a bad request
+ * completing with a non-zero status (never skipped). Both apertures must be
+ * VALID data apertures of this endpoint. The application must not change a
+ * request before it retires.
  */
 struct apn_dma_req {
 	uint8_t  opcode;         /* APN_REQ_* */
-	uint8_t  flags;
+	uint8_t  flags;          /* 0 (others: a bad request) */
 	uint16_t reserved;
 	uint32_t out_index;      /* an outgoing aperture of this endpoint: remote memory */
 	uint32_t local_in_index; /* an incoming aperture of this endpoint: local memory */
@@ -417,7 +461,11 @@ struct apn_ring_desc {
 	uint32_t reserved;
 };
 #define APN_DESC_DONE              (1u << 0)  /* written by the device */
-#define APN_DESC_ERROR             (1u << 1)  /* RX: frame larger than the buffer (dropped) */
+#define APN_DESC_ERROR             (1u << 1)  /* with DONE: RX: frame larger than the buffer
+					     * (len = its length, dropped) or the buffer
+					     * not writable; TX: len outside
+					     * [14, MTU + 14] or the buffer not readable
+					     * (not sent) */
 
 /*
  * Variable-length queue: records of an 8-byte header (length, source IPv4)
@@ -465,14 +513,20 @@ struct apn_seg_hdr {
 #define APN_SEG_WRITE              1
 #define APN_SEG_EVENT              2  /* payload (<= 8 bytes) becomes one APN_EV_EVENT */
 #define APN_SEG_READ_REQ           4  /* remote read: checked like a write of read_len
-				     * bytes at `offset` of `in_index`; payload is
-				     * struct apn_read_req */
+				     * bytes at `offset` of `in_index` (sequence
+				     * included); payload is struct apn_read_req;
+				     * out_index = the requester's outgoing aperture */
 #define APN_SEG_READ_RESP          5  /* read data: checked like a write against the
-				     * requester's landing aperture; out_index = tag */
+				     * requester's landing aperture, except that it
+				     * carries no sequence number and is not
+				     * sequence-checked; out_index = tag */
 #define APN_SEG_ERROR              3  /* len 0: the receiver refused a segment of
-				     * out_index; offset = its counter id */
+				     * out_index; offset = its counter id. With
+				     * APN_SEG_F_READ it refuses a READ_REQ whose
+				     * tag is in `seq` */
 
 #define APN_SEG_F_SEQ              (1u << 0)
+#define APN_SEG_F_READ             (1u << 1)  /* ERROR: answers a READ_REQ, seq = its tag */
 
 #define APN_FRAME_HDR_LEN          8
 #define APN_SEG_HDR_LEN            24
@@ -480,22 +534,29 @@ struct apn_seg_hdr {
 #define APN_SEG_PAD(len)           (((len) + 3u) & ~3u)
 #define APN_MIN_ETH_FRAME          60
 
-/*
- * Connection messages (seed 004): UDP/IPv4 datagrams to <host:port>. The UDP
- * payload is struct apn_msg (big-endian). A datagram to a bound port that is
- * not a message goes to that endpoint's variable-length queue; one to an
- * unbound port is reported to the OS (APN_EV_NO_PORT) and dropped.
- */
 /* Payload of an APN_SEG_READ_REQ segment (big-endian). */
 struct apn_read_req {
-	uint32_t read_len;       /* bytes wanted */
+	uint32_t read_len;       /* bytes wanted, 1 to APN_READ_MAX_LEN */
 	uint32_t reply_in_index; /* requester's landing aperture ... */
 	uint32_t reply_nonce;    /* ... its nonce ... */
 	uint32_t reply_offset;   /* ... and where in it the data goes */
 	uint32_t tag;            /* requester's bookkeeping, echoed in out_index */
 };
 #define APN_READ_REQ_LEN           20
+#define APN_READ_MAX_LEN           65536 /* most bytes one READ_REQ asks for; the answer
+				       * comes as READ_RESP segments of at most an
+				       * MTU, in order */
+#define APN_MAX_READS              64    /* remote reads (loads and DMA GETs) a NIC has
+				       * outstanding at once; a load beyond it fails
+				       * (APN_EV_READ_DONE, tx_drop_read), a GET waits */
 
+/*
+ * Connection messages (seed 004): UDP/IPv4 datagrams to <host:port>. The UDP
+ * payload is struct apn_msg (big-endian). A datagram to a bound port that is
+ * not a message goes to that endpoint's variable-length queue; one to an
+ * unbound port is reported to the OS (APN_EV_NO_PORT) and dropped, or, with
+ * the RX ring enabled, goes to the RX ring (no APN_EV_NO_PORT then).
+ */
 #define APN_MSG_MAGIC              0x41504e4du /* "APNM" */
 #define APN_MSG_CONNECT            1  /* in_index, nonce: my aperture for you */
 #define APN_MSG_ACCEPT             2  /* in_index, nonce; port = the accepting port' */
