@@ -4,11 +4,11 @@
  * built outside QEMU against the fake machine in fake.c.
  *
  * Every test pins behaviour a driver, a user of the apertures or the QEMU
- * glue relies on: register semantics, the wire format, the receive checks,
- * store gathering, the mapping cache, the OS queue and migration clamping.
- *
- * Tests that expose known core bugs are in the "known_bugs" case, which only
- * runs with APN_TEST_KNOWN_BUGS set (meson test --suite known-bugs).
+ * glue relies on: register semantics, the wire format, the receive checks
+ * and their ERROR replies, store gathering, packing and the idle timer, the
+ * mapping cache, the OS queue, endpoints with their event and
+ * variable-length queues, user-page commands, connection messages over
+ * UDP/IPv4, event frames, and migration.
  */
 #include "qemu/osdep.h"
 #include "qemu/log.h"
@@ -391,12 +391,14 @@ static const enum apn_counter_id rx_drop_ids[] = {
     APN_CNT_RX_DROP_CRC, APN_CNT_RX_DROP_NOT_CI, APN_CNT_RX_DROP_INDEX,
     APN_CNT_RX_DROP_INVALID, APN_CNT_RX_DROP_NONCE, APN_CNT_RX_DROP_SEQ,
     APN_CNT_RX_DROP_SRC_MAC, APN_CNT_RX_DROP_SRC_HOST, APN_CNT_RX_DROP_BOUNDS,
-    APN_CNT_RX_DROP_DMA,
+    APN_CNT_RX_DROP_DMA, APN_CNT_RX_DROP_NO_PORT, APN_CNT_RX_DROP_BAD_IP,
+    APN_CNT_RX_DROP_RING, APN_CNT_RX_DROP_READ,
 };
 
 static const enum apn_counter_id tx_drop_ids[] = {
     APN_CNT_TX_DROP_DISABLED, APN_CNT_TX_DROP_INVALID, APN_CNT_TX_DROP_BOUNDS,
-    APN_CNT_TX_DROP_NO_ROUTE, APN_CNT_TX_DROP_DMA,
+    APN_CNT_TX_DROP_NO_ROUTE, APN_CNT_TX_DROP_DMA, APN_CNT_TX_DROP_RING,
+    APN_CNT_TX_DROP_READ,
 };
 
 static uint64_t rx_drops(Nic *n)
@@ -484,7 +486,9 @@ static size_t build_frame(uint8_t *buf, size_t cap, const FrameSpec *fs)
         st_be32(h + 12, s->seq);
         st_be32(h + 16, s->offset);
         st_be32(h + 20, s->out_index);
-        memcpy(h + APN_SEG_HDR_LEN, s->payload, s->len);
+        if (s->len) {
+            memcpy(h + APN_SEG_HDR_LEN, s->payload, s->len);
+        }
         memset(h + APN_SEG_HDR_LEN + s->len, 0, APN_SEG_PAD(s->len) - s->len);
         pos += APN_SEG_HDR_LEN + APN_SEG_PAD(s->len);
     }
@@ -530,33 +534,119 @@ typedef struct SentSeg {
     const uint8_t *payload;
 } SentSeg;
 
-static SentSeg parse_sent(const FakeFrame *f)
+/*
+ * Parse a (packed) CI frame the core sent into `segs` (room for `max`);
+ * checks the structure, the CRC and that nothing but zero padding follows.
+ * Returns the number of segments.
+ */
+static unsigned parse_frame(const FakeFrame *f, SentSeg *segs, unsigned max)
 {
     const uint8_t *ci = f->data + APN_ETH_HLEN;
-    const uint8_t *h = ci + APN_FRAME_HDR_LEN;
-    SentSeg s;
-    size_t ci_len;
+    size_t pos = APN_FRAME_HDR_LEN;
+    unsigned nseg;
 
     ck_assert_uint_ge(f->len, APN_MIN_ETH_FRAME);
     ck_assert_uint_eq(ld_be16(f->data + 12), APN_ETHERTYPE);
     ck_assert_uint_eq(ci[0], APN_WIRE_VERSION);
-    ck_assert_uint_eq(ci[1], 1);
-    s.src_host = ld_be16(ci + 2);
-    s.dst_host = ld_be16(ci + 4);
+    nseg = ci[1];
+    ck_assert_uint_ge(nseg, 1);
+    ck_assert_uint_le(nseg, max);
     ck_assert_uint_eq(ld_be16(ci + 6), 0);
-    s.type = h[0];
-    s.flags = h[1];
-    s.len = ld_be16(h + 2);
-    s.in_index = ld_be32(h + 4);
-    s.nonce = ld_be32(h + 8);
-    s.seq = ld_be32(h + 12);
-    s.offset = ld_be32(h + 16);
-    s.out_index = ld_be32(h + 20);
-    s.payload = h + APN_SEG_HDR_LEN;
-    ci_len = APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN + APN_SEG_PAD(s.len);
-    ck_assert_uint_le(APN_ETH_HLEN + ci_len + APN_CRC_LEN, f->len);
-    ck_assert_uint_eq(ld_be32(ci + ci_len), apn_crc32c(0, ci, ci_len));
+    for (unsigned i = 0; i < nseg; i++) {
+        const uint8_t *h = ci + pos;
+        SentSeg *s = &segs[i];
+
+        ck_assert_uint_le(APN_ETH_HLEN + pos + APN_SEG_HDR_LEN, f->len);
+        s->src_host = ld_be16(ci + 2);
+        s->dst_host = ld_be16(ci + 4);
+        s->type = h[0];
+        s->flags = h[1];
+        s->len = ld_be16(h + 2);
+        s->in_index = ld_be32(h + 4);
+        s->nonce = ld_be32(h + 8);
+        s->seq = ld_be32(h + 12);
+        s->offset = ld_be32(h + 16);
+        s->out_index = ld_be32(h + 20);
+        s->payload = h + APN_SEG_HDR_LEN;
+        pos += APN_SEG_HDR_LEN + APN_SEG_PAD(s->len);
+        ck_assert_uint_le(APN_ETH_HLEN + pos + APN_CRC_LEN, f->len);
+        for (unsigned b = s->len; b < APN_SEG_PAD(s->len); b++) {
+            ck_assert_uint_eq(s->payload[b], 0);
+        }
+    }
+    ck_assert_uint_eq(ld_be32(ci + pos), apn_crc32c(0, ci, pos));
+    /* Exactly the frame, or the minimum Ethernet frame zero-padded. */
+    pos += APN_ETH_HLEN + APN_CRC_LEN;
+    if (pos < APN_MIN_ETH_FRAME) {
+        ck_assert_uint_eq(f->len, APN_MIN_ETH_FRAME);
+        for (size_t b = pos; b < f->len; b++) {
+            ck_assert_uint_eq(f->data[b], 0);
+        }
+    } else {
+        ck_assert_uint_eq(f->len, pos);
+    }
+    return nseg;
+}
+
+static SentSeg parse_sent(const FakeFrame *f)
+{
+    SentSeg s;
+
+    ck_assert_uint_eq(parse_frame(f, &s, 1), 1);
     return s;
+}
+
+/*
+ * `f` is exactly the APN_SEG_ERROR frame a NIC with `mac` and host id
+ * `host` sends for a segment refused for `reason`, to `dst` (the refused
+ * frame's source MAC) and `dst_host` (its source host).
+ */
+static void assert_error_frame(const FakeFrame *f, const uint8_t mac[6],
+                               uint16_t host, const uint8_t dst[6],
+                               uint16_t dst_host, uint32_t in_index,
+                               uint32_t out_index, enum apn_counter_id reason)
+{
+    uint8_t expect[APN_MIN_ETH_FRAME];
+    FrameSpec fs;
+    size_t len;
+
+    memset(&fs, 0, sizeof(fs));
+    memcpy(fs.dst, dst, 6);
+    memcpy(fs.src, mac, 6);
+    fs.ethertype = APN_ETHERTYPE;
+    fs.version = APN_WIRE_VERSION;
+    fs.nseg_field = -1;
+    fs.src_host = host;
+    fs.dst_host = dst_host;
+    fs.nseg = 1;
+    fs.seg[0] = (SegSpec) {
+        .type = APN_SEG_ERROR,
+        .in_index = in_index,
+        .offset = reason,
+        .out_index = out_index,
+    };
+    len = build_frame(expect, sizeof(expect), &fs);
+    ck_assert_uint_eq(len, APN_MIN_ETH_FRAME);
+    ck_assert_uint_eq(f->len, len);
+    ck_assert_mem_eq(f->data, expect, len);
+}
+
+/* Refusals of one segment that are reported to the sender (spec: Receive). */
+static bool is_seg_refusal(enum apn_counter_id id)
+{
+    switch (id) {
+    case APN_CNT_RX_DROP_INDEX:
+    case APN_CNT_RX_DROP_INVALID:
+    case APN_CNT_RX_DROP_NONCE:
+    case APN_CNT_RX_DROP_SEQ:
+    case APN_CNT_RX_DROP_SRC_MAC:
+    case APN_CNT_RX_DROP_SRC_HOST:
+    case APN_CNT_RX_DROP_BOUNDS:
+    case APN_CNT_RX_DROP_DMA:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* ============================================================================ */
@@ -727,9 +817,13 @@ END_TEST
 START_TEST(test_init_limits_accepted)
 {
     static const ApnCoreConfig edges[] = {
-        { 1, 1, 12, 1, 1, 256, 0, { 0 } },
-        { APN_MAX_ENDPOINTS, 65536, 16, 1u << 24, 65536, 9000, 0, { 0 } },
-        { 64, 256, 24, 65536, 64, 1500, 0, { 0 } },
+        { .num_endpoints = 1, .num_out = 1, .out_slot_shift = 12,
+          .max_in = 1, .cache_entries = 1, .mtu = 256 },
+        { .num_endpoints = APN_MAX_ENDPOINTS, .num_out = 65536,
+          .out_slot_shift = 16, .max_in = 1u << 24, .cache_entries = 65536,
+          .mtu = 9000 },
+        { .num_endpoints = 64, .num_out = 256, .out_slot_shift = 24,
+          .max_in = 65536, .cache_entries = 64, .mtu = 1500 },
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(edges); i++) {
@@ -807,7 +901,9 @@ START_TEST(test_regs_identity)
     ck_assert_uint_eq(rd(n, APN_REG_VERSION), APN_SPEC_VERSION);
     ck_assert_uint_eq(rd64(n, APN_REG_MAGIC),
                       (uint64_t)APN_SPEC_VERSION << 32 | APN_MAGIC);
-    ck_assert_uint_eq(rd(n, APN_REG_CAPS), APN_CAP_CACHE | APN_CAP_GATHER);
+    ck_assert_uint_eq(rd(n, APN_REG_CAPS),
+                      APN_CAP_CACHE | APN_CAP_GATHER | APN_CAP_RINGS |
+                      APN_CAP_READ | APN_CAP_DMA);
     ck_assert_uint_eq(rd(n, APN_REG_NUM_VECTORS), APN_NUM_VECTORS);
     /* MAC byte 0 in bits 7:0 of MAC_LO, bytes 4-5 in MAC_HI 15:0. */
     ck_assert_uint_eq(rd(n, APN_REG_MAC_LO), 0x12005452u);
@@ -1551,7 +1647,7 @@ MUT(dst_host, fs->dst_host = RX_HOST + 1)
 MUT(dst_host_high, fs->dst_host = 0x100 | RX_HOST)
 MUT(dst_mac, fs->dst[5] ^= 1)
 MUT(dst_mac_multicast, fs->dst[0] |= 1)
-MUT(not_ci, fs->ethertype = 0x0800)
+MUT(ipv4_not_ip, fs->ethertype = 0x0800)
 MUT(not_ci_vlan, fs->ethertype = 0x8100)
 MUT(disabled, wr(rx, APN_REG_CTRL, 0))
 MUT(version, fs->version = 2)
@@ -1624,7 +1720,9 @@ static const RxCase rx_cases[] = {
     { "dst host high byte", mut_dst_host_high, -1, APN_CNT_RX_FILTERED, 0 },
     { "dst mac", mut_dst_mac, -1, APN_CNT_RX_FILTERED, 0 },
     { "dst multicast", mut_dst_mac_multicast, -1, APN_CNT_RX_FILTERED, 0 },
-    { "not CI", mut_not_ci, -1, APN_CNT_RX_DROP_NOT_CI, 0 },
+    /* IPv4 is classified as a datagram: a CI payload is not one. */
+    { "IPv4, not a datagram", mut_ipv4_not_ip, -1, APN_CNT_RX_DROP_BAD_IP,
+      0 },
     { "not CI (vlan)", mut_not_ci_vlan, -1, APN_CNT_RX_DROP_NOT_CI, 0 },
     { "disabled", mut_disabled, -1, APN_CNT_RX_DROP_DISABLED, 0 },
     { "version", mut_version, -1, APN_CNT_RX_DROP_MALFORMED, 0 },
@@ -1701,7 +1799,24 @@ START_TEST(test_rx_case)
     }
     /* Network input is counted, not logged; failed DMA is the guest's. */
     ck_assert_uint_eq(qemu_log_guest_errors, c->guest_errors);
-    ck_assert_uint_eq(rx->fake.nframes, 0);
+    if (c->expect != APN_CNT__COUNT && is_seg_refusal(c->expect)) {
+        /* A refused segment is answered with one ERROR, to its source. */
+        ck_assert_uint_eq(rx->fake.nframes, 1);
+        assert_error_frame(&rx->fake.frames[0], rx_mac, RX_HOST, fs.src,
+                           fs.src_host, fs.seg[0].in_index, TX_SLOT,
+                           c->expect);
+        ck_assert_uint_eq(cnt(rx, APN_CNT_TX_ERROR_MSGS), 1);
+        ck_assert_uint_eq(cnt(rx, APN_CNT_TX_SEGMENTS), 1);
+        ck_assert_uint_eq(cnt(rx, APN_CNT_TX_FRAMES), 1);
+        ck_assert_uint_eq(cnt(rx, APN_CNT_TX_BYTES), APN_MIN_ETH_FRAME);
+    } else {
+        /* Delivered, or a frame-level drop whose fields are not trusted. */
+        ck_assert_uint_eq(rx->fake.nframes, 0);
+        ck_assert_uint_eq(cnt(rx, APN_CNT_TX_ERROR_MSGS), 0);
+        ck_assert_uint_eq(cnt(rx, APN_CNT_TX_FRAMES), 0);
+    }
+    /* No endpoint is valid: nobody is told on an endpoint queue. */
+    ck_assert_uint_eq(cnt(rx, APN_CNT_EVQ_EVENTS), 0);
     free(snap);
     nic_free(rx);
 }
@@ -1964,45 +2079,53 @@ START_TEST(test_gather_flush_order)
 {
     Nic *tx = tx_nic();
     struct apn_out_entry oe = out_entry(RX_HOST, 11, 4096);
-    SentSeg s;
+    SentSeg s[8];
 
+    /*
+     * Each store that does not continue the burst closes it into a segment;
+     * segments for one host are packed into one frame in store order.
+     */
     put_out(tx, 6, &oe);
     store(tx, TX_SLOT, 0, 0xa, 8);
     store(tx, TX_SLOT, 8, 0xb, 8);
+    store(tx, TX_SLOT, 32, 0xc, 8);              /* gap: closes */
+    store(tx, 6, 40, 0xd, 8);                    /* other slot: closes */
+    store(tx, 6, 32, 0xe, 8);                    /* backwards: closes */
+    store(tx, 6, 32, 0xf, 8);                    /* same address: closes */
     ck_assert_uint_eq(tx->fake.nframes, 0);
-    store(tx, TX_SLOT, 32, 0xc, 8);              /* gap: flush first */
-    ck_assert_uint_eq(tx->fake.nframes, 1);
-    store(tx, 6, 40, 0xd, 8);                    /* other slot: flush */
-    ck_assert_uint_eq(tx->fake.nframes, 2);
-    store(tx, 6, 32, 0xe, 8);                    /* backwards: flush */
-    ck_assert_uint_eq(tx->fake.nframes, 3);
-    store(tx, 6, 32, 0xf, 8);                    /* same address: flush */
-    ck_assert_uint_eq(tx->fake.nframes, 4);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 4);
     fence(tx);
-    ck_assert_uint_eq(tx->fake.nframes, 5);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 5);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_FRAMES), 1);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[0], s, 8), 5);
 
-    s = parse_sent(&tx->fake.frames[0]);
-    ck_assert_uint_eq(s.out_index, TX_SLOT);
-    ck_assert_uint_eq(s.offset, 0);
-    ck_assert_uint_eq(s.len, 16);
-    ck_assert_uint_eq(s.payload[0], 0xa);
-    ck_assert_uint_eq(s.payload[8], 0xb);
-    s = parse_sent(&tx->fake.frames[1]);
-    ck_assert_uint_eq(s.out_index, TX_SLOT);
-    ck_assert_uint_eq(s.in_index, RX_INDEX);
-    ck_assert_uint_eq(s.offset, 32);
-    ck_assert_uint_eq(s.payload[0], 0xc);
-    s = parse_sent(&tx->fake.frames[2]);
-    ck_assert_uint_eq(s.out_index, 6);
-    ck_assert_uint_eq(s.in_index, 11);
-    ck_assert_uint_eq(s.offset, 40);
-    ck_assert_uint_eq(s.payload[0], 0xd);
-    s = parse_sent(&tx->fake.frames[3]);
-    ck_assert_uint_eq(s.offset, 32);
-    ck_assert_uint_eq(s.payload[0], 0xe);
-    s = parse_sent(&tx->fake.frames[4]);
-    ck_assert_uint_eq(s.offset, 32);
-    ck_assert_uint_eq(s.payload[0], 0xf);
+    ck_assert_uint_eq(s[0].out_index, TX_SLOT);
+    ck_assert_uint_eq(s[0].in_index, RX_INDEX);
+    ck_assert_uint_eq(s[0].offset, 0);
+    ck_assert_uint_eq(s[0].len, 16);
+    ck_assert_uint_eq(s[0].payload[0], 0xa);
+    ck_assert_uint_eq(s[0].payload[8], 0xb);
+    ck_assert_uint_eq(s[1].out_index, TX_SLOT);
+    ck_assert_uint_eq(s[1].in_index, RX_INDEX);
+    ck_assert_uint_eq(s[1].offset, 32);
+    ck_assert_uint_eq(s[1].payload[0], 0xc);
+    ck_assert_uint_eq(s[2].out_index, 6);
+    ck_assert_uint_eq(s[2].in_index, 11);
+    ck_assert_uint_eq(s[2].offset, 40);
+    ck_assert_uint_eq(s[2].payload[0], 0xd);
+    ck_assert_uint_eq(s[3].out_index, 6);
+    ck_assert_uint_eq(s[3].offset, 32);
+    ck_assert_uint_eq(s[3].payload[0], 0xe);
+    ck_assert_uint_eq(s[4].out_index, 6);
+    ck_assert_uint_eq(s[4].offset, 32);
+    ck_assert_uint_eq(s[4].payload[0], 0xf);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_uint_eq(s[i].type, APN_SEG_WRITE);
+        ck_assert_uint_eq(s[i].dst_host, RX_HOST);
+        ck_assert_uint_eq(s[i].nonce, NONCE);
+        ck_assert_uint_eq(s[i].len, i ? 8 : 16);
+    }
     nic_free(tx);
 }
 END_TEST
@@ -2015,20 +2138,32 @@ START_TEST(test_gather_timer)
     ck_assert(tx->fake.timer_armed);
     ck_assert_uint_eq(tx->fake.timer_arms, 1);
     ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
-    /* An idle timer: every store pushes it back by the full delay. */
+    /* Armed once per gather: a later store only notes its time. */
+    tx->fake.now_ns = 1000;
     store(tx, TX_SLOT, 8, 2, 8);
-    ck_assert_uint_eq(tx->fake.timer_arms, 2);
-    ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
+    ck_assert_uint_eq(tx->fake.timer_arms, 1);
     ck_assert(tx->fake.timer_armed);
     ck_assert_uint_eq(tx->fake.nframes, 0);
 
-    /* The timer firing sends the burst. */
+    /* Expiry 5000 ns after the first store: idle for 4000, wait 1000 more. */
+    tx->fake.now_ns = 5000;
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    ck_assert(tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 2);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 1000);
+
+    /* Idle for the whole delay: the timer firing sends the burst. */
+    tx->fake.now_ns = 6000;
     tx->fake.timer_armed = false;
     apn_core_flush_timer(&tx->core);
     ck_assert_uint_eq(tx->fake.nframes, 1);
     ck_assert_uint_eq(parse_sent(&tx->fake.frames[0]).len, 16);
+    ck_assert_uint_eq(tx->fake.timer_arms, 2);
     apn_core_flush_timer(&tx->core);             /* spurious: nothing */
     ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(tx->fake.timer_arms, 2);
 
     /* The next burst arms it again; a fence cancels it. */
     store(tx, TX_SLOT, 0x100, 3, 8);
@@ -2040,6 +2175,7 @@ START_TEST(test_gather_timer)
 
     /* FLUSH sends as well. */
     store(tx, TX_SLOT, 0x200, 4, 8);
+    ck_assert_uint_eq(tx->fake.timer_arms, 4);
     wr(tx, APN_REG_FLUSH, 0);
     ck_assert(!tx->fake.timer_armed);
     ck_assert_uint_eq(tx->fake.nframes, 3);
@@ -2218,13 +2354,12 @@ START_TEST(test_aperture_read)
     Nic *tx = tx_nic();
 
     store(tx, TX_SLOT, 0, 1, 8);
-    qemu_log_counts_reset();
     ck_assert_uint_eq(apn_core_aperture_read(&tx->core, ap(tx, TX_SLOT, 0),
                                              8), 0);
     /* A read orders after earlier stores: they are sent first. */
     ck_assert_uint_eq(tx->fake.nframes, 1);
-    ck_assert_uint_eq(qemu_log_unimp, 1);
-    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    ck_assert_uint_eq(parse_sent(&tx->fake.frames[0]).type, APN_SEG_WRITE);
+    ck_assert(!tx->core.burst.active && !tx->core.pend.active);
     nic_free(tx);
 }
 END_TEST
@@ -2665,6 +2800,10 @@ static Nic *migrate(Nic *src)
     if (src->core.burst.active) {
         dst->core.burst = src->core.burst;
     }
+    if (src->core.pend.active) {
+        dst->core.pend = src->core.pend;
+    }
+    dst->fake.now_ns = 1000000;     /* another host's clock */
     apn_core_post_load(&dst->core);
     return dst;
 }
@@ -2717,8 +2856,11 @@ START_TEST(test_post_load_burst)
     store_bytes(src, TX_SLOT, 0x80, pattern(), 24);
     dst = migrate(src);
     ck_assert(dst->fake.timer_armed);
+    ck_assert_uint_eq(dst->fake.timer_arms, 1);
     ck_assert_uint_eq(dst->fake.timer_delay_ns, 5000);
     ck_assert_uint_eq(dst->fake.nframes, 0);
+    /* Sent after the idle delay on the destination's clock. */
+    dst->fake.now_ns += 5000;
     apn_core_flush_timer(&dst->core);
     ck_assert_uint_eq(dst->fake.nframes, 1);
     s = parse_sent(&dst->fake.frames[0]);
@@ -2736,8 +2878,10 @@ START_TEST(test_post_load_burst)
     for (int bad = 0; bad < 4; bad++) {
         ApnBurst *b = &src->core.burst;
 
+        fence(src);                         /* nothing else pending */
         store_bytes(src, TX_SLOT, 0x80, pattern(), 24);
         ck_assert(b->active);
+        ck_assert(!src->core.pend.active);
         switch (bad) {
         case 0: b->out_index = 256; break;              /* >= num_out */
         case 1: b->len = APN_MAX_MTU; break;            /* > the MTU */
@@ -2757,7 +2901,2466 @@ START_TEST(test_post_load_burst)
 END_TEST
 
 /* ============================================================================ */
-/* Known core bugs (opt-in: APN_TEST_KNOWN_BUGS=1)                               */
+/* Endpoints: registers, event queues, variable-length queues (FIG 8, 13)       */
+/* ============================================================================ */
+
+#define EVQ_ADDR(ep)    (0x100000u + (ep) * 0x1000u)    /* ep < 64 */
+#define VARQ_ADDR(ep)   (0x140000u + (ep) * 0x4000u)    /* ep < 16 */
+#define EV_INDEX        11      /* rx: an event aperture */
+#define TX_IP           0x0a000003u
+#define RX_IP           0x0a000007u
+#define RX_PORT         5000
+
+static void epw(Nic *n, uint32_t ep, uint32_t r, uint32_t val)
+{
+    wr(n, APN_EP_REG(ep, r), val);
+}
+
+static uint32_t epr(Nic *n, uint32_t ep, uint32_t r)
+{
+    return rd(n, APN_EP_REG(ep, r));
+}
+
+static void uw(Nic *n, uint32_t ep, uint32_t off, uint32_t val)
+{
+    wr(n, APN_USER_PAGE(ep) + off, val);
+}
+
+static uint32_t ur(Nic *n, uint32_t ep, uint32_t off)
+{
+    return rd(n, APN_USER_PAGE(ep) + off);
+}
+
+/* Endpoint `ep`: queues at EVQ_ADDR / VARQ_ADDR (size 0: none), then CTRL. */
+static void ep_setup(Nic *n, uint32_t ep, uint32_t ctrl, uint32_t port,
+                     uint32_t evq_size, uint32_t varq_size)
+{
+    epw(n, ep, APN_EPR_EVQ_LO, EVQ_ADDR(ep));
+    epw(n, ep, APN_EPR_EVQ_HI, 0);
+    epw(n, ep, APN_EPR_EVQ_SIZE, evq_size);
+    epw(n, ep, APN_EPR_VARQ_LO, VARQ_ADDR(ep));
+    epw(n, ep, APN_EPR_VARQ_HI, 0);
+    epw(n, ep, APN_EPR_VARQ_SIZE, varq_size);
+    epw(n, ep, APN_EPR_PORT, port);
+    epw(n, ep, APN_EPR_CTRL, ctrl);
+}
+
+typedef struct Ev {
+    uint8_t type, flags;
+    uint16_t endpoint;
+    uint32_t info;
+    uint64_t data;
+} Ev;
+
+static Ev ev_at(const uint8_t *p)
+{
+    return (Ev) {
+        .type = p[0], .flags = p[1], .endpoint = (uint16_t)(p[2] | p[3] << 8),
+        .info = ld_le32(p + 4), .data = ld_le64(p + 8),
+    };
+}
+
+static Ev evq_ev(Nic *n, uint32_t ep, uint32_t slot)
+{
+    return ev_at(n->fake.mem + EVQ_ADDR(ep) + 64 + 16 * slot);
+}
+
+static Ev osq_ev(Nic *n, uint32_t slot)
+{
+    return ev_at(n->fake.mem + OSQ_ADDR + 64 + 16 * slot);
+}
+
+static uint32_t evq_ctrl(Nic *n, uint32_t ep, size_t field)
+{
+    return ld_le32(n->fake.mem + EVQ_ADDR(ep) + field);
+}
+
+static uint32_t varq_ctrl(Nic *n, uint32_t ep, size_t field)
+{
+    return ld_le32(n->fake.mem + VARQ_ADDR(ep) + field);
+}
+
+#define assert_ev(ev, t, ep, i, d) do {                                       \
+        Ev e_ = (ev);                                                         \
+        ck_assert_uint_eq(e_.type, (t));                                      \
+        ck_assert_uint_eq(e_.flags, 0);                                       \
+        ck_assert_uint_eq(e_.endpoint, (ep));                                 \
+        ck_assert_uint_eq(e_.info, (i));                                      \
+        ck_assert_uint_eq(e_.data, (d));                                      \
+    } while (0)
+
+/* An incoming event aperture of endpoint `ep`: `size` offsets. */
+static struct apn_in_entry event_in(uint16_t ep, uint32_t size)
+{
+    return (struct apn_in_entry) {
+        .flags = APN_ENTRY_VALID |
+                 APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT,
+        .endpoint = ep,
+        .nonce = NONCE,
+        .size = size,
+    };
+}
+
+/* Receive one EVENT segment: `len` bytes of `val` (little-endian). */
+static void rx_event(Nic *n, uint32_t idx, uint32_t offset, uint64_t val,
+                     uint16_t len)
+{
+    uint8_t pl[16] = { 0 }, buf[128];
+    FrameSpec fs;
+
+    for (unsigned i = 0; i < 8; i++) {
+        pl[i] = val >> (8 * i);
+    }
+    spec_default(&fs, offset, len);
+    fs.seg[0].type = APN_SEG_EVENT;
+    fs.seg[0].in_index = idx;
+    fs.seg[0].payload = pl;
+    receive(n, buf, build_frame(buf, sizeof(buf), &fs));
+}
+
+/* A receiver with event aperture EV_INDEX of endpoint `ep` (`evq` events). */
+static Nic *ev_nic(uint32_t ep, uint32_t evq)
+{
+    Nic *n = rx_nic();
+    struct apn_in_entry e = event_in(ep, 0x100);
+
+    put_in(n, EV_INDEX, &e);
+    ep_setup(n, ep, APN_EP_VALID, 0, evq, 0);
+    return n;
+}
+
+/* ---- UDP/IPv4, built independently of the core ------------------------------- */
+
+/* RFC 1071 over `len` bytes, starting from `sum`; the complement, folded. */
+static uint16_t ref_csum(const uint8_t *p, size_t len, uint32_t sum)
+{
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        sum += ld_be16(p + i);
+    }
+    if (len & 1) {
+        sum += (uint32_t)p[len - 1] << 8;
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint16_t)~sum;
+}
+
+/* Recompute the IPv4 header checksum and the UDP checksum (or leave it 0). */
+static void ip_fix(uint8_t *f, bool udp_csum)
+{
+    uint8_t *ip = f + APN_ETH_HLEN, *udp = ip + APN_IPV4_HLEN;
+    uint16_t ulen = ld_be16(udp + 4), c;
+    uint32_t pseudo = ld_be16(ip + 12) + ld_be16(ip + 14) +
+                      ld_be16(ip + 16) + ld_be16(ip + 18) + 17 + ulen;
+
+    st_be16(ip + 10, 0);
+    st_be16(ip + 10, ref_csum(ip, APN_IPV4_HLEN, 0));
+    st_be16(udp + 6, 0);
+    if (udp_csum) {
+        c = ref_csum(udp, ulen, pseudo);
+        st_be16(udp + 6, c ? c : 0xffff);
+    }
+}
+
+/* TX_IP:sport -> RX_IP:dport from tx_mac to rx_mac, padded to 60 bytes. */
+static size_t build_udp(uint8_t *f, uint16_t sport, uint16_t dport,
+                        const uint8_t *payload, uint16_t len)
+{
+    uint8_t *ip = f + APN_ETH_HLEN, *udp = ip + APN_IPV4_HLEN;
+    size_t total = APN_ETH_HLEN + APN_IPV4_HLEN + APN_UDP_HLEN + len;
+
+    memcpy(f, rx_mac, 6);
+    memcpy(f + 6, tx_mac, 6);
+    st_be16(f + 12, 0x0800);
+    memset(ip, 0, APN_IPV4_HLEN);
+    ip[0] = 0x45;
+    st_be16(ip + 2, APN_IPV4_HLEN + APN_UDP_HLEN + len);
+    st_be16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = 17;
+    st_be32(ip + 12, TX_IP);
+    st_be32(ip + 16, RX_IP);
+    st_be16(udp, sport);
+    st_be16(udp + 2, dport);
+    st_be16(udp + 4, APN_UDP_HLEN + len);
+    if (len) {
+        memcpy(udp + APN_UDP_HLEN, payload, len);
+    }
+    if (total < APN_MIN_ETH_FRAME) {
+        memset(f + total, 0, APN_MIN_ETH_FRAME - total);
+        total = APN_MIN_ETH_FRAME;
+    }
+    ip_fix(f, true);
+    return total;
+}
+
+static void build_msg(uint8_t m[APN_MSG_LEN], uint8_t type, uint16_t port,
+                      uint16_t src_host, uint32_t in_index, uint32_t nonce,
+                      uint32_t info)
+{
+    st_be32(m, APN_MSG_MAGIC);
+    m[4] = APN_WIRE_VERSION;
+    m[5] = type;
+    st_be16(m + 6, port);
+    st_be16(m + 8, src_host);
+    st_be16(m + 10, 0);
+    st_be32(m + 12, in_index);
+    st_be32(m + 16, nonce);
+    st_be32(m + 20, info);
+}
+
+/* Receive a `len`-byte datagram (pattern bytes) from TX_IP:sport to dport. */
+static void rx_datagram(Nic *n, uint16_t sport, uint16_t dport,
+                        const uint8_t *payload, uint16_t len)
+{
+    uint8_t buf[2048];
+
+    ck_assert_uint_le(len, sizeof(buf) - 64);
+    receive(n, buf, build_udp(buf, sport, dport, payload, len));
+}
+
+/* Receiver with IP_ADDR RX_IP. */
+static Nic *ip_nic(void)
+{
+    Nic *n = rx_nic();
+
+    wr(n, APN_REG_IP_ADDR, RX_IP);
+    return n;
+}
+
+/* A datagram to `port`: the endpoint (0..15) that got an event, or -1. */
+static int port_target(Nic *n, uint16_t port)
+{
+    uint32_t before[16];
+    uint64_t no_port = cnt(n, APN_CNT_RX_DROP_NO_PORT);
+    int got = -1;
+
+    for (uint32_t ep = 0; ep < 16; ep++) {
+        before[ep] = ur(n, ep, APN_UREG_EVQ_WRPTR);
+    }
+    rx_datagram(n, 7777, port, pattern(), 4);
+    for (uint32_t ep = 0; ep < 16; ep++) {
+        if (ur(n, ep, APN_UREG_EVQ_WRPTR) != before[ep]) {
+            ck_assert_int_eq(got, -1);
+            got = ep;
+        }
+    }
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_DROP_NO_PORT), no_port + (got < 0));
+    return got;
+}
+
+START_TEST(test_ep_regs)
+{
+    static const uint32_t bad_evq[] = { 1, 3, 6, 1u << 17, 0x80000000u,
+                                        0xffffffffu };
+    static const uint32_t bad_varq[] = { 1, 2, 32, 63, 96, 1u << 25,
+                                         0xffffffffu };
+    static const uint32_t regs[] = {
+        APN_EPR_CTRL, APN_EPR_PORT, APN_EPR_EVQ_LO, APN_EPR_EVQ_HI,
+        APN_EPR_EVQ_SIZE, APN_EPR_VARQ_LO, APN_EPR_VARQ_HI, APN_EPR_VARQ_SIZE,
+    };
+    ApnCoreConfig cfg = default_cfg(rx_mac);
+    Nic *n = nic_new_cfg(&cfg, MEM_SIZE);
+
+    qemu_log_counts_reset();
+    for (uint32_t ep = 0; ep < 64; ep += 63) {
+        for (size_t i = 0; i < ARRAY_SIZE(regs); i++) {
+            ck_assert_uint_eq(epr(n, ep, regs[i]), 0);
+        }
+    }
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+
+    /* CTRL: VALID and TRUSTED; other bits are logged and dropped. */
+    epw(n, 63, APN_EPR_CTRL, APN_EP_VALID | APN_EP_TRUSTED);
+    ck_assert_uint_eq(epr(n, 63, APN_EPR_CTRL),
+                      APN_EP_VALID | APN_EP_TRUSTED);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    epw(n, 63, APN_EPR_CTRL, 0xffffffffu);
+    ck_assert_uint_eq(epr(n, 63, APN_EPR_CTRL),
+                      APN_EP_VALID | APN_EP_TRUSTED);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    ck_assert_uint_eq(epr(n, 62, APN_EPR_CTRL), 0);
+
+    /* PORT: 16 bits. */
+    qemu_log_counts_reset();
+    epw(n, 1, APN_EPR_PORT, 0xffff);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_PORT), 0xffff);
+    epw(n, 1, APN_EPR_PORT, 0x10000);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_PORT), 0xffff);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+
+    /* Queue addresses: 64-byte aligned low halves, free high halves. */
+    qemu_log_counts_reset();
+    epw(n, 1, APN_EPR_EVQ_LO, 0x1020);
+    epw(n, 1, APN_EPR_VARQ_LO, 0x2001);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_EVQ_LO), 0);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_VARQ_LO), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+    epw(n, 1, APN_EPR_EVQ_LO, 0xffffffc0u);
+    epw(n, 1, APN_EPR_VARQ_LO, 0x2040);
+    epw(n, 1, APN_EPR_EVQ_HI, 0xffffffffu);
+    epw(n, 1, APN_EPR_VARQ_HI, 0x12345678u);
+    ck_assert_uint_eq(rd64(n, APN_EP_REG(1, APN_EPR_EVQ_LO)),
+                      0xffffffffffffffc0ull);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_VARQ_LO), 0x2040);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_VARQ_HI), 0x12345678u);
+    apn_core_reg_write(&n->core, APN_EP_REG(2, APN_EPR_EVQ_LO),
+                       0x0000000500001000ull, 8);
+    ck_assert_uint_eq(epr(n, 2, APN_EPR_EVQ_LO), 0x1000);
+    ck_assert_uint_eq(epr(n, 2, APN_EPR_EVQ_HI), 5);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+
+    /* Sizes: powers of two in [2, 2^16] events, [64, 2^24] bytes. */
+    qemu_log_counts_reset();
+    epw(n, 1, APN_EPR_EVQ_SIZE, 2);
+    epw(n, 1, APN_EPR_VARQ_SIZE, 64);
+    for (size_t i = 0; i < ARRAY_SIZE(bad_evq); i++) {
+        epw(n, 1, APN_EPR_EVQ_SIZE, bad_evq[i]);
+        ck_assert_msg(epr(n, 1, APN_EPR_EVQ_SIZE) == 2,
+                      "event queue size %u accepted", bad_evq[i]);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(bad_varq); i++) {
+        epw(n, 1, APN_EPR_VARQ_SIZE, bad_varq[i]);
+        ck_assert_msg(epr(n, 1, APN_EPR_VARQ_SIZE) == 64,
+                      "variable-length queue size %u accepted", bad_varq[i]);
+    }
+    ck_assert_uint_eq(qemu_log_guest_errors,
+                      ARRAY_SIZE(bad_evq) + ARRAY_SIZE(bad_varq));
+    epw(n, 1, APN_EPR_EVQ_SIZE, 1u << 16);
+    epw(n, 1, APN_EPR_VARQ_SIZE, 1u << 24);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_EVQ_SIZE), 1u << 16);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_VARQ_SIZE), 1u << 24);
+    epw(n, 1, APN_EPR_EVQ_SIZE, 0);
+    epw(n, 1, APN_EPR_VARQ_SIZE, 0);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_EVQ_SIZE), 0);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_VARQ_SIZE), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors,
+                      ARRAY_SIZE(bad_evq) + ARRAY_SIZE(bad_varq));
+
+    /* Reserved offsets of a block are logged, both ways. */
+    qemu_log_counts_reset();
+    epw(n, 1, 0x3c, 1);
+    ck_assert_uint_eq(epr(n, 1, 0x3c), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+
+    /* Blocks past NUM_ENDPOINTS are unknown registers. */
+    qemu_log_counts_reset();
+    epw(n, 64, APN_EPR_CTRL, APN_EP_VALID);
+    ck_assert_uint_eq(epr(n, 64, APN_EPR_CTRL), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+    ck_assert_uint_eq(epr(n, 63, APN_EPR_CTRL),
+                      APN_EP_VALID | APN_EP_TRUSTED);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_ep_port_map)
+{
+    Nic *n = ip_nic();
+
+    for (uint32_t ep = 1; ep <= 4; ep++) {
+        ep_setup(n, ep, 0, 0, 64, 4096);
+    }
+    epw(n, 1, APN_EPR_PORT, 5000);
+    epw(n, 1, APN_EPR_CTRL, APN_EP_VALID);
+    ck_assert_int_eq(port_target(n, 5000), 1);
+
+    /* A port another valid endpoint holds: logged, ignored. */
+    qemu_log_counts_reset();
+    epw(n, 2, APN_EPR_CTRL, APN_EP_VALID);
+    epw(n, 2, APN_EPR_PORT, 5000);
+    ck_assert_uint_eq(epr(n, 2, APN_EPR_PORT), 0);
+    epw(n, 3, APN_EPR_PORT, 5000);                  /* not valid: the same */
+    ck_assert_uint_eq(epr(n, 3, APN_EPR_PORT), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+    ck_assert_int_eq(port_target(n, 5000), 1);
+
+    /* Endpoints that are not valid bind nothing; two may name a port. */
+    qemu_log_counts_reset();
+    epw(n, 3, APN_EPR_PORT, 6000);
+    epw(n, 4, APN_EPR_PORT, 6000);
+    ck_assert_uint_eq(epr(n, 4, APN_EPR_PORT), 6000);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+    ck_assert_int_eq(port_target(n, 6000), -1);
+    epw(n, 3, APN_EPR_CTRL, APN_EP_VALID);
+    ck_assert_int_eq(port_target(n, 6000), 3);
+    /* VALID on an endpoint whose port another holds clears its PORT. */
+    epw(n, 4, APN_EPR_CTRL, APN_EP_VALID);
+    ck_assert_uint_eq(epr(n, 4, APN_EPR_CTRL), APN_EP_VALID);
+    ck_assert_uint_eq(epr(n, 4, APN_EPR_PORT), 0);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    ck_assert_int_eq(port_target(n, 6000), 3);
+
+    /* Rewriting one's own port is fine; moving frees the old one. */
+    qemu_log_counts_reset();
+    epw(n, 1, APN_EPR_PORT, 5000);
+    ck_assert_int_eq(port_target(n, 5000), 1);
+    epw(n, 1, APN_EPR_PORT, 5001);
+    ck_assert_int_eq(port_target(n, 5000), -1);
+    ck_assert_int_eq(port_target(n, 5001), 1);
+    epw(n, 2, APN_EPR_PORT, 5000);
+    ck_assert_int_eq(port_target(n, 5000), 2);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+
+    /* Clearing VALID unbinds (the register keeps its value). */
+    epw(n, 1, APN_EPR_CTRL, 0);
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_PORT), 5001);
+    ck_assert_int_eq(port_target(n, 5001), -1);
+    epw(n, 2, APN_EPR_PORT, 5001);                  /* free again */
+    ck_assert_int_eq(port_target(n, 5001), 2);
+    ck_assert_int_eq(port_target(n, 5000), -1);
+    epw(n, 1, APN_EPR_CTRL, APN_EP_VALID);          /* taken meanwhile */
+    ck_assert_uint_eq(epr(n, 1, APN_EPR_PORT), 0);
+    ck_assert_int_eq(port_target(n, 5001), 2);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+
+    /* Port 0 is no binding; TRUSTED alone changes nothing. */
+    epw(n, 2, APN_EPR_PORT, 0);
+    ck_assert_int_eq(port_target(n, 5001), -1);
+    ck_assert_int_eq(port_target(n, 0), -1);
+    epw(n, 3, APN_EPR_CTRL, APN_EP_VALID | APN_EP_TRUSTED);
+    ck_assert_int_eq(port_target(n, 6000), 3);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_ep_reset)
+{
+    Nic *n = ev_nic(5, 8);
+
+    wr(n, APN_REG_IP_ADDR, RX_IP);
+    ep_setup(n, 5, APN_EP_VALID | APN_EP_TRUSTED, RX_PORT, 8, 256);
+    rx_event(n, EV_INDEX, 1, 2, 1);
+    rx_datagram(n, 1, RX_PORT, pattern(), 5);
+    uw(n, 5, APN_UREG_EVQ_RDPTR, 2);
+    uw(n, 5, APN_UREG_ARM, 1);                      /* armed */
+    uw(n, 5, APN_UREG_OUT_INDEX, 3);
+    uw(n, 5, APN_UREG_MSG_INFO, 9);
+    uw(n, 5, APN_UREG_OUT_COMMIT, 0);               /* a status */
+    wr(n, APN_REG_CMD_EP, 5);
+    wr(n, APN_REG_CMD_BLOCK + APN_UREG_IN_NONCE, 7);
+    ck_assert_uint_eq(ur(n, 5, APN_UREG_EVQ_WRPTR), 2);
+    ck_assert_uint_eq(ur(n, 5, APN_UREG_VARQ_WRPTR), 16);
+    ck_assert_uint_ne(ur(n, 5, APN_UREG_CMD_STATUS), 0);
+
+    wr(n, APN_REG_CTRL, APN_CTRL_RESET);
+    for (uint32_t r = 0; r < 0x20; r += 4) {
+        ck_assert_uint_eq(epr(n, 5, r), 0);
+    }
+    for (uint32_t off = 0; off < 0x80; off += 4) {
+        ck_assert_msg(ur(n, 5, off) == 0, "user page 0x%x survived reset",
+                      off);
+        ck_assert_msg(rd(n, APN_REG_CMD_BLOCK + off) == 0,
+                      "command block 0x%x survived reset", off);
+    }
+    ck_assert_uint_eq(rd(n, APN_REG_IP_ADDR), 0);
+
+    /* Bindings and ARM are gone too. */
+    nic_program(n, RX_HOST, TABLE_COUNT, TABLE_COUNT);
+    wr(n, APN_REG_IP_ADDR, RX_IP);
+    ck_assert_int_eq(port_target(n, RX_PORT), -1);
+    ep_setup(n, 5, APN_EP_VALID, 0, 8, 0);
+    rx_event(n, EV_INDEX, 1, 2, 1);
+    ck_assert_uint_eq(ur(n, 5, APN_UREG_EVQ_WRPTR), 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);    /* NO_PORT only */
+    assert_ev(osq_ev(n, 0), APN_EV_NO_PORT, 0, RX_PORT,
+              (uint64_t)TX_IP << 16 | 7777);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_evq_post_layout)
+{
+    Nic *n = ev_nic(2, 4);
+    uint8_t *ctrl = n->fake.mem + EVQ_ADDR(2);
+    uint8_t *snap;
+
+    /* The consumer's own control fields are the consumer's. */
+    st_le32(ctrl + offsetof(struct apn_queue_ctrl, rdptr), 0x11111111);
+    st_le32(ctrl + offsetof(struct apn_queue_ctrl, irq), 0x22222222);
+    snap = snapshot(n);
+    for (unsigned len = 1; len <= 4; len++) {
+        rx_event(n, EV_INDEX, 0x10 * len, 0x8877665544332211ull, len);
+    }
+    assert_only_rx_drop(n, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 4);
+    assert_ev(evq_ev(n, 2, 0), APN_EV_EVENT, 2, 0x10, 0x11);
+    assert_ev(evq_ev(n, 2, 1), APN_EV_EVENT, 2, 0x20, 0x2211);
+    assert_ev(evq_ev(n, 2, 2), APN_EV_EVENT, 2, 0x30, 0x332211);
+    assert_ev(evq_ev(n, 2, 3), APN_EV_EVENT, 2, 0x40, 0x44332211);
+    ck_assert_uint_eq(evq_ctrl(n, 2, offsetof(struct apn_queue_ctrl, wrptr)),
+                      4);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 4);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_RDPTR), 0);
+    /* Only the events and the mirror were written; no interrupt. */
+    assert_mem_unchanged(n, snap, EVQ_ADDR(2), 64 + 4 * 16);
+    ck_assert_uint_eq(evq_ctrl(n, 2, offsetof(struct apn_queue_ctrl, rdptr)),
+                      0x11111111);
+    ck_assert_uint_eq(evq_ctrl(n, 2, offsetof(struct apn_queue_ctrl, irq)),
+                      0x22222222);
+    ck_assert_uint_eq(evq_ctrl(n, 2, offsetof(struct apn_queue_ctrl,
+                                              overflows)), 0);
+    ck_assert_uint_eq(n->fake.nnotify, 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 0);
+
+    /* Consuming two: the next two wrap to slots 0 and 1. */
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 2);
+    rx_event(n, EV_INDEX, 0xff, 0x0807060504030201ull, 8);
+    rx_event(n, EV_INDEX, 0, 0xa5, 5);
+    assert_ev(evq_ev(n, 2, 0), APN_EV_EVENT, 2, 0xff, 0x0807060504030201ull);
+    assert_ev(evq_ev(n, 2, 1), APN_EV_EVENT, 2, 0, 0xa5);
+    assert_ev(evq_ev(n, 2, 2), APN_EV_EVENT, 2, 0x30, 0x332211);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 6);
+    ck_assert_uint_eq(evq_ctrl(n, 2, offsetof(struct apn_queue_ctrl, wrptr)),
+                      6);
+
+    /* The read pointer moves only within [RDPTR, WRPTR]. */
+    qemu_log_counts_reset();
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 7);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_RDPTR), 2);
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 1);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_RDPTR), 2);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 6);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_RDPTR), 6);
+    /* EVQ_WRPTR is read only. */
+    uw(n, 2, APN_UREG_EVQ_WRPTR, 0);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 6);
+    ck_assert_uint_eq(qemu_log_guest_errors, 3);
+
+    /* Reprogramming the size empties the queue. */
+    epw(n, 2, APN_EPR_EVQ_SIZE, 8);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 0);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_RDPTR), 0);
+    ck_assert_uint_eq(n->fake.nnotify, 0);
+    free(snap);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_evq_no_queue)
+{
+    /* An endpoint that is not valid, or has no queue, gets no events. */
+    Nic *n = ev_nic(2, 4);
+    uint8_t *snap;
+
+    epw(n, 2, APN_EPR_CTRL, 0);
+    snap = snapshot(n);
+    rx_event(n, EV_INDEX, 0, 1, 1);
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_INVALID, 1);
+    epw(n, 2, APN_EPR_CTRL, APN_EP_VALID);
+    epw(n, 2, APN_EPR_EVQ_SIZE, 0);
+    rx_event(n, EV_INDEX, 0, 1, 1);
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_INVALID, 2);
+    assert_mem_unchanged(n, snap, 0, 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 0);
+    /* Refused segments: an ERROR to the sender each. */
+    ck_assert_uint_eq(n->fake.nframes, 2);
+    assert_error_frame(&n->fake.frames[1], rx_mac, RX_HOST, tx_mac, TX_HOST,
+                       EV_INDEX, TX_SLOT, APN_CNT_RX_DROP_INVALID);
+    free(snap);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_evq_overflow_episode)
+{
+    Nic *n = ev_nic(2, 4);
+    uint8_t *snap;
+
+    for (unsigned i = 0; i < 4; i++) {
+        rx_event(n, EV_INDEX, i, i, 1);
+    }
+    snap = snapshot(n);
+    /* Full: the event is lost, counted, and the OS told once. */
+    rx_event(n, EV_INDEX, 4, 4, 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 4);
+    ck_assert_uint_eq(evq_ctrl(n, 2, offsetof(struct apn_queue_ctrl,
+                                              overflows)), 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    assert_ev(osq_ev(n, 0), APN_EV_OVERFLOW, 2, 1, 0);
+    ck_assert_uint_eq(n->fake.nnotify, 1);
+    ck_assert_uint_eq(n->fake.notify_vec[0], APN_VEC_OSQ);
+    /* Never overwritten. */
+    snap[EVQ_ADDR(2) + offsetof(struct apn_queue_ctrl, overflows)] = 1;
+    assert_mem_unchanged(n, snap, OSQ_ADDR, 64 + 16);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 4);
+    assert_only_rx_drop(n, APN_CNT__COUNT, 0);
+
+    /* The same episode: counted, not reported again. */
+    rx_event(n, EV_INDEX, 5, 5, 1);
+    rx_event(n, EV_INDEX, 6, 6, 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 3);
+    ck_assert_uint_eq(evq_ctrl(n, 2, offsetof(struct apn_queue_ctrl,
+                                              overflows)), 3);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    /* A rejected or unchanged read pointer frees nothing. */
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 5);
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 0);
+    rx_event(n, EV_INDEX, 7, 7, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 4);
+
+    /* Freeing space ends the episode; the next loss is a new one. */
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 1);
+    rx_event(n, EV_INDEX, 8, 8, 1);                 /* fits, slot 0 */
+    assert_ev(evq_ev(n, 2, 0), APN_EV_EVENT, 2, 8, 8);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    rx_event(n, EV_INDEX, 9, 9, 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 5);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 2);
+    assert_ev(osq_ev(n, 1), APN_EV_OVERFLOW, 2, 5, 0);
+
+    /* Reprogramming the queue restarts the count and the episode. */
+    epw(n, 2, APN_EPR_EVQ_SIZE, 2);
+    rx_event(n, EV_INDEX, 0, 0, 1);
+    rx_event(n, EV_INDEX, 0, 0, 1);
+    rx_event(n, EV_INDEX, 0, 0, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 3);
+    assert_ev(osq_ev(n, 2), APN_EV_OVERFLOW, 2, 1, 0);
+    ck_assert_uint_eq(evq_ctrl(n, 2, offsetof(struct apn_queue_ctrl,
+                                              overflows)), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 6);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 7);
+    ck_assert_uint_eq(n->fake.nframes, 0);
+    free(snap);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_evq_arm)
+{
+    Nic *n = ev_nic(2, 8);
+
+    /* ARM on an empty queue: the next event raises OOB_DATA, once. */
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_ARM), 0);
+    uw(n, 2, APN_UREG_ARM, 1);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_ARM), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 0);
+    rx_event(n, EV_INDEX, 1, 1, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    assert_ev(osq_ev(n, 0), APN_EV_OOB_DATA, 2, 0, 0);
+    ck_assert_uint_eq(n->fake.nnotify, 1);
+    ck_assert_uint_eq(n->fake.notify_vec[0], APN_VEC_OSQ);
+    ck_assert_uint_eq(cnt(n, APN_CNT_OSQ_EVENTS), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_IRQS), 1);
+    rx_event(n, EV_INDEX, 2, 2, 1);                 /* one-shot */
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 2);
+
+    /* ARM while events are pending fires at once. */
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 1);
+    uw(n, 2, APN_UREG_ARM, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 2);
+    assert_ev(osq_ev(n, 1), APN_EV_OOB_DATA, 2, 0, 0);
+    ck_assert_uint_eq(n->fake.nnotify, 2);
+    rx_event(n, EV_INDEX, 3, 3, 1);                 /* and is not left armed */
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 2);
+
+    /* Drain, arm, then an event: OOB_DATA. Arm then disarm: nothing. */
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 3);
+    uw(n, 2, APN_UREG_ARM, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 2);
+    rx_event(n, EV_INDEX, 4, 4, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 3);
+    uw(n, 2, APN_UREG_EVQ_RDPTR, 4);
+    uw(n, 2, APN_UREG_ARM, 1);
+    uw(n, 2, APN_UREG_ARM, 0);
+    rx_event(n, EV_INDEX, 5, 5, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 3);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 5);
+
+    nic_free(n);
+}
+END_TEST
+
+/* A variable-length record at byte `pos` of endpoint `ep`'s queue. */
+static void assert_var_rec(Nic *n, uint32_t ep, uint32_t size, uint32_t pos,
+                           const uint8_t *payload, uint32_t len)
+{
+    const uint8_t *q = n->fake.mem + VARQ_ADDR(ep) + 64;
+    uint32_t rec = 8 + ((len + 7) & ~7u);
+    uint8_t *want = malloc(rec);
+
+    ck_assert_ptr_nonnull(want);
+    memset(want, 0, rec);
+    st_le32(want, len);
+    st_le32(want + 4, TX_IP);
+    memcpy(want + 8, payload, len);
+    for (uint32_t i = 0; i < rec; i++) {
+        ck_assert_msg(q[(pos + i) & (size - 1)] == want[i],
+                      "record at %u: byte %u is 0x%02x, expected 0x%02x",
+                      pos, i, q[(pos + i) & (size - 1)], want[i]);
+    }
+    free(want);
+}
+
+START_TEST(test_varq_records_wrap)
+{
+    static const struct { uint16_t len, sport; uint32_t pos; } d[] = {
+        { 8, 1000, 0 },         /* record 16 at 0 */
+        { 30, 1001, 16 },       /* record 40 at 16..55 */
+        { 20, 1002, 56 },       /* header at 56..63, payload wraps to 0 */
+        { 40, 1003, 88 },       /* 24..63 and 0..7 */
+    };
+    Nic *n = ip_nic();
+    uint8_t *snap;
+
+    ep_setup(n, 3, APN_EP_VALID, RX_PORT, 16, 64);
+    memset(n->fake.mem + VARQ_ADDR(3) + 64, 0xee, 64);
+    for (size_t i = 0; i < ARRAY_SIZE(d); i++) {
+        const uint8_t *p = pattern() + 100 * i;
+        uint32_t rec = 8 + ((d[i].len + 7) & ~7u);
+
+        ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), d[i].pos);
+        snap = snapshot(n);
+        rx_datagram(n, d[i].sport, RX_PORT, p, d[i].len);
+        ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), d[i].pos + rec);
+        ck_assert_uint_eq(varq_ctrl(n, 3, offsetof(struct apn_queue_ctrl,
+                                                   wrptr)), d[i].pos + rec);
+        assert_var_rec(n, 3, 64, d[i].pos, p, d[i].len);
+        assert_ev(evq_ev(n, 3, i), APN_EV_VAR, 3, d[i].len,
+                  d[i].pos | (uint64_t)d[i].sport << 32);
+        /* Nothing but the record, the mirror and the event changed. */
+        for (uint32_t b = 0; b < rec; b++) {
+            snap[VARQ_ADDR(3) + 64 + ((d[i].pos + b) & 63)] =
+                n->fake.mem[VARQ_ADDR(3) + 64 + ((d[i].pos + b) & 63)];
+        }
+        memcpy(snap + VARQ_ADDR(3), n->fake.mem + VARQ_ADDR(3), 4);
+        assert_mem_unchanged(n, snap, EVQ_ADDR(3), 64 + 16 * 16);
+        free(snap);
+        /* The consumer frees it. */
+        uw(n, 3, APN_UREG_VARQ_RDPTR, d[i].pos + rec);
+        ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_RDPTR), d[i].pos + rec);
+    }
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 4);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_MSGS), 0);
+    assert_only_rx_drop(n, APN_CNT__COUNT, 0);
+
+    /* A zero-length datagram is an 8-byte record. */
+    rx_datagram(n, 1004, RX_PORT, NULL, 0);
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), 144);
+    assert_ev(evq_ev(n, 3, 4), APN_EV_VAR, 3, 0, 136 | 1004ull << 32);
+
+    /* VARQ_RDPTR: within [RDPTR, WRPTR] and a multiple of 8. */
+    qemu_log_counts_reset();
+    uw(n, 3, APN_UREG_VARQ_RDPTR, 140);
+    uw(n, 3, APN_UREG_VARQ_RDPTR, 152);
+    uw(n, 3, APN_UREG_VARQ_RDPTR, 128);
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_RDPTR), 136);
+    ck_assert_uint_eq(qemu_log_guest_errors, 3);
+    uw(n, 3, APN_UREG_VARQ_WRPTR, 0);               /* read only */
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), 144);
+    ck_assert_uint_eq(qemu_log_guest_errors, 4);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_varq_lost)
+{
+    Nic *n = ip_nic();
+    uint8_t *snap;
+
+    ep_setup(n, 3, APN_EP_VALID, RX_PORT, 16, 64);
+    rx_datagram(n, 1, RX_PORT, pattern(), 40);      /* 48 of 64 used */
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), 48);
+
+    /* No room: lost whole, counted, one OVERFLOW per episode. */
+    snap = snapshot(n);
+    rx_datagram(n, 2, RX_PORT, pattern(), 9);       /* a 24-byte record */
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), 48);
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_EVQ_WRPTR), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 1);
+    ck_assert_uint_eq(varq_ctrl(n, 3, offsetof(struct apn_queue_ctrl,
+                                               overflows)), 1);
+    ck_assert_uint_eq(evq_ctrl(n, 3, offsetof(struct apn_queue_ctrl,
+                                              overflows)), 0);
+    assert_ev(osq_ev(n, 0), APN_EV_OVERFLOW, 3, 1, 0);
+    snap[VARQ_ADDR(3) + offsetof(struct apn_queue_ctrl, overflows)] = 1;
+    assert_mem_unchanged(n, snap, OSQ_ADDR, 64 + 16);
+    free(snap);
+    rx_datagram(n, 2, RX_PORT, pattern(), 9);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 2);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    rx_datagram(n, 2, RX_PORT, pattern(), 8);       /* 16 bytes: fits */
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), 64);
+
+    /* Freeing space ends the episode; too big for the queue is lost. */
+    uw(n, 3, APN_UREG_VARQ_RDPTR, 64);
+    rx_datagram(n, 3, RX_PORT, pattern(), 57);      /* 72 > 64 */
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), 64);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 2);
+    assert_ev(osq_ev(n, 1), APN_EV_OVERFLOW, 3, 3, 0);
+    rx_datagram(n, 3, RX_PORT, pattern(), 56);      /* exactly 64 fits */
+    ck_assert_uint_eq(ur(n, 3, APN_UREG_VARQ_WRPTR), 128);
+    assert_var_rec(n, 3, 64, 64, pattern(), 56);
+
+    /* No variable-length queue: lost the same way. */
+    ep_setup(n, 4, APN_EP_VALID, RX_PORT + 1, 16, 0);
+    rx_datagram(n, 4, RX_PORT + 1, pattern(), 4);
+    ck_assert_uint_eq(ur(n, 4, APN_UREG_EVQ_WRPTR), 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 4);
+    assert_ev(osq_ev(n, 2), APN_EV_OVERFLOW, 4, 1, 0);
+
+    /* No room for the event: the record is not written. */
+    ep_setup(n, 5, APN_EP_VALID, RX_PORT + 2, 2, 256);
+    rx_datagram(n, 5, RX_PORT + 2, pattern(), 4);
+    rx_datagram(n, 5, RX_PORT + 2, pattern(), 4);
+    ck_assert_uint_eq(ur(n, 5, APN_UREG_VARQ_WRPTR), 32);
+    rx_datagram(n, 5, RX_PORT + 2, pattern(), 4);
+    ck_assert_uint_eq(ur(n, 5, APN_UREG_VARQ_WRPTR), 32);
+    ck_assert_uint_eq(ur(n, 5, APN_UREG_EVQ_WRPTR), 2);
+    ck_assert_uint_eq(evq_ctrl(n, 5, offsetof(struct apn_queue_ctrl,
+                                              overflows)), 1);
+    assert_ev(osq_ev(n, 3), APN_EV_OVERFLOW, 5, 1, 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 5);
+    assert_only_rx_drop(n, APN_CNT__COUNT, 0);
+    nic_free(n);
+}
+END_TEST
+
+/* ============================================================================ */
+/* User-page commands and the privileged command block (seed 004)                */
+/* ============================================================================ */
+
+#define CMD_EP_N        3       /* the endpoint the command tests act for */
+
+/*
+ * A NIC whose outgoing TX_SLOT and incoming RX_INDEX belong to endpoint
+ * CMD_EP_N (port 4000, CTRL `ctrl`); outgoing 6 and incoming 10 to
+ * endpoint 4; outgoing 7 and incoming 11 are endpoint 3's but not valid.
+ * The entries' reserved words are filled, so a stray write shows.
+ */
+static Nic *cmd_nic(uint32_t ctrl)
+{
+    Nic *n = tx_nic();
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 4096);
+    struct apn_in_entry ie = contig_in(RX_BUF, 4096);
+
+    oe.endpoint = CMD_EP_N;
+    oe.flags |= APN_ENTRY_SEQ;
+    oe.seq = 42;
+    put_out(n, TX_SLOT, &oe);
+    ie.endpoint = CMD_EP_N;
+    ie.flags |= APN_IN_CHECK_SRC_HOST;
+    ie.src_host = TX_HOST;
+    ie.src_host_mask = 0xff;
+    memcpy(ie.src_mac, tx_mac, 6);
+    put_in(n, RX_INDEX, &ie);
+    oe.endpoint = 4;
+    put_out(n, 6, &oe);
+    ie.endpoint = 4;
+    put_in(n, 10, &ie);
+    oe.endpoint = CMD_EP_N;
+    oe.flags = 0;
+    put_out(n, 7, &oe);
+    ie.endpoint = CMD_EP_N;
+    ie.flags = APN_IN_CONTIG;
+    put_in(n, 11, &ie);
+    memset(entry_ptr(n, true, TX_SLOT) + 24, 0xa5, 40);
+    memset(entry_ptr(n, false, RX_INDEX) + 48, 0x5a, 16);
+    ep_setup(n, CMD_EP_N, ctrl, 4000, 8, 0);
+    wr(n, APN_REG_IP_ADDR, TX_IP);
+    wr(n, APN_REG_HOST_IP_BASE + 4 * RX_HOST, RX_IP);
+    return n;
+}
+
+/* Command registers of user page `ep`, or of the block for ep == ~0u. */
+static uint32_t cmd_addr(uint32_t ep, uint32_t off)
+{
+    return ep == ~0u ? APN_REG_CMD_BLOCK + off : APN_USER_PAGE(ep) + off;
+}
+
+static void cmd_out(Nic *n, uint32_t ep, uint32_t idx, uint32_t host,
+                    uint32_t in_index, uint32_t nonce)
+{
+    wr(n, cmd_addr(ep, APN_UREG_OUT_INDEX), idx);
+    wr(n, cmd_addr(ep, APN_UREG_OUT_DEST_HOST), host);
+    wr(n, cmd_addr(ep, APN_UREG_OUT_DEST_IN_INDEX), in_index);
+    wr(n, cmd_addr(ep, APN_UREG_OUT_NONCE), nonce);
+    wr(n, cmd_addr(ep, APN_UREG_OUT_COMMIT), 1);
+}
+
+static void cmd_in(Nic *n, uint32_t ep, uint32_t idx, uint32_t nonce,
+                   uint32_t start, uint32_t len)
+{
+    wr(n, cmd_addr(ep, APN_UREG_IN_INDEX), idx);
+    wr(n, cmd_addr(ep, APN_UREG_IN_NONCE), nonce);
+    wr(n, cmd_addr(ep, APN_UREG_IN_NARROW_START), start);
+    wr(n, cmd_addr(ep, APN_UREG_IN_NARROW_LEN), len);
+    wr(n, cmd_addr(ep, APN_UREG_IN_COMMIT), 1);
+}
+
+static void cmd_msg(Nic *n, uint32_t ep, uint32_t host, uint32_t port,
+                    uint32_t type, uint32_t in_index, uint32_t nonce,
+                    uint32_t info)
+{
+    wr(n, cmd_addr(ep, APN_UREG_MSG_DEST_HOST), host);
+    wr(n, cmd_addr(ep, APN_UREG_MSG_DEST_PORT), port);
+    wr(n, cmd_addr(ep, APN_UREG_MSG_TYPE), type);
+    wr(n, cmd_addr(ep, APN_UREG_MSG_IN_INDEX), in_index);
+    wr(n, cmd_addr(ep, APN_UREG_MSG_NONCE), nonce);
+    wr(n, cmd_addr(ep, APN_UREG_MSG_INFO), info);
+    wr(n, cmd_addr(ep, APN_UREG_MSG_SEND), 1);
+}
+
+static uint32_t cmd_status(Nic *n, uint32_t ep)
+{
+    return rd(n, cmd_addr(ep, APN_UREG_CMD_STATUS));
+}
+
+START_TEST(test_cmd_trust)
+{
+    static const uint32_t untrusted[] = { 0, APN_EP_VALID, APN_EP_TRUSTED };
+
+    for (size_t i = 0; i < ARRAY_SIZE(untrusted); i++) {
+        Nic *n = cmd_nic(untrusted[i]);
+        uint8_t *snap = snapshot(n);
+
+        qemu_log_counts_reset();
+        cmd_out(n, CMD_EP_N, TX_SLOT, RX_HOST, 12, NONCE2);
+        ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_EPERM);
+        cmd_in(n, CMD_EP_N, RX_INDEX, NONCE2, 0, 0);
+        ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_EPERM);
+        cmd_msg(n, CMD_EP_N, RX_HOST, 5000, APN_MSG_CONNECT, 1, 2, 0);
+        ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_EPERM);
+        ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 3);
+        ck_assert_uint_eq(qemu_log_guest_errors, 3);
+        ck_assert_uint_eq(n->fake.nframes, 0);
+        ck_assert_uint_eq(cnt(n, APN_CNT_TX_MSGS), 0);
+        assert_mem_unchanged(n, snap, 0, 0);
+        /* The arguments are kept; the command did not run. */
+        ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_OUT_NONCE), NONCE2);
+
+        /* The command block runs it for the endpoint whatever its trust. */
+        wr(n, APN_REG_CMD_EP, CMD_EP_N);
+        cmd_out(n, ~0u, TX_SLOT, RX_HOST, 12, NONCE2);
+        ck_assert_uint_eq(cmd_status(n, ~0u), APN_CMD_OK);
+        cmd_in(n, ~0u, RX_INDEX, NONCE2, 0, 0);
+        ck_assert_uint_eq(cmd_status(n, ~0u), APN_CMD_OK);
+        ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_EPERM);
+        ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 3);
+        ck_assert_uint_eq(ld_le32(entry_ptr(n, true, TX_SLOT) +
+                                  offsetof(struct apn_out_entry, nonce)),
+                          NONCE2);
+        ck_assert_uint_eq(ld_le32(entry_ptr(n, false, RX_INDEX) +
+                                  offsetof(struct apn_in_entry, nonce)),
+                          NONCE2);
+        free(snap);
+        nic_free(n);
+    }
+
+    /* VALID and TRUSTED: the user page runs it. */
+    {
+        Nic *n = cmd_nic(APN_EP_VALID | APN_EP_TRUSTED);
+
+        qemu_log_counts_reset();
+        cmd_out(n, CMD_EP_N, TX_SLOT, RX_HOST, 12, NONCE2);
+        ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_OK);
+        ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 0);
+        ck_assert_uint_eq(qemu_log_guest_errors, 0);
+        nic_free(n);
+    }
+}
+END_TEST
+
+START_TEST(test_cmd_out_commit)
+{
+    Nic *n = cmd_nic(APN_EP_VALID | APN_EP_TRUSTED);
+    uint8_t *e = entry_ptr(n, true, TX_SLOT);
+    uint8_t before[64];
+    SentSeg s[2];
+
+    /* A burst gathered before the command goes to the old destination. */
+    store(n, TX_SLOT, 0, 0x1111, 8);
+    cmd_out(n, CMD_EP_N, TX_SLOT, RX_HOST, 12, NONCE2);
+    ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_OK);
+    ck_assert_uint_eq(n->fake.nframes, 0);          /* closed, still packed */
+    memcpy(before, e, 64);
+    ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_out_entry, seq)), 43);
+    store(n, TX_SLOT, 8, 0x2222, 8);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_MISSES), 2);  /* re-read */
+    fence(n);
+    ck_assert_uint_eq(n->fake.nframes, 1);
+    ck_assert_uint_eq(parse_frame(&n->fake.frames[0], s, 2), 2);
+    ck_assert_uint_eq(s[0].in_index, RX_INDEX);
+    ck_assert_uint_eq(s[0].nonce, NONCE);
+    ck_assert_uint_eq(s[0].seq, 42);
+    ck_assert_uint_eq(s[0].offset, 0);
+    ck_assert_uint_eq(s[1].in_index, 12);
+    ck_assert_uint_eq(s[1].nonce, NONCE2);
+    ck_assert_uint_eq(s[1].seq, 43);
+    ck_assert_uint_eq(s[1].offset, 8);
+
+    /* Only dest_host, dest_in_index and nonce were written. */
+    ck_assert_uint_eq(ld_le32(e), APN_ENTRY_VALID | APN_ENTRY_SEQ);
+    ck_assert_uint_eq(e[4] | e[5] << 8, CMD_EP_N);
+    ck_assert_uint_eq(e[6] | e[7] << 8, RX_HOST);
+    ck_assert_uint_eq(ld_le32(e + 8), 12);
+    ck_assert_uint_eq(ld_le32(e + 12), NONCE2);
+    ck_assert_uint_eq(ld_le32(e + 16), 4096);
+    ck_assert_uint_eq(ld_le32(e + 20), 44);
+    for (int i = 24; i < 64; i++) {
+        ck_assert_uint_eq(e[i], 0xa5);
+    }
+
+    /* The arguments read back; the trigger reads 0. */
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_OUT_INDEX), TX_SLOT);
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_OUT_DEST_HOST), RX_HOST);
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_OUT_DEST_IN_INDEX), 12);
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_OUT_NONCE), NONCE2);
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_OUT_COMMIT), 0);
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_IN_COMMIT), 0);
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_MSG_SEND), 0);
+
+    /* Not its own, not valid, outside the table: ENOENT, nothing written. */
+    memcpy(before, e, 64);
+    {
+        static const uint32_t bad[] = { 6, 7, TABLE_COUNT, 0xffffffffu };
+        uint8_t *snap = snapshot(n);
+
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+            qemu_log_counts_reset();
+            cmd_out(n, CMD_EP_N, bad[i], RX_HOST, 1, 1);
+            ck_assert_msg(cmd_status(n, CMD_EP_N) == APN_CMD_ENOENT,
+                          "out index %u: status %u", bad[i],
+                          cmd_status(n, CMD_EP_N));
+            ck_assert_uint_eq(qemu_log_guest_errors, 1);
+        }
+        /* A host that does not fit 16 bits. */
+        cmd_out(n, CMD_EP_N, TX_SLOT, 0x10000 | RX_HOST, 1, 1);
+        ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_EINVAL);
+        assert_mem_unchanged(n, snap, 0, 0);
+        free(snap);
+    }
+    ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 0);
+
+    /* A table that cannot be read: EIO. */
+    wr(n, APN_REG_CTRL, 0);
+    wr(n, APN_REG_OUT_TABLE_HI, 1);
+    wr(n, APN_REG_CTRL, APN_CTRL_ENABLE);
+    cmd_out(n, CMD_EP_N, TX_SLOT, RX_HOST, 1, 1);
+    ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_EIO);
+
+    /* CMD_STATUS is read only; the status stays until the next command. */
+    qemu_log_counts_reset();
+    uw(n, CMD_EP_N, APN_UREG_CMD_STATUS, 0);
+    ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_EIO);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    ck_assert_mem_eq(e, before, 64);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_cmd_in_commit)
+{
+    static const struct { uint32_t start, len, status; } narrow[] = {
+        { 0, 0, APN_CMD_OK },
+        { 0x100, 0, APN_CMD_EINVAL },       /* len 0 needs start 0 */
+        { 0, 4096, APN_CMD_OK },
+        { 4095, 1, APN_CMD_OK },
+        { 4096, 0, APN_CMD_EINVAL },
+        { 4096, 1, APN_CMD_EINVAL },
+        { 0x800, 0x801, APN_CMD_EINVAL },
+        { 0x800, 0x800, APN_CMD_OK },
+        { 0xffffffffu, 2, APN_CMD_EINVAL },
+        { 1, 0xffffffffu, APN_CMD_EINVAL },
+        { 0x800, 0x100, APN_CMD_OK },
+    };
+    Nic *n = cmd_nic(APN_EP_VALID | APN_EP_TRUSTED);
+    uint8_t *e = entry_ptr(n, false, RX_INDEX);
+    uint8_t buf[256];
+    FrameSpec fs;
+    uint32_t nonce = NONCE, start = 0, len = 0;
+
+    /* The entry is cached by a delivery first. */
+    spec_default(&fs, 0, 64);
+    memcpy(fs.dst, tx_mac, 6);
+    fs.dst_host = TX_HOST;
+    receive(n, buf, build_frame(buf, sizeof(buf), &fs));
+    assert_only_rx_drop(n, APN_CNT__COUNT, 0);
+
+    for (size_t i = 0; i < ARRAY_SIZE(narrow); i++) {
+        uint8_t before[64];
+
+        memcpy(before, e, 64);
+        qemu_log_counts_reset();
+        cmd_in(n, CMD_EP_N, RX_INDEX, 0x100 + i, narrow[i].start,
+               narrow[i].len);
+        ck_assert_msg(cmd_status(n, CMD_EP_N) == narrow[i].status,
+                      "narrowing [0x%x, +0x%x): status %u", narrow[i].start,
+                      narrow[i].len, cmd_status(n, CMD_EP_N));
+        ck_assert_uint_eq(qemu_log_guest_errors, !!narrow[i].status);
+        if (!narrow[i].status) {
+            nonce = 0x100 + i;
+            start = narrow[i].start;
+            len = narrow[i].len;
+        }
+        ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_in_entry, nonce)),
+                          nonce);
+        ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_in_entry,
+                                               narrow_start)), start);
+        ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_in_entry,
+                                               narrow_len)), len);
+        /* Everything else is the OS's. */
+        ck_assert_mem_eq(e, before, offsetof(struct apn_in_entry, nonce));
+        ck_assert_mem_eq(e + 20, before + 20, 40 - 20);
+        ck_assert_mem_eq(e + 48, before + 48, 16);
+    }
+    ck_assert_uint_eq(ld_le32(e), APN_ENTRY_VALID | APN_IN_CONTIG |
+                      APN_IN_CHECK_SRC_HOST);
+    for (int i = 48; i < 64; i++) {
+        ck_assert_uint_eq(e[i], 0x5a);
+    }
+
+    /* The cached copy was dropped: the new nonce and narrowing count. */
+    receive(n, buf, build_frame(buf, sizeof(buf), &fs));
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_NONCE, 1);
+    fs.seg[0].nonce = nonce;
+    receive(n, buf, build_frame(buf, sizeof(buf), &fs));
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_DROP_BOUNDS), 1);
+    fs.seg[0].offset = 0x8c0;
+    receive(n, buf, build_frame(buf, sizeof(buf), &fs));
+    ck_assert_mem_eq(n->fake.mem + RX_BUF + 0x8c0, pattern(), 64);
+    ck_assert_uint_eq(rx_drops(n), 2);
+
+    /* Ownership and existence, as for OUT_COMMIT. */
+    cmd_in(n, CMD_EP_N, 10, 1, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_ENOENT);
+    cmd_in(n, CMD_EP_N, 11, 1, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_ENOENT);
+    cmd_in(n, CMD_EP_N, TABLE_COUNT, 1, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_ENOENT);
+    ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_in_entry, nonce)),
+                      nonce);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_cmd_block)
+{
+    Nic *n = cmd_nic(0);
+
+    /* CMD_EP names an endpoint the device has. */
+    qemu_log_counts_reset();
+    wr(n, APN_REG_CMD_EP, 63);
+    ck_assert_uint_eq(rd(n, APN_REG_CMD_EP), 63);
+    wr(n, APN_REG_CMD_EP, 64);
+    wr(n, APN_REG_CMD_EP, 0xffffffffu);
+    ck_assert_uint_eq(rd(n, APN_REG_CMD_EP), 63);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+
+    /* Acting for endpoint 63, endpoint 3's entry is not its own. */
+    cmd_out(n, ~0u, TX_SLOT, RX_HOST, 12, NONCE2);
+    ck_assert_uint_eq(cmd_status(n, ~0u), APN_CMD_ENOENT);
+    wr(n, APN_REG_CMD_EP, CMD_EP_N);
+    cmd_out(n, ~0u, TX_SLOT, RX_HOST, 12, NONCE2);
+    ck_assert_uint_eq(cmd_status(n, ~0u), APN_CMD_OK);
+
+    /* The block's registers are its own, not the user page's. */
+    ck_assert_uint_eq(rd(n, APN_REG_CMD_BLOCK + APN_UREG_OUT_INDEX), TX_SLOT);
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_OUT_INDEX), 0);
+    ck_assert_uint_eq(ur(n, CMD_EP_N, APN_UREG_CMD_STATUS), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_CMD_BLOCK + APN_UREG_OUT_COMMIT), 0);
+    qemu_log_counts_reset();
+    wr(n, APN_REG_CMD_BLOCK + APN_UREG_CMD_STATUS, 5);
+    ck_assert_uint_eq(cmd_status(n, ~0u), APN_CMD_OK);
+    ck_assert_uint_eq(qemu_log_guest_errors, 1);
+
+    /* A message for a valid, untrusted endpoint: kernel connection setup. */
+    epw(n, CMD_EP_N, APN_EPR_CTRL, APN_EP_VALID);
+    cmd_msg(n, ~0u, RX_HOST, 5000, APN_MSG_CONNECT, 1, 2, 0);
+    ck_assert_uint_eq(cmd_status(n, ~0u), APN_CMD_OK);
+    ck_assert_uint_eq(n->fake.nframes, 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_MSGS), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 0);
+    nic_free(n);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Connection messages and datagrams (UDP/IPv4)                                  */
+/* ============================================================================ */
+
+START_TEST(test_msg_status)
+{
+    Nic *n = cmd_nic(APN_EP_VALID | APN_EP_TRUSTED);
+    const uint32_t ep = CMD_EP_N;
+    static const struct { uint32_t host, port, type; } bad[] = {
+        { RX_HOST, 5000, 0 },
+        { RX_HOST, 5000, APN_MSG_ERROR + 1 },
+        { RX_HOST, 5000, 0xffffffffu },
+        { RX_HOST, 0, APN_MSG_CONNECT },
+        { RX_HOST, 0x10000, APN_MSG_CONNECT },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        qemu_log_counts_reset();
+        cmd_msg(n, ep, bad[i].host, bad[i].port, bad[i].type, 0, 0, 0);
+        ck_assert_msg(cmd_status(n, ep) == APN_CMD_EINVAL,
+                      "type %u port %u: status %u", bad[i].type, bad[i].port,
+                      cmd_status(n, ep));
+        ck_assert_uint_eq(qemu_log_guest_errors, 1);
+    }
+    /* No port bound to the sender. */
+    epw(n, ep, APN_EPR_PORT, 0);
+    cmd_msg(n, ep, RX_HOST, 5000, APN_MSG_CONNECT, 0, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, ep), APN_CMD_EINVAL);
+    epw(n, ep, APN_EPR_PORT, 4000);
+
+    /* Disabled. */
+    wr(n, APN_REG_CTRL, 0);
+    cmd_msg(n, ep, RX_HOST, 5000, APN_MSG_CONNECT, 0, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, ep), APN_CMD_EDISABLED);
+    wr(n, APN_REG_CTRL, APN_CTRL_ENABLE);
+
+    /* No HOST_IP, no valid route, no IP_ADDR, no such host. */
+    wr(n, APN_REG_HOST_IP_BASE + 4 * RX_HOST, 0);
+    cmd_msg(n, ep, RX_HOST, 5000, APN_MSG_CONNECT, 0, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, ep), APN_CMD_ENOROUTE);
+    wr(n, APN_REG_HOST_IP_BASE + 4 * RX_HOST, RX_IP);
+    wr(n, APN_REG_HOST_MAC_BASE + 8 * RX_HOST + 4, 0);
+    cmd_msg(n, ep, RX_HOST, 5000, APN_MSG_CONNECT, 0, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, ep), APN_CMD_ENOROUTE);
+    set_route(n, RX_HOST, rx_mac);
+    wr(n, APN_REG_IP_ADDR, 0);
+    cmd_msg(n, ep, RX_HOST, 5000, APN_MSG_CONNECT, 0, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, ep), APN_CMD_ENOROUTE);
+    wr(n, APN_REG_IP_ADDR, TX_IP);
+    cmd_msg(n, ep, 0x10000 | RX_HOST, 5000, APN_MSG_CONNECT, 0, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, ep), APN_CMD_ENOROUTE);
+    cmd_msg(n, ep, 256, 5000, APN_MSG_CONNECT, 0, 0, 0);
+    ck_assert_uint_eq(cmd_status(n, ep), APN_CMD_ENOROUTE);
+    ck_assert_uint_eq(n->fake.nframes, 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_MSGS), 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_FRAMES), 0);
+
+    /* Every type CONNECT..ERROR goes. */
+    for (uint32_t t = APN_MSG_CONNECT; t <= APN_MSG_ERROR; t++) {
+        cmd_msg(n, ep, RX_HOST, 0xffff, t, 0, 0, 0);
+        ck_assert_uint_eq(cmd_status(n, ep), APN_CMD_OK);
+    }
+    ck_assert_uint_eq(n->fake.nframes, 6);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_MSGS), 6);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_FRAMES), 6);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_BYTES), 6 * 66);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_SEGMENTS), 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_msg_encoding)
+{
+    Nic *tx = cmd_nic(APN_EP_VALID | APN_EP_TRUSTED), *rx = ip_nic();
+    const FakeFrame *f;
+    const uint8_t *ip, *udp, *m;
+    uint8_t expect[128], msg[APN_MSG_LEN];
+    uint32_t pseudo;
+
+    /* Stores issued before the message leave before it. */
+    store(tx, TX_SLOT, 0, 1, 8);
+    cmd_msg(tx, CMD_EP_N, RX_HOST, RX_PORT, APN_MSG_ERROR, 0x01020304u,
+            0xa1b2c3d4u, 0x55667788u);
+    ck_assert_uint_eq(cmd_status(tx, CMD_EP_N), APN_CMD_OK);
+    ck_assert_uint_eq(tx->fake.nframes, 2);
+    ck_assert_uint_eq(ld_be16(tx->fake.frames[0].data + 12), APN_ETHERTYPE);
+    ck_assert(!tx->fake.timer_armed);
+    f = &tx->fake.frames[1];
+    ck_assert_uint_eq(f->len, APN_ETH_HLEN + APN_IPV4_HLEN + APN_UDP_HLEN +
+                      APN_MSG_LEN);
+
+    /* Ethernet */
+    ck_assert_mem_eq(f->data, rx_mac, 6);
+    ck_assert_mem_eq(f->data + 6, tx_mac, 6);
+    ck_assert_uint_eq(ld_be16(f->data + 12), 0x0800);
+    /* IPv4: 45 00 0034 0000 4000 40 11 csum src dst */
+    ip = f->data + APN_ETH_HLEN;
+    ck_assert_uint_eq(ip[0], 0x45);
+    ck_assert_uint_eq(ip[1], 0);
+    ck_assert_uint_eq(ld_be16(ip + 2), 52);
+    ck_assert_uint_eq(ld_be16(ip + 4), 0);
+    ck_assert_uint_eq(ld_be16(ip + 6), 0x4000);
+    ck_assert_uint_eq(ip[8], 64);
+    ck_assert_uint_eq(ip[9], 17);
+    ck_assert_uint_eq(ld_be32(ip + 12), TX_IP);
+    ck_assert_uint_eq(ld_be32(ip + 16), RX_IP);
+    /* 4500 + 0034 + 4000 + 4011 + 0a00 + 0003 + 0a00 + 0007 = d94f */
+    ck_assert_uint_eq(ld_be16(ip + 10), 0x26b0);
+    ck_assert_uint_eq(ref_csum(ip, APN_IPV4_HLEN, 0), 0);
+    /* UDP: from the endpoint's port, length 32, checksum over the pseudo
+     * header */
+    udp = ip + APN_IPV4_HLEN;
+    ck_assert_uint_eq(ld_be16(udp), 4000);
+    ck_assert_uint_eq(ld_be16(udp + 2), RX_PORT);
+    ck_assert_uint_eq(ld_be16(udp + 4), 32);
+    ck_assert_uint_ne(ld_be16(udp + 6), 0);
+    pseudo = (TX_IP >> 16) + (TX_IP & 0xffff) + (RX_IP >> 16) +
+             (RX_IP & 0xffff) + 17 + 32;
+    ck_assert_uint_eq(ref_csum(udp, 32, pseudo), 0);
+    /* struct apn_msg, big-endian */
+    m = udp + APN_UDP_HLEN;
+    ck_assert_uint_eq(ld_be32(m), APN_MSG_MAGIC);
+    ck_assert_uint_eq(m[4], APN_WIRE_VERSION);
+    ck_assert_uint_eq(m[5], APN_MSG_ERROR);
+    ck_assert_uint_eq(ld_be16(m + 6), 4000);
+    ck_assert_uint_eq(ld_be16(m + 8), TX_HOST);
+    ck_assert_uint_eq(ld_be16(m + 10), 0);
+    ck_assert_uint_eq(ld_be32(m + 12), 0x01020304u);
+    ck_assert_uint_eq(ld_be32(m + 16), 0xa1b2c3d4u);
+    ck_assert_uint_eq(ld_be32(m + 20), 0x55667788u);
+    /* Byte-exact against the independent builder. */
+    build_msg(msg, APN_MSG_ERROR, 4000, TX_HOST, 0x01020304u, 0xa1b2c3d4u,
+              0x55667788u);
+    ck_assert_uint_eq(build_udp(expect, 4000, RX_PORT, msg, sizeof(msg)),
+                      f->len);
+    ck_assert_mem_eq(expect, f->data, f->len);
+
+    /* Received: an event on the bound endpoint. */
+    ep_setup(rx, 6, APN_EP_VALID, RX_PORT, 8, 256);
+    receive(rx, f->data, f->len);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_MSGS), 1);
+    assert_ev(evq_ev(rx, 6, 0), APN_EV_ERROR_MSG, 6, 0x55667788u,
+              0xa1b2c3d4u | (uint64_t)TX_HOST << 32 | 4000ull << 48);
+    ck_assert_uint_eq(ur(rx, 6, APN_UREG_VARQ_WRPTR), 0);
+    ck_assert_uint_eq(rx->fake.nframes, 0);
+    nic_free(tx);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_msg_receive)
+{
+    Nic *n = ip_nic();
+    uint8_t m[APN_MSG_LEN + 8];
+    uint32_t slot = 0;
+
+    ep_setup(n, 6, APN_EP_VALID, RX_PORT, 32, 1024);
+    for (uint8_t t = APN_MSG_CONNECT; t <= APN_MSG_ERROR; t++) {
+        build_msg(m, t, 4000 + t, 0x100 | t, 0x100 + t, 0xabc00000u + t,
+                  0x900 + t);
+        rx_datagram(n, 1234, RX_PORT, m, APN_MSG_LEN);
+        assert_ev(evq_ev(n, 6, slot++), APN_EV_MSG_DATA(t), 6,
+                  t == APN_MSG_ERROR ? 0x900u + t : 0x100u + t,
+                  (0xabc00000u + t) | (uint64_t)(0x100 | t) << 32 |
+                  (uint64_t)(4000 + t) << 48);
+    }
+    ck_assert_uint_eq(APN_EV_MSG_DATA(APN_MSG_CONNECT), APN_EV_CONNECT);
+    ck_assert_uint_eq(APN_EV_MSG_DATA(APN_MSG_ERROR), APN_EV_ERROR_MSG);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_MSGS), 6);
+
+    /* Trailing bytes after a message are ignored. */
+    build_msg(m, APN_MSG_ALIVE, 1, 2, 3, 4, 5);
+    memset(m + APN_MSG_LEN, 0xee, 8);
+    rx_datagram(n, 1234, RX_PORT, m, sizeof(m));
+    assert_ev(evq_ev(n, 6, slot++), APN_EV_ALIVE, 6, 3,
+              4 | 2ull << 32 | 1ull << 48);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_MSGS), 7);
+    ck_assert_uint_eq(ur(n, 6, APN_UREG_VARQ_WRPTR), 0);
+
+    /* Not messages: records on the variable-length queue. */
+    for (int k = 0; k < 5; k++) {
+        uint16_t len = APN_MSG_LEN;
+        uint32_t pos = ur(n, 6, APN_UREG_VARQ_WRPTR);
+
+        build_msg(m, APN_MSG_CONNECT, 1, 2, 3, 4, 5);
+        switch (k) {
+        case 0: m[0] ^= 1; break;                       /* magic */
+        case 1: m[4] = 2; break;                        /* version */
+        case 2: m[5] = 0; break;                        /* type */
+        case 3: m[5] = APN_MSG_ERROR + 1; break;
+        case 4: len = APN_MSG_LEN - 1; break;           /* short */
+        }
+        rx_datagram(n, 1234, RX_PORT, m, len);
+        assert_ev(evq_ev(n, 6, slot++), APN_EV_VAR, 6, len,
+                  pos | 1234ull << 32);
+        assert_var_rec(n, 6, 1024, pos, m, len);
+    }
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_MSGS), 7);
+
+    /* A message for a full queue is counted and lost. */
+    epw(n, 6, APN_EPR_EVQ_SIZE, 2);
+    for (int k = 0; k < 3; k++) {
+        build_msg(m, APN_MSG_CLOSE, 1, 2, 3, 4, 5);
+        rx_datagram(n, 1234, RX_PORT, m, APN_MSG_LEN);
+    }
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_MSGS), 10);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 1);
+    ck_assert_uint_eq(ur(n, 6, APN_UREG_EVQ_WRPTR), 2);
+    assert_only_rx_drop(n, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(n->fake.nframes, 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_msg_loopback)
+{
+    Nic *n = cmd_nic(APN_EP_VALID | APN_EP_TRUSTED);
+
+    /* To our own host id: looped back to our own receive path. */
+    wr(n, APN_REG_HOST_IP_BASE + 4 * TX_HOST, TX_IP);
+    cmd_msg(n, CMD_EP_N, TX_HOST, 4000, APN_MSG_ACCEPT, 7, 8, 0);
+    ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_OK);
+    ck_assert_uint_eq(n->fake.nframes, 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_MSGS), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_FRAMES), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_FRAMES), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_MSGS), 1);
+    assert_ev(evq_ev(n, CMD_EP_N, 0), APN_EV_ACCEPT, CMD_EP_N, 7,
+              8 | (uint64_t)TX_HOST << 32 | 4000ull << 48);
+    assert_only_rx_drop(n, APN_CNT__COUNT, 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_rx_ip_checks)
+{
+    static const char *const names[] = {
+        "baseline", "DF clear, TTL 1", "broadcast", "UDP checksum 0",
+        "Ethernet padding", "bytes past the total length",
+        "version 6", "IHL 6", "total length 27", "total length past frame",
+        "more fragments", "fragment offset", "TCP", "header checksum",
+        "another address", "UDP length 7", "UDP length past packet",
+        "UDP checksum", "short frame",
+    };
+    enum { FIRST_BAD = 6 };
+    static const uint8_t payload[12] = "hello, world";
+
+    for (unsigned c = 0; c < ARRAY_SIZE(names); c++) {
+        Nic *n = ip_nic();
+        uint8_t f[256], *ip = f + APN_ETH_HLEN, *udp = ip + APN_IPV4_HLEN;
+        size_t len = build_udp(f, 1234, RX_PORT, payload, sizeof(payload));
+        bool fix = true, udp_csum = true;
+
+        ep_setup(n, 6, APN_EP_VALID, RX_PORT, 8, 256);
+        memset(f + len, 0x77, sizeof(f) - len);
+        switch (c) {
+        case 1: ip[6] = 0; ip[8] = 1; break;
+        case 2: st_be32(ip + 16, 0xffffffffu); break;
+        case 3: udp_csum = false; break;
+        case 4:
+            len = build_udp(f, 1234, RX_PORT, payload, 4);
+            memset(f + 46, 0xee, len - 46);
+            fix = false;
+            break;
+        case 5: len += 10; break;
+        case 6: ip[0] = 0x65; break;
+        case 7: ip[0] = 0x46; break;
+        case 8: st_be16(ip + 2, 27); break;
+        case 9: st_be16(ip + 2, len - APN_ETH_HLEN + 1); break;
+        case 10: ip[6] |= 0x20; break;
+        case 11: ip[7] = 1; break;
+        case 12: ip[9] = 6; break;
+        case 13: ip_fix(f, true); ip[11] ^= 1; fix = false; break;
+        case 14: st_be32(ip + 16, RX_IP + 1); break;
+        case 15: st_be16(udp + 4, 7); break;
+        case 16: st_be16(udp + 4, ld_be16(ip + 2) - APN_IPV4_HLEN + 1); break;
+        case 17: ip_fix(f, true); udp[APN_UDP_HLEN] ^= 1; fix = false; break;
+        case 18: len = APN_ETH_HLEN + 27; break;
+        }
+        if (fix) {
+            ip_fix(f, udp_csum);
+        }
+        receive(n, f, len);
+        if (c < FIRST_BAD) {
+            ck_assert_msg(rx_drops(n) == 0, "%s: dropped", names[c]);
+            ck_assert_uint_eq(ur(n, 6, APN_UREG_EVQ_WRPTR), 1);
+            ck_assert_uint_eq(evq_ev(n, 6, 0).type, APN_EV_VAR);
+        } else {
+            ck_assert_msg(cnt(n, APN_CNT_RX_DROP_BAD_IP) == 1,
+                          "%s: not rx_drop_bad_ip", names[c]);
+            assert_only_rx_drop(n, APN_CNT_RX_DROP_BAD_IP, 1);
+            ck_assert_uint_eq(ur(n, 6, APN_UREG_EVQ_WRPTR), 0);
+            ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 0);
+        }
+        ck_assert_uint_eq(cnt(n, APN_CNT_RX_FRAMES), 1);
+        ck_assert_uint_eq(n->fake.nframes, 0);
+        nic_free(n);
+    }
+
+    /* No IP_ADDR: nothing is ours, not even broadcast; disabled: dropped. */
+    {
+        Nic *n = ip_nic();
+        uint8_t f[128];
+        size_t len = build_udp(f, 1234, RX_PORT, payload, sizeof(payload));
+
+        ep_setup(n, 6, APN_EP_VALID, RX_PORT, 8, 256);
+        wr(n, APN_REG_IP_ADDR, 0);
+        receive(n, f, len);
+        st_be32(f + APN_ETH_HLEN + 16, 0xffffffffu);
+        ip_fix(f, true);
+        receive(n, f, len);
+        assert_only_rx_drop(n, APN_CNT_RX_DROP_BAD_IP, 2);
+        wr(n, APN_REG_IP_ADDR, RX_IP);
+        wr(n, APN_REG_CTRL, 0);
+        receive(n, f, len);
+        ck_assert_uint_eq(cnt(n, APN_CNT_RX_DROP_DISABLED), 1);
+        ck_assert_uint_eq(ur(n, 6, APN_UREG_EVQ_WRPTR), 0);
+        nic_free(n);
+    }
+}
+END_TEST
+
+START_TEST(test_rx_no_port)
+{
+    Nic *n = ip_nic();
+    uint8_t m[APN_MSG_LEN];
+
+    ep_setup(n, 7, 0, 6001, 8, 256);            /* bound, but not valid */
+    rx_datagram(n, 4321, 6000, pattern(), 10);
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_NO_PORT, 1);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    assert_ev(osq_ev(n, 0), APN_EV_NO_PORT, 0, 6000,
+              (uint64_t)TX_IP << 16 | 4321);
+    ck_assert_uint_eq(n->fake.nnotify, 1);
+    ck_assert_uint_eq(n->fake.notify_vec[0], APN_VEC_OSQ);
+    build_msg(m, APN_MSG_CONNECT, 1, 2, 3, 4, 5);
+    rx_datagram(n, 4322, 6001, m, sizeof(m));
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_NO_PORT, 2);
+    assert_ev(osq_ev(n, 1), APN_EV_NO_PORT, 0, 6001,
+              (uint64_t)TX_IP << 16 | 4322);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_MSGS), 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 0);
+    ck_assert_uint_eq(ur(n, 7, APN_UREG_VARQ_WRPTR), 0);
+    ck_assert_uint_eq(n->fake.nframes, 0);
+    nic_free(n);
+}
+END_TEST
+
+/* ============================================================================ */
+/* ERROR segments and refusal reports                                            */
+/* ============================================================================ */
+
+/* An ERROR segment from RX_HOST (rx_mac) to TX_HOST. */
+static size_t error_frame(uint8_t *buf, size_t cap, uint16_t src_host,
+                          uint32_t in_index, uint32_t out_index,
+                          uint32_t reason, uint16_t len)
+{
+    FrameSpec fs;
+
+    spec_default(&fs, reason, len);
+    memcpy(fs.dst, tx_mac, 6);
+    memcpy(fs.src, rx_mac, 6);
+    fs.src_host = src_host;
+    fs.dst_host = TX_HOST;
+    fs.seg[0].type = APN_SEG_ERROR;
+    fs.seg[0].nonce = 0;
+    fs.seg[0].in_index = in_index;
+    fs.seg[0].out_index = out_index;
+    return build_frame(buf, cap, &fs);
+}
+
+START_TEST(test_seg_error_roundtrip)
+{
+    Nic *tx = tx_nic(), *rx = rx_nic();
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 4096);
+    struct apn_in_entry ie = contig_in(RX_BUF, 4096);
+    const FakeFrame *f;
+    uint8_t buf[128];
+    size_t len;
+
+    oe.endpoint = 2;
+    put_out(tx, TX_SLOT, &oe);
+    ep_setup(tx, 2, APN_EP_VALID, 0, 16, 0);
+    ie.endpoint = 4;
+    ie.nonce = NONCE2;
+    put_in(rx, RX_INDEX, &ie);
+    ep_setup(rx, 4, APN_EP_VALID, 0, 8, 0);
+
+    /* Refused: the receiving endpoint and the sender are told. */
+    f = send_one(tx, TX_SLOT, 0x40, 16);
+    receive(rx, f->data, f->len);
+    assert_only_rx_drop(rx, APN_CNT_RX_DROP_NONCE, 1);
+    ck_assert_uint_eq(ur(rx, 4, APN_UREG_EVQ_WRPTR), 1);
+    assert_ev(evq_ev(rx, 4, 0), APN_EV_RX_DROP, 4, APN_CNT_RX_DROP_NONCE,
+              RX_INDEX | (uint64_t)TX_HOST << 32);
+    ck_assert_uint_eq(rx->fake.nframes, 1);
+    assert_error_frame(&rx->fake.frames[0], rx_mac, RX_HOST, tx_mac, TX_HOST,
+                       RX_INDEX, TX_SLOT, APN_CNT_RX_DROP_NONCE);
+
+    /* The sender's endpoint learns which aperture and why. */
+    receive(tx, rx->fake.frames[0].data, rx->fake.frames[0].len);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_RX_ERROR_MSGS), 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_RX_SEGMENTS), 1);
+    assert_only_rx_drop(tx, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(ur(tx, 2, APN_UREG_EVQ_WRPTR), 1);
+    assert_ev(evq_ev(tx, 2, 0), APN_EV_TX_ERROR, 2, APN_CNT_RX_DROP_NONCE,
+              TX_SLOT | (uint64_t)RX_INDEX << 32);
+    /* Never an ERROR in answer to an ERROR. */
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_ERROR_MSGS), 0);
+
+    /* Stale or forged reports are counted and otherwise ignored. */
+    {
+        static const struct { uint16_t host; uint32_t in, out; } stale[] = {
+            { RX_HOST + 1, RX_INDEX, TX_SLOT },     /* another host */
+            { RX_HOST, RX_INDEX + 1, TX_SLOT },     /* another aperture */
+            { RX_HOST, RX_INDEX, 6 },               /* entry not valid */
+            { RX_HOST, RX_INDEX, TABLE_COUNT },     /* outside the table */
+            { RX_HOST, RX_INDEX, APN_INVAL_OUT | TX_SLOT },
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(stale); i++) {
+            len = error_frame(buf, sizeof(buf), stale[i].host, stale[i].in,
+                              stale[i].out, APN_CNT_RX_DROP_BOUNDS, 0);
+            receive(tx, buf, len);
+            ck_assert_uint_eq(cnt(tx, APN_CNT_RX_ERROR_MSGS), 2 + i);
+            ck_assert_msg(ur(tx, 2, APN_UREG_EVQ_WRPTR) == 1,
+                          "stale ERROR %zu reported", i);
+        }
+    }
+    /* The aperture now sends elsewhere: the old report is stale. */
+    oe.dest_in_index = RX_INDEX + 1;
+    put_out(tx, TX_SLOT, &oe);
+    wr(tx, APN_REG_TABLE_INVAL, APN_INVAL_OUT | TX_SLOT);
+    receive(tx, rx->fake.frames[0].data, rx->fake.frames[0].len);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_RX_ERROR_MSGS), 7);
+    ck_assert_uint_eq(ur(tx, 2, APN_UREG_EVQ_WRPTR), 1);
+    /* Pointed back, but its endpoint is not valid: nobody to tell. */
+    oe.dest_in_index = RX_INDEX;
+    put_out(tx, TX_SLOT, &oe);
+    wr(tx, APN_REG_TABLE_INVAL, APN_INVAL_OUT | TX_SLOT);
+    epw(tx, 2, APN_EPR_CTRL, 0);
+    receive(tx, rx->fake.frames[0].data, rx->fake.frames[0].len);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_RX_ERROR_MSGS), 8);
+    ck_assert_uint_eq(ur(tx, 2, APN_UREG_EVQ_WRPTR), 1);
+    epw(tx, 2, APN_EPR_CTRL, APN_EP_VALID);
+    receive(tx, rx->fake.frames[0].data, rx->fake.frames[0].len);
+    ck_assert_uint_eq(ur(tx, 2, APN_UREG_EVQ_WRPTR), 2);
+    assert_ev(evq_ev(tx, 2, 1), APN_EV_TX_ERROR, 2, APN_CNT_RX_DROP_NONCE,
+              TX_SLOT | (uint64_t)RX_INDEX << 32);
+
+    /* An ERROR with a payload is malformed. */
+    len = error_frame(buf, sizeof(buf), RX_HOST, RX_INDEX, TX_SLOT,
+                      APN_CNT_RX_DROP_NONCE, 4);
+    receive(tx, buf, len);
+    assert_only_rx_drop(tx, APN_CNT_RX_DROP_MALFORMED, 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_RX_ERROR_MSGS), 9);
+    ck_assert_uint_eq(ur(tx, 2, APN_UREG_EVQ_WRPTR), 2);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_ERROR_MSGS), 0);
+    nic_free(tx);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_seg_error_rules)
+{
+    Nic *rx = rx_nic();
+    struct apn_in_entry ie = contig_in(RX_BUF, 4096);
+    uint8_t buf[512];
+    FrameSpec fs;
+    SentSeg s;
+
+    ie.endpoint = 4;
+    put_in(rx, RX_INDEX, &ie);
+    ep_setup(rx, 4, APN_EP_VALID, 0, 8, 0);
+
+    /* Never to a group source MAC; the endpoint is still told. */
+    spec_default(&fs, 0, 8);
+    fs.src[0] |= 1;
+    fs.seg[0].nonce = NONCE2;
+    receive(rx, buf, build_frame(buf, sizeof(buf), &fs));
+    assert_only_rx_drop(rx, APN_CNT_RX_DROP_NONCE, 1);
+    ck_assert_uint_eq(rx->fake.nframes, 0);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_TX_ERROR_MSGS), 0);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_TX_FRAMES), 0);
+    assert_ev(evq_ev(rx, 4, 0), APN_EV_RX_DROP, 4, APN_CNT_RX_DROP_NONCE,
+              RX_INDEX | (uint64_t)TX_HOST << 32);
+
+    /* Each refused segment of a packed frame gets its own ERROR frame, in
+     * order; delivered ones and ERROR segments get none. */
+    spec_default(&fs, 0, 8);
+    fs.nseg = 4;
+    fs.seg[1] = fs.seg[0];
+    fs.seg[1].nonce = NONCE2;
+    fs.seg[1].out_index = 6;
+    fs.seg[2] = fs.seg[0];
+    fs.seg[2].type = APN_SEG_ERROR;
+    fs.seg[2].len = 0;
+    fs.seg[2].in_index = 99;
+    fs.seg[2].out_index = 8;
+    fs.seg[3] = fs.seg[0];
+    fs.seg[3].in_index = 200;
+    fs.seg[3].out_index = 7;
+    fs.seg[3].offset = 8;
+    receive(rx, buf, build_frame(buf, sizeof(buf), &fs));
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_SEGMENTS), 5);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_DROP_NONCE), 2);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_DROP_INDEX), 1);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_ERROR_MSGS), 1);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF, pattern(), 8);
+    ck_assert_uint_eq(rx->fake.nframes, 2);
+    assert_error_frame(&rx->fake.frames[0], rx_mac, RX_HOST, tx_mac, TX_HOST,
+                       RX_INDEX, 6, APN_CNT_RX_DROP_NONCE);
+    assert_error_frame(&rx->fake.frames[1], rx_mac, RX_HOST, tx_mac, TX_HOST,
+                       200, 7, APN_CNT_RX_DROP_INDEX);
+    s = parse_sent(&rx->fake.frames[1]);
+    ck_assert_uint_eq(s.type, APN_SEG_ERROR);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_TX_ERROR_MSGS), 2);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_TX_SEGMENTS), 2);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_TX_FRAMES), 2);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_TX_BYTES), 2 * APN_MIN_ETH_FRAME);
+    /* An index refusal names no entry, so no endpoint is told. */
+    ck_assert_uint_eq(ur(rx, 4, APN_UREG_EVQ_WRPTR), 2);
+    assert_ev(evq_ev(rx, 4, 1), APN_EV_RX_DROP, 4, APN_CNT_RX_DROP_NONCE,
+              RX_INDEX | (uint64_t)TX_HOST << 32);
+
+    /* A refusal in a broadcast frame is answered to the source MAC. */
+    spec_default(&fs, 0, 8);
+    memset(fs.dst, 0xff, 6);
+    fs.seg[0].offset = 4096;
+    fake_clear_frames(&rx->fake);
+    receive(rx, buf, build_frame(buf, sizeof(buf), &fs));
+    ck_assert_uint_eq(rx->fake.nframes, 1);
+    assert_error_frame(&rx->fake.frames[0], rx_mac, RX_HOST, tx_mac, TX_HOST,
+                       RX_INDEX, TX_SLOT, APN_CNT_RX_DROP_BOUNDS);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_seg_error_loopback)
+{
+    /* To ourselves: the refusal and its ERROR never reach the wire. */
+    Nic *n = tx_nic();
+    struct apn_out_entry oe = out_entry(TX_HOST, RX_INDEX, 4096);
+    struct apn_in_entry ie = contig_in(RX_BUF, 4096);
+
+    oe.endpoint = 2;
+    put_out(n, 7, &oe);
+    ie.endpoint = 4;
+    ie.nonce = NONCE2;
+    put_in(n, RX_INDEX, &ie);
+    ep_setup(n, 2, APN_EP_VALID, 0, 8, 0);
+    ep_setup(n, 4, APN_EP_VALID, 0, 8, 0);
+    store(n, 7, 0, 1, 8);
+    fence(n);
+    ck_assert_uint_eq(n->fake.nframes, 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_FRAMES), 2);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_FRAMES), 2);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_SEGMENTS), 2);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_SEGMENTS), 2);
+    ck_assert_uint_eq(cnt(n, APN_CNT_TX_ERROR_MSGS), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_ERROR_MSGS), 1);
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_NONCE, 1);
+    assert_ev(evq_ev(n, 4, 0), APN_EV_RX_DROP, 4, APN_CNT_RX_DROP_NONCE,
+              RX_INDEX | (uint64_t)TX_HOST << 32);
+    assert_ev(evq_ev(n, 2, 0), APN_EV_TX_ERROR, 2, APN_CNT_RX_DROP_NONCE,
+              7 | (uint64_t)RX_INDEX << 32);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 2);
+    nic_free(n);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Event frames                                                                  */
+/* ============================================================================ */
+
+#define EV_SLOT         8       /* tx: an outgoing event aperture */
+
+static void put_event_out(Nic *n, uint32_t slot, uint32_t seq_flag,
+                          uint32_t seq)
+{
+    struct apn_out_entry oe = out_entry(RX_HOST, EV_INDEX, 64);
+
+    oe.flags |= APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT | seq_flag;
+    oe.seq = seq;
+    put_out(n, slot, &oe);
+}
+
+START_TEST(test_event_tx)
+{
+    static const struct { uint32_t off; unsigned size; uint64_t val; } st[] = {
+        { 0, 1, 0x11 }, { 2, 2, 0x2322 }, { 4, 4, 0x37363534 },
+        { 8, 8, 0x4f4e4d4c4b4a4948ull }, { 63, 1, 0xab },
+    };
+    Nic *tx = tx_nic(), *rx = ev_nic(2, 16);
+    SentSeg s[8];
+
+    put_event_out(tx, EV_SLOT, APN_ENTRY_SEQ, 100);
+    for (size_t i = 0; i < ARRAY_SIZE(st); i++) {
+        store(tx, EV_SLOT, st[i].off, st[i].val, st[i].size);
+        /* Not gathered: a segment per store, each packed at once. */
+        ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), i + 1);
+        ck_assert_uint_eq(tx->fake.timer_arms, 1);
+    }
+    /* Past the entry's size. */
+    qemu_log_counts_reset();
+    store(tx, EV_SLOT, 62, 0, 4);
+    store(tx, EV_SLOT, 64, 0, 1);
+    assert_only_tx_drop(tx, APN_CNT_TX_DROP_BOUNDS, 2);
+    ck_assert_uint_eq(qemu_log_guest_errors, 2);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[0], s, 8), 5);
+    for (size_t i = 0; i < ARRAY_SIZE(st); i++) {
+        ck_assert_uint_eq(s[i].type, APN_SEG_EVENT);
+        ck_assert_uint_eq(s[i].flags, APN_SEG_F_SEQ);
+        ck_assert_uint_eq(s[i].seq, 100 + i);
+        ck_assert_uint_eq(s[i].len, st[i].size);
+        ck_assert_uint_eq(s[i].offset, st[i].off);
+        ck_assert_uint_eq(s[i].in_index, EV_INDEX);
+        ck_assert_uint_eq(s[i].out_index, EV_SLOT);
+        ck_assert_uint_eq(s[i].nonce, NONCE);
+        for (unsigned b = 0; b < st[i].size; b++) {
+            ck_assert_uint_eq(s[i].payload[b], (uint8_t)(st[i].val >> 8 * b));
+        }
+    }
+    ck_assert_uint_eq(out_seq_in_mem(tx, EV_SLOT), 105);
+
+    /* Delivered: one APN_EV_EVENT each, in order. */
+    receive(rx, tx->fake.frames[0].data, tx->fake.frames[0].len);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    for (size_t i = 0; i < ARRAY_SIZE(st); i++) {
+        assert_ev(evq_ev(rx, 2, i), APN_EV_EVENT, 2, st[i].off, st[i].val);
+    }
+
+    /* The burst being gathered is closed first: store order is kept. */
+    store(tx, TX_SLOT, 0, 0x55, 8);
+    store(tx, EV_SLOT, 1, 0x66, 1);
+    store(tx, TX_SLOT, 8, 0x77, 8);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 2);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[1], s, 8), 3);
+    ck_assert_uint_eq(s[0].type, APN_SEG_WRITE);
+    ck_assert_uint_eq(s[0].offset, 0);
+    ck_assert_uint_eq(s[1].type, APN_SEG_EVENT);
+    ck_assert_uint_eq(s[1].payload[0], 0x66);
+    ck_assert_uint_eq(s[2].type, APN_SEG_WRITE);
+    ck_assert_uint_eq(s[2].offset, 8);
+    receive(rx, tx->fake.frames[1].data, tx->fake.frames[1].len);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(rx->fake.mem[RX_BUF], 0x55);
+    ck_assert_uint_eq(rx->fake.mem[RX_BUF + 8], 0x77);
+    assert_ev(evq_ev(rx, 2, 5), APN_EV_EVENT, 2, 1, 0x66);
+    nic_free(tx);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_event_rx)
+{
+    Nic *n = ev_nic(2, 16);
+    struct apn_in_entry e = event_in(2, 0x100);
+    uint8_t buf[128];
+    FrameSpec fs;
+
+    /* Length 0 and 9 are malformed: counted, no ERROR, no report. */
+    rx_event(n, EV_INDEX, 0, 0, 0);
+    rx_event(n, EV_INDEX, 0, 0, 9);
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_MALFORMED, 2);
+    ck_assert_uint_eq(n->fake.nframes, 0);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 0);
+
+    /* Bounds: offset < size; the narrowing does not apply. */
+    e.narrow_start = 0x10;
+    e.narrow_len = 0x10;
+    put_in(n, EV_INDEX, &e);
+    wr(n, APN_REG_TABLE_INVAL, EV_INDEX);
+    rx_event(n, EV_INDEX, 0xff, 0xfe, 1);
+    rx_event(n, EV_INDEX, 0x80, 0xfd, 1);
+    assert_ev(evq_ev(n, 2, 0), APN_EV_EVENT, 2, 0xff, 0xfe);
+    assert_ev(evq_ev(n, 2, 1), APN_EV_EVENT, 2, 0x80, 0xfd);
+    assert_only_rx_drop(n, APN_CNT_RX_DROP_MALFORMED, 2);
+    rx_event(n, EV_INDEX, 0x100, 0xfc, 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_DROP_BOUNDS), 1);
+    ck_assert_uint_eq(rx_drops(n), 3);
+    assert_ev(evq_ev(n, 2, 2), APN_EV_RX_DROP, 2, APN_CNT_RX_DROP_BOUNDS,
+              EV_INDEX | (uint64_t)TX_HOST << 32);
+    ck_assert_uint_eq(n->fake.nframes, 1);
+    assert_error_frame(&n->fake.frames[0], rx_mac, RX_HOST, tx_mac, TX_HOST,
+                       EV_INDEX, TX_SLOT, APN_CNT_RX_DROP_BOUNDS);
+
+    /* A WRITE to an event aperture, an EVENT to a data aperture: invalid. */
+    spec_default(&fs, 0, 8);
+    fs.seg[0].in_index = EV_INDEX;
+    receive(n, buf, build_frame(buf, sizeof(buf), &fs));
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_DROP_INVALID), 1);
+    assert_ev(evq_ev(n, 2, 3), APN_EV_RX_DROP, 2, APN_CNT_RX_DROP_INVALID,
+              EV_INDEX | (uint64_t)TX_HOST << 32);
+    rx_event(n, RX_INDEX, 0, 1, 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_DROP_INVALID), 2);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 4);
+    ck_assert_uint_eq(n->fake.nframes, 3);
+    assert_error_frame(&n->fake.frames[2], rx_mac, RX_HOST, tx_mac, TX_HOST,
+                       RX_INDEX, TX_SLOT, APN_CNT_RX_DROP_INVALID);
+
+    /* Sequenced event apertures check and advance their number. */
+    e = event_in(2, 0x100);
+    e.flags |= APN_ENTRY_SEQ;
+    e.seq = 7;
+    put_in(n, EV_INDEX, &e);
+    wr(n, APN_REG_TABLE_INVAL, EV_INDEX);
+    spec_default(&fs, 0x20, 2);
+    fs.seg[0].type = APN_SEG_EVENT;
+    fs.seg[0].in_index = EV_INDEX;
+    fs.seg[0].flags = APN_SEG_F_SEQ;
+    fs.seg[0].seq = 7;
+    receive(n, buf, build_frame(buf, sizeof(buf), &fs));
+    assert_ev(evq_ev(n, 2, 4), APN_EV_EVENT, 2, 0x20,
+              pattern()[0] | pattern()[1] << 8);
+    ck_assert_uint_eq(in_seq_in_mem(n, EV_INDEX), 8);
+    receive(n, buf, build_frame(buf, sizeof(buf), &fs));
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_DROP_SEQ), 1);
+    ck_assert_uint_eq(in_seq_in_mem(n, EV_INDEX), 8);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_EVENTS), 6);
+    nic_free(n);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Packing (FIG 12 step 6)                                                       */
+/* ============================================================================ */
+
+START_TEST(test_pack_hosts)
+{
+    static const uint8_t mac8[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x08 };
+    Nic *tx = tx_nic(), *rx = rx_nic();
+    struct apn_out_entry oe = out_entry(RX_HOST, 11, 4096);
+    struct apn_in_entry ie = contig_in(RX_BUF + 0x1000, 4096);
+    SentSeg s[4];
+
+    set_route(tx, 8, mac8);
+    put_out(tx, 6, &oe);
+    oe = out_entry(8, 12, 4096);
+    put_out(tx, 7, &oe);
+    put_in(rx, 11, &ie);
+
+    store(tx, TX_SLOT, 0, 0xa, 8);              /* A: host 7 */
+    store(tx, 6, 0, 0xb, 8);                    /* B: host 7, closes A */
+    store(tx, 7, 0, 0xc, 8);                    /* C: host 8, closes B */
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    /* C closes into a frame for another host: A and B leave first. */
+    store(tx, TX_SLOT, 0x100, 0xd, 8);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 3);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_FRAMES), 3);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 4);
+
+    ck_assert_mem_eq(tx->fake.frames[0].data, rx_mac, 6);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[0], s, 4), 2);
+    ck_assert_uint_eq(s[0].dst_host, RX_HOST);
+    ck_assert_uint_eq(s[0].out_index, TX_SLOT);
+    ck_assert_uint_eq(s[0].payload[0], 0xa);
+    ck_assert_uint_eq(s[1].out_index, 6);
+    ck_assert_uint_eq(s[1].in_index, 11);
+    ck_assert_uint_eq(s[1].payload[0], 0xb);
+    ck_assert_uint_eq(tx->fake.frames[0].len,
+                      APN_ETH_HLEN + APN_FRAME_HDR_LEN +
+                      2 * (APN_SEG_HDR_LEN + 8) + APN_CRC_LEN);
+    ck_assert_mem_eq(tx->fake.frames[1].data, mac8, 6);
+    s[0] = parse_sent(&tx->fake.frames[1]);
+    ck_assert_uint_eq(s[0].dst_host, 8);
+    ck_assert_uint_eq(s[0].payload[0], 0xc);
+    ck_assert_mem_eq(tx->fake.frames[2].data, rx_mac, 6);
+    s[0] = parse_sent(&tx->fake.frames[2]);
+    ck_assert_uint_eq(s[0].offset, 0x100);
+    ck_assert_uint_eq(s[0].payload[0], 0xd);
+
+    /* The receiver takes every segment of a packed frame. */
+    receive(rx, tx->fake.frames[0].data, tx->fake.frames[0].len);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_SEGMENTS), 2);
+    ck_assert_uint_eq(rx->fake.mem[RX_BUF], 0xa);
+    ck_assert_uint_eq(rx->fake.mem[RX_BUF + 0x1000], 0xb);
+    nic_free(tx);
+    nic_free(rx);
+}
+END_TEST
+
+/*
+ * 1-byte stores two bytes apart: each closes the last into a 28-byte
+ * segment. The frame goes as soon as no 8-byte segment (32 bytes) fits.
+ */
+static void check_pack_full(uint32_t mtu)
+{
+    ApnCoreConfig cfg = default_cfg(tx_mac);
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 65536);
+    uint32_t room = mtu - APN_FRAME_HDR_LEN - APN_CRC_LEN, per = 0;
+    SentSeg *s = calloc(255, sizeof(*s));
+    Nic *tx;
+
+    while (room - per * 28 >= APN_SEG_HDR_LEN + 8) {
+        per++;
+    }
+    ck_assert_uint_lt(per, 255);
+    cfg.mtu = mtu;
+    tx = nic_new_cfg(&cfg, MEM_SIZE);
+    nic_program(tx, TX_HOST, TABLE_COUNT, TABLE_COUNT);
+    set_route(tx, RX_HOST, rx_mac);
+    put_out(tx, TX_SLOT, &oe);
+    for (uint32_t i = 0; i < 2 * per + 1; i++) {
+        store(tx, TX_SLOT, 2 * i, i, 1);
+        /* Store i closes segment i - 1: frame k leaves with store k*per. */
+        ck_assert_uint_eq(tx->fake.nframes, i / per);
+    }
+    for (unsigned k = 0; k < 2; k++) {
+        const FakeFrame *f = &tx->fake.frames[k];
+
+        ck_assert_uint_eq(parse_frame(f, s, 255), per);
+        ck_assert_uint_le(f->len - APN_ETH_HLEN, mtu);
+        ck_assert_uint_lt(mtu - (f->len - APN_ETH_HLEN), APN_SEG_HDR_LEN + 8);
+        for (uint32_t j = 0; j < per; j++) {
+            ck_assert_uint_eq(s[j].offset, 2 * (k * per + j));
+            ck_assert_uint_eq(s[j].len, 1);
+            ck_assert_uint_eq(s[j].payload[0], (uint8_t)(k * per + j));
+        }
+    }
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 3);
+    ck_assert_uint_eq(parse_sent(&tx->fake.frames[2]).offset, 4 * per);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 2 * per + 1);
+    free(s);
+    nic_free(tx);
+}
+
+START_TEST(test_pack_mtu_full)
+{
+    ApnCoreConfig cfg = default_cfg(tx_mac);
+    struct apn_out_entry oe = out_entry(RX_HOST, RX_INDEX, 4096);
+    SentSeg s[8];
+    Nic *tx;
+
+    check_pack_full(1500);          /* 53 a frame */
+    check_pack_full(256);
+    check_pack_full(257);
+    check_pack_full(264);           /* 28 bytes left: full, 8 a frame */
+
+    /* A segment that does not fit sends the frame before it. MTU 256:
+     * 244 bytes of room, six 32-byte segments leave 52; then 64 more. */
+    cfg.mtu = 256;
+    tx = nic_new_cfg(&cfg, MEM_SIZE);
+    nic_program(tx, TX_HOST, TABLE_COUNT, TABLE_COUNT);
+    set_route(tx, RX_HOST, rx_mac);
+    put_out(tx, TX_SLOT, &oe);
+    for (uint32_t i = 0; i < 6; i++) {
+        store(tx, TX_SLOT, 0x100 * i, i, 8);
+    }
+    store_bytes(tx, TX_SLOT, 0x800, pattern(), 40);     /* closes the 6th */
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    store(tx, TX_SLOT, 0xc00, 0, 8);                    /* closes the 40 */
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[0], s, 8), 6);
+    ck_assert_uint_eq(tx->fake.frames[0].len,
+                      APN_ETH_HLEN + APN_FRAME_HDR_LEN + 6 * 32 + APN_CRC_LEN);
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 2);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[1], s, 8), 2);
+    ck_assert_uint_eq(s[0].offset, 0x800);
+    ck_assert_uint_eq(s[0].len, 40);
+    ck_assert_mem_eq(s[0].payload, pattern(), 40);
+    ck_assert_uint_eq(s[1].offset, 0xc00);
+    nic_free(tx);
+}
+END_TEST
+
+/* 256 one-byte event stores with MTU 9000: 255 segments to a frame. */
+static Nic *pack_255_nic(void)
+{
+    ApnCoreConfig cfg = default_cfg(tx_mac);
+    struct apn_out_entry oe = out_entry(RX_HOST, EV_INDEX, 4096);
+    Nic *tx;
+
+    cfg.mtu = 9000;
+    tx = nic_new_cfg(&cfg, MEM_SIZE);
+    nic_program(tx, TX_HOST, TABLE_COUNT, TABLE_COUNT);
+    set_route(tx, RX_HOST, rx_mac);
+    oe.flags |= APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT;
+    put_out(tx, EV_SLOT, &oe);
+    return tx;
+}
+
+START_TEST(test_pack_255)
+{
+    Nic *tx = pack_255_nic();
+    SentSeg *s = calloc(255, sizeof(*s));
+
+    for (uint32_t i = 0; i < 256; i++) {
+        store(tx, EV_SLOT, i, i, 1);
+    }
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[0], s, 255), 255);
+    for (uint32_t j = 0; j < 255; j++) {
+        ck_assert_uint_eq(s[j].type, APN_SEG_EVENT);
+        ck_assert_uint_eq(s[j].offset, j);
+        ck_assert_uint_eq(s[j].payload[0], j);
+    }
+    fence(tx);
+    ck_assert_uint_eq(tx->fake.nframes, 2);
+    ck_assert_uint_eq(parse_sent(&tx->fake.frames[1]).offset, 255);
+    free(s);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_pack_255_sent_when_full)
+{
+    /*
+     * Spec (store gathering): the pending frame is sent "when it is full
+     * (no room for one more 8-byte segment within the MTU, or 255
+     * segments)". A frame full by the MTU leaves with the segment that
+     * fills it; one full by count waits for the next segment or a timer.
+     */
+    Nic *tx = pack_255_nic();
+
+    for (uint32_t i = 0; i < 255; i++) {
+        store(tx, EV_SLOT, i, i, 1);
+    }
+    ck_assert_msg(tx->fake.nframes == 1,
+                  "a frame with 255 segments is still pending");
+    nic_free(tx);
+}
+END_TEST
+
+/* ============================================================================ */
+/* The idle flush timer on the fake clock                                        */
+/* ============================================================================ */
+
+START_TEST(test_timer_idle)
+{
+    Nic *tx = tx_nic();
+    struct apn_out_entry oe = out_entry(RX_HOST, 11, 4096);
+    SentSeg s[64];
+
+    put_out(tx, 6, &oe);
+    put_event_out(tx, EV_SLOT, 0, 0);
+    /* One gather, stores of every kind (40 segments, one frame's worth):
+     * the timer is armed exactly once. */
+    for (uint32_t i = 0; i < 40; i++) {
+        tx->fake.now_ns = 40 * i;
+        switch (i % 4) {
+        case 0: store(tx, TX_SLOT, 8 * i, i, 8); break;
+        case 1: store(tx, 6, 0x10 * i, i, 4); break;        /* closes */
+        case 2: store(tx, EV_SLOT, i, i, 1); break;         /* event */
+        case 3: store(tx, TX_SLOT, 0x800 + i, i, 1); break; /* closes */
+        }
+    }
+    ck_assert_uint_eq(tx->fake.timer_arms, 1);
+    ck_assert_uint_eq(tx->fake.timer_cancels, 0);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 39);
+    /* Last store at 1560. Expiry at 5000: 3440 idle, 1560 to go. */
+    tx->fake.now_ns = 5000;
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    ck_assert(tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 2);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 1560);
+    /* A store meanwhile is only noted; the next expiry waits again. */
+    tx->fake.now_ns = 6000;
+    store(tx, TX_SLOT, 0xf00, 1, 8);
+    ck_assert_uint_eq(tx->fake.timer_arms, 2);
+    tx->fake.now_ns = 6560;
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    ck_assert_uint_eq(tx->fake.timer_arms, 3);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 4440);
+    /* One nanosecond short, then a whole delay idle: everything goes. */
+    tx->fake.now_ns = 10999;
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    ck_assert_uint_eq(tx->fake.timer_arms, 4);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 1);
+    tx->fake.now_ns = 11000;
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[0], s, 64), 41);
+    ck_assert_uint_eq(s[0].offset, 0);
+    ck_assert_uint_eq(s[2].type, APN_SEG_EVENT);
+    ck_assert_uint_eq(s[40].offset, 0xf00);
+    ck_assert(!tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 4);
+    ck_assert(!tx->core.burst.active);
+    ck_assert(!tx->core.pend.active);
+
+    /* Nothing gathered: an expiry does nothing, not even re-arm. */
+    tx->fake.now_ns = 20000;
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.timer_arms, 4);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    /* A dropped store gathers nothing and arms nothing. */
+    store(tx, TX_SLOT, 4096, 1, 8);
+    ck_assert_uint_eq(tx->fake.timer_arms, 4);
+    ck_assert(!tx->fake.timer_armed);
+    /* The next gather arms it again, for the full delay. */
+    store(tx, TX_SLOT, 0, 1, 8);
+    ck_assert_uint_eq(tx->fake.timer_arms, 5);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
+    nic_free(tx);
+}
+END_TEST
+
+/* ============================================================================ */
+/* CRC32C slicing and the cache hash                                             */
+/* ============================================================================ */
+
+static uint32_t crc32c_bitwise(uint32_t crc, const uint8_t *p, size_t len)
+{
+    crc = ~crc;
+    while (len--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++) {
+            crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+        }
+    }
+    return ~crc;
+}
+
+static uint64_t test_rng = 0x243f6a8885a308d3ull;
+
+static uint32_t rnd(void)
+{
+    test_rng ^= test_rng << 13;
+    test_rng ^= test_rng >> 7;
+    test_rng ^= test_rng << 17;
+    return (uint32_t)(test_rng >> 16);
+}
+
+START_TEST(test_crc32c_slicing)
+{
+    uint8_t data[2048];
+
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = rnd();
+    }
+    for (unsigned it = 0; it < 3000; it++) {
+        uint32_t align = rnd() % 16;
+        size_t len = it < 64 ? it : rnd() % (it & 1 ? 24 : 1100);
+        uint32_t init = it & 2 ? rnd() : 0;
+        /* An exact-size buffer at `align`: ASan sees any over-read. */
+        uint8_t *buf = malloc(align + len + !(align + len));
+        uint32_t split, c;
+
+        ck_assert_ptr_nonnull(buf);
+        memcpy(buf + align, data + rnd() % 512, len);
+        ck_assert_msg(apn_crc32c(init, buf + align, len) ==
+                      crc32c_bitwise(init, buf + align, len),
+                      "len %zu align %u init 0x%08x", len, align, init);
+        split = len ? rnd() % (len + 1) : 0;
+        c = apn_crc32c(init, buf + align, split);
+        ck_assert_uint_eq(apn_crc32c(c, buf + align + split, len - split),
+                          crc32c_bitwise(init, buf + align, len));
+        free(buf);
+    }
+}
+END_TEST
+
+/*
+ * 32 incoming entries `stride` apart in a 32-entry cache (64 buckets): all
+ * cached, all hit, and the longest hash chain at most `max_ok`.
+ */
+static void check_hash_stride(const uint32_t *strides, size_t n_strides,
+                              unsigned max_ok)
+{
+    for (size_t k = 0; k < n_strides; k++) {
+        ApnCoreConfig cfg = default_cfg(rx_mac);
+        const uint32_t nkeys = 32;
+        unsigned max_chain = 0, used = 0;
+        Nic *n;
+
+        cfg.cache_entries = nkeys;
+        n = nic_new_cfg(&cfg, 8u << 20);
+        wr(n, APN_REG_IN_TABLE_LO, 4u << 20);
+        wr(n, APN_REG_IN_TABLE_COUNT, 65536);
+        wr(n, APN_REG_HOST_ID, RX_HOST);
+        wr(n, APN_REG_CTRL, APN_CTRL_ENABLE);
+        for (uint32_t i = 0; i < nkeys; i++) {
+            struct apn_in_entry e = contig_in(RX_BUF, 4096);
+            uint32_t idx = (i * strides[k]) & 0xffff;
+
+            put_in(n, idx, &e);
+            ck_assert(!touch(n, idx, NONCE));
+        }
+        for (uint32_t i = 0; i < nkeys; i++) {
+            ck_assert(touch(n, (i * strides[k]) & 0xffff, NONCE));
+        }
+        ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_EVICTIONS), 0);
+        for (uint32_t b = 0; b <= n->core.cache.bucket_mask; b++) {
+            unsigned len = 0;
+
+            for (int32_t i = n->core.cache.buckets[b]; i >= 0;
+                 i = n->core.cache.slots[i].hash_next) {
+                len++;
+            }
+            used += len;
+            max_chain = len > max_chain ? len : max_chain;
+        }
+        ck_assert_uint_eq(used, nkeys);
+        ck_assert_msg(max_chain <= max_ok, "stride %u: a hash chain of %u",
+                      strides[k], max_chain);
+        nic_free(n);
+    }
+}
+
+START_TEST(test_cache_hash_stride)
+{
+    /*
+     * Power-of-two strides, as tables are laid out: a hash of the low bits
+     * would put all 32 in one bucket. Three in a chain is what a random
+     * hash gives 32 keys in 64 buckets about as often as not.
+     */
+    static const uint32_t strides[] = { 1, 2048, 1024, 512, 64 };
+
+    check_hash_stride(strides, ARRAY_SIZE(strides), 3);
+}
+END_TEST
+
+
+/* ============================================================================ */
+/* Migration of a pending frame and of endpoints                                 */
+/* ============================================================================ */
+
+/* Stores on `n` that leave a pending frame of three segments, no burst. */
+static void make_pending(Nic *n)
+{
+    struct apn_out_entry oe = out_entry(RX_HOST, 11, 4096);
+
+    put_out(n, 6, &oe);
+    put_event_out(n, EV_SLOT, 0, 0);
+    store_bytes(n, TX_SLOT, 0x10, pattern(), 13);
+    store(n, 6, 0x20, 0x1122334455667788ull, 8);
+    store(n, EV_SLOT, 4, 0xbeef, 2);             /* closes the burst too */
+    ck_assert(n->core.pend.active);
+    ck_assert(!n->core.burst.active);
+    ck_assert_uint_eq(n->core.pend.nseg, 3);
+}
+
+START_TEST(test_post_load_pend)
+{
+    Nic *src = tx_nic(), *dst;
+
+    /* A pending frame is sent from the destination after the idle delay,
+     * exactly as the source would have sent it. */
+    make_pending(src);
+    dst = migrate(src);
+    ck_assert(dst->fake.timer_armed);
+    ck_assert_uint_eq(dst->fake.timer_arms, 1);
+    ck_assert_uint_eq(dst->fake.timer_delay_ns, 5000);
+    fence(src);
+    ck_assert_uint_eq(src->fake.nframes, 1);
+    dst->fake.now_ns += 4999;
+    dst->fake.timer_armed = false;
+    apn_core_flush_timer(&dst->core);
+    ck_assert_uint_eq(dst->fake.nframes, 0);
+    ck_assert_uint_eq(dst->fake.timer_delay_ns, 1);
+    dst->fake.now_ns += 1;
+    dst->fake.timer_armed = false;
+    apn_core_flush_timer(&dst->core);
+    ck_assert_uint_eq(dst->fake.nframes, 1);
+    ck_assert_uint_eq(dst->fake.frames[0].len, src->fake.frames[0].len);
+    ck_assert_mem_eq(dst->fake.frames[0].data, src->fake.frames[0].data,
+                     src->fake.frames[0].len);
+    ck_assert_uint_eq(cnt(dst, APN_CNT_TX_FRAMES), 1);
+    nic_free(dst);
+
+    /* With a burst behind it: one frame, in store order. */
+    store(src, TX_SLOT, 0x100, 1, 8);
+    store(src, 6, 0x100, 2, 8);
+    store(src, TX_SLOT, 0x200, 3, 8);
+    ck_assert(src->core.pend.active && src->core.burst.active);
+    dst = migrate(src);
+    fence(dst);
+    fence(src);
+    ck_assert_uint_eq(dst->fake.nframes, 1);
+    ck_assert_uint_eq(src->fake.nframes, 2);
+    ck_assert_uint_eq(dst->fake.frames[0].len, src->fake.frames[1].len);
+    ck_assert_mem_eq(dst->fake.frames[0].data, src->fake.frames[1].data,
+                     src->fake.frames[1].len);
+    nic_free(dst);
+
+    /* The stream is untrusted: a frame that could not have been built is
+     * dropped, not sent. */
+    for (int bad = 0; bad < 5; bad++) {
+        ApnTxFrame *p = &src->core.pend;
+
+        fence(src);
+        make_pending(src);
+        switch (bad) {
+        case 0: p->nseg = 0; break;
+        case 1: p->nseg = 4; break;
+        case 2: p->len = APN_MAX_MTU; break;            /* > the room */
+        case 3: p->len -= 4; break;                     /* mid-segment */
+        case 4: p->data[2] = 0xff; break;               /* first len */
+        }
+        dst = migrate(src);
+        ck_assert_msg(!dst->fake.timer_armed, "bad frame %d resumed", bad);
+        fence(dst);
+        apn_core_flush_timer(&dst->core);
+        ck_assert_msg(dst->fake.nframes == 0, "bad frame %d sent", bad);
+        nic_free(dst);
+        p->active = false;                  /* never send the forgery */
+    }
+    nic_free(src);
+}
+END_TEST
+
+START_TEST(test_post_load_endpoints)
+{
+    Nic *src = ip_nic(), *dst;
+    ApnEndpoint *p;
+
+    ep_setup(src, 1, APN_EP_VALID | APN_EP_TRUSTED, 5000, 8, 256);
+    ep_setup(src, 2, APN_EP_VALID, 5001, 8, 256);
+    rx_datagram(src, 1, 5000, pattern(), 4);
+    uw(src, 1, APN_UREG_ARM, 1);                    /* pending: fires */
+
+    /* Forgeries in the stream. */
+    p = &src->core.regs.ep[3];
+    p->ctrl = 0xf0 | APN_EP_VALID;
+    p->port = 0x12345;
+    p->evq_lo = EVQ_ADDR(3) | 0x21;
+    p->evq_size = 3;
+    p->varq_lo = VARQ_ADDR(3) | 1;
+    p->varq_size = 32;
+    p->varq_wrptr = 0x13;
+    p->varq_rdptr = 0x11;
+    src->core.regs.ep[4].ctrl = APN_EP_VALID;       /* 5000 is endpoint 1's */
+    src->core.regs.ep[4].port = 5000;
+    src->core.regs.ep[100].ctrl = APN_EP_VALID;     /* past NUM_ENDPOINTS */
+    src->core.regs.ep[100].port = 6000;
+    src->core.regs.cmd_ep = 64;
+
+    dst = migrate(src);
+    /* The port map is rebuilt; queue pointers carry over. */
+    ck_assert_int_eq(port_target(dst, 5000), 1);
+    ck_assert_uint_eq(ur(dst, 1, APN_UREG_EVQ_WRPTR), 2);
+    ck_assert_uint_eq(ur(dst, 1, APN_UREG_VARQ_WRPTR), 32);
+    assert_ev(evq_ev(dst, 1, 1), APN_EV_VAR, 1, 4, 16 | 7777ull << 32);
+    ck_assert_int_eq(port_target(dst, 5001), 2);
+    ck_assert_int_eq(port_target(dst, 6000), -1);
+    /* Clamped. */
+    ck_assert_uint_eq(epr(dst, 3, APN_EPR_CTRL), APN_EP_VALID);
+    ck_assert_uint_eq(epr(dst, 3, APN_EPR_PORT), 0);
+    ck_assert_uint_eq(epr(dst, 3, APN_EPR_EVQ_LO), EVQ_ADDR(3));
+    ck_assert_uint_eq(epr(dst, 3, APN_EPR_EVQ_SIZE), 0);
+    ck_assert_uint_eq(epr(dst, 3, APN_EPR_VARQ_LO), VARQ_ADDR(3));
+    ck_assert_uint_eq(epr(dst, 3, APN_EPR_VARQ_SIZE), 0);
+    ck_assert_uint_eq(ur(dst, 3, APN_UREG_VARQ_WRPTR), 0x10);
+    ck_assert_uint_eq(ur(dst, 3, APN_UREG_VARQ_RDPTR), 0x10);
+    ck_assert_uint_eq(epr(dst, 4, APN_EPR_PORT), 0);
+    ck_assert_uint_eq(dst->core.regs.ep[100].ctrl, 0);
+    ck_assert_uint_eq(dst->core.regs.ep[100].port, 0);
+    ck_assert_uint_eq(rd(dst, APN_REG_CMD_EP), 0);
+    nic_free(dst);
+    nic_free(src);
+}
+END_TEST
+
+/* ============================================================================ */
+/* Regressions for core bugs found earlier (fixed; run by default)              */
 /* ============================================================================ */
 
 START_TEST(test_post_load_osq_size_1)
@@ -2805,6 +5408,7 @@ static Suite *core_suite(void)
     tc = tcase_create("crc");
     tcase_add_test(tc, test_crc32c_check_value);
     tcase_add_test(tc, test_crc32c_incremental);
+    tcase_add_test(tc, test_crc32c_slicing);
     tcase_add_test(tc, test_counter_names);
     suite_add_tcase(s, tc);
 
@@ -2812,6 +5416,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_init_defaults);
     tcase_add_loop_test(tc, test_init_rejects, 0, ARRAY_SIZE(bad_cfgs));
     tcase_add_test(tc, test_init_limits_accepted);
+    tcase_add_test(tc, test_init_endpoints_max);
     tcase_add_test(tc, test_bar_sizes);
     suite_add_tcase(s, tc);
 
@@ -2868,6 +5473,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_cache_inval_all);
     tcase_add_test(tc, test_cache_big_table);
     tcase_add_test(tc, test_cache_tx_hit);
+    tcase_add_test(tc, test_cache_hash_stride);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("osq");
@@ -2882,14 +5488,54 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_post_load_clamps);
     tcase_add_test(tc, test_post_load_burst);
     tcase_add_test(tc, test_post_load_osq_size_1);
+    tcase_add_test(tc, test_post_load_pend);
+    tcase_add_test(tc, test_post_load_endpoints);
     suite_add_tcase(s, tc);
 
-    if (getenv("APN_TEST_KNOWN_BUGS")) {
-        tc = tcase_create("known_bugs");
-        tcase_set_timeout(tc, 60);
-        tcase_add_test(tc, test_init_endpoints_max);
-        suite_add_tcase(s, tc);
-    }
+    tc = tcase_create("endpoints");
+    tcase_add_test(tc, test_ep_regs);
+    tcase_add_test(tc, test_ep_port_map);
+    tcase_add_test(tc, test_ep_reset);
+    tcase_add_test(tc, test_evq_post_layout);
+    tcase_add_test(tc, test_evq_no_queue);
+    tcase_add_test(tc, test_evq_overflow_episode);
+    tcase_add_test(tc, test_evq_arm);
+    tcase_add_test(tc, test_varq_records_wrap);
+    tcase_add_test(tc, test_varq_lost);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("commands");
+    tcase_add_test(tc, test_cmd_trust);
+    tcase_add_test(tc, test_cmd_out_commit);
+    tcase_add_test(tc, test_cmd_in_commit);
+    tcase_add_test(tc, test_cmd_block);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("messages");
+    tcase_add_test(tc, test_msg_status);
+    tcase_add_test(tc, test_msg_encoding);
+    tcase_add_test(tc, test_msg_receive);
+    tcase_add_test(tc, test_msg_loopback);
+    tcase_add_test(tc, test_rx_ip_checks);
+    tcase_add_test(tc, test_rx_no_port);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errors_events");
+    tcase_add_test(tc, test_seg_error_roundtrip);
+    tcase_add_test(tc, test_seg_error_rules);
+    tcase_add_test(tc, test_seg_error_loopback);
+    tcase_add_test(tc, test_event_tx);
+    tcase_add_test(tc, test_event_rx);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("packing_timer");
+    tcase_add_test(tc, test_pack_hosts);
+    tcase_add_test(tc, test_pack_mtu_full);
+    tcase_add_test(tc, test_pack_255);
+    tcase_add_test(tc, test_pack_255_sent_when_full);
+    tcase_add_test(tc, test_timer_idle);
+    suite_add_tcase(s, tc);
+
     return s;
 }
 

@@ -294,10 +294,16 @@ static void osq_post(ApnCore *core, uint8_t type, uint16_t endpoint,
 static inline uint32_t cache_hash(ApnCache *c, uint32_t key)
 {
     /*
-     * Fibonacci hashing: the product's top bits depend on every key bit, so
-     * strided indices spread as well as consecutive ones.
+     * Mix every key bit into every bit (a multiply-xorshift finaliser), then
+     * take the top bits: a plain multiplicative hash left strided indices
+     * (multiples of 1024, say) in a few buckets.
      */
-    return (key * 2654435761u) >> c->hash_shift;
+    key ^= key >> 16;
+    key *= 0x7feb352du;
+    key ^= key >> 15;
+    key *= 0x846ca68bu;
+    key ^= key >> 16;
+    return key >> c->hash_shift;
 }
 
 static void lru_unlink(ApnCache *c, int32_t i)
@@ -861,8 +867,8 @@ static void pack_segment(ApnCore *core, uint16_t dst_host,
     p->nseg++;
     count(core, APN_CNT_TX_SEGMENTS);
     trace_apertnic_tx_segment(type, dst_host, in_index, offset, len, seq);
-    if (frame_room(core) - p->len < APN_SEG_HDR_LEN + 8) {
-        frame_send(core);   /* full */
+    if (frame_room(core) - p->len < APN_SEG_HDR_LEN + 8 || p->nseg == 255) {
+        frame_send(core);   /* full: no room, or nseg at its 8-bit limit */
     }
 }
 
