@@ -11,6 +11,7 @@
 #include <linux/list.h>
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
+#include <linux/netdevice.h>
 #include <linux/pci.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
@@ -95,6 +96,9 @@ struct apn_dev {
 	struct apn_out_slot *out_slots;
 
 	struct miscdevice misc;
+
+	/* apnN (apertnic_netdev.c); NULL until registered and from remove() on. */
+	struct net_device *netdev;
 };
 
 /* One of an endpoint's queues: control block + entries, coherent DMA memory. */
@@ -102,7 +106,7 @@ struct apn_queue {
 	struct apn_queue_ctrl *ctrl;	/* NULL: not allocated */
 	dma_addr_t dma;
 	size_t bytes;			/* allocated (page rounded): the mmap limit */
-	u32 size;			/* events (EVQ) or bytes (VARQ) */
+	u32 size;			/* events (EVQ, CQ), bytes (VARQ) or requests (RQ) */
 };
 
 /* State of one open /dev/apertnicN, protected by apn_dev.lock. */
@@ -115,6 +119,8 @@ struct apn_file {
 	bool trusted;
 	struct apn_queue evq;
 	struct apn_queue varq;
+	struct apn_queue rq;		/* DMA requests (ctrl NULL: no DMA channel) */
+	struct apn_queue cq;		/* their completions */
 	struct mm_struct *mm;		/* charged for the queues, NULL if none */
 	unsigned long charged;		/* pages charged to mm->pinned_vm */
 	struct xarray mrs;		/* mr_id -> struct apn_mr */
@@ -137,6 +143,10 @@ extern const struct file_operations apn_fops;
 void apn_dev_put(struct apn_dev *apn);
 void apn_set_host_id(struct apn_dev *apn, u16 host_id);
 void apn_revoke_files(struct apn_dev *apn);
+
+int apn_netdev_probe(struct apn_dev *apn, int nvecs);
+void apn_netdev_remove(struct apn_dev *apn);
+void apn_netdev_link_event(struct apn_dev *apn, u32 status);
 
 static inline u64 apn_read_counter(struct apn_dev *apn, unsigned int id)
 {

@@ -12,8 +12,8 @@
  * mmap(): a slot handed to another file can never stay mapped by the old one,
  * whose next access gets SIGBUS.
  *
- * The endpoint's two queues are the exception: they are ordinary (coherent
- * DMA) memory, mapped whole at mmap() time. They live until the file is
+ * The endpoint's queues (two, four with a DMA channel) are the exception: they
+ * are ordinary (coherent DMA) memory, mapped whole at mmap() time. They live until the file is
  * released (no mapping is left then: each holds the file) or until the device
  * goes away, when every mapping is zapped before the memory is freed; the
  * fault handler refuses to refill them.
@@ -43,8 +43,13 @@
 #define APN_OUT_BASE_PGOFF	((unsigned long)(APN_MMAP_OUT_BASE >> PAGE_SHIFT))
 #define APN_EVQ_PGOFF		((unsigned long)(APN_MMAP_EVQ >> PAGE_SHIFT))
 #define APN_VARQ_PGOFF		((unsigned long)(APN_MMAP_VARQ >> PAGE_SHIFT))
+#define APN_RQ_PGOFF		((unsigned long)(APN_MMAP_RQ >> PAGE_SHIFT))
+#define APN_CQ_PGOFF		((unsigned long)(APN_MMAP_CQ >> PAGE_SHIFT))
+#define APN_CQ_END_PGOFF	((unsigned long)((APN_MMAP_CQ + (1ull << 28)) >> PAGE_SHIFT))
 #define APN_ENTRY_DATA \
 	(APN_ENTRY_VALID | APN_ENTRY_TYPE_DATA << APN_ENTRY_TYPE_SHIFT)
+#define APN_ENTRY_EVENT \
+	(APN_ENTRY_VALID | APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT)
 
 static bool param_trust_users;
 module_param_named(trust_users, param_trust_users, bool, 0644);
@@ -278,6 +283,15 @@ static void apn_ep_start(struct apn_file *f)
 	apn_ep_write(apn, ep, APN_EPR_VARQ_LO, lower_32_bits(f->varq.dma));
 	apn_ep_write(apn, ep, APN_EPR_VARQ_HI, upper_32_bits(f->varq.dma));
 	apn_ep_write(apn, ep, APN_EPR_VARQ_SIZE, f->varq.size);
+	if (f->rq.ctrl) {
+		/* Writing a size empties both queues: every pointer starts at 0. */
+		apn_ep_write(apn, ep, APN_EPR_RQ_LO, lower_32_bits(f->rq.dma));
+		apn_ep_write(apn, ep, APN_EPR_RQ_HI, upper_32_bits(f->rq.dma));
+		apn_ep_write(apn, ep, APN_EPR_CQ_LO, lower_32_bits(f->cq.dma));
+		apn_ep_write(apn, ep, APN_EPR_CQ_HI, upper_32_bits(f->cq.dma));
+		apn_ep_write(apn, ep, APN_EPR_RQ_SIZE, f->rq.size);
+		apn_ep_write(apn, ep, APN_EPR_CQ_SIZE, f->cq.size);
+	}
 	apn_ep_write(apn, ep, APN_EPR_PORT, f->port);
 	apn_queue_sync(apn, ep, &f->evq, APN_UREG_EVQ_WRPTR, APN_UREG_EVQ_RDPTR);
 	apn_queue_sync(apn, ep, &f->varq, APN_UREG_VARQ_WRPTR, APN_UREG_VARQ_RDPTR);
@@ -303,6 +317,15 @@ static void apn_ep_stop(struct apn_file *f)
 	apn_ep_write(apn, ep, APN_EPR_EVQ_HI, 0);
 	apn_ep_write(apn, ep, APN_EPR_VARQ_LO, 0);
 	apn_ep_write(apn, ep, APN_EPR_VARQ_HI, 0);
+	if (f->rq.ctrl) {
+		/* abandons the requests in flight */
+		apn_ep_write(apn, ep, APN_EPR_RQ_SIZE, 0);
+		apn_ep_write(apn, ep, APN_EPR_CQ_SIZE, 0);
+		apn_ep_write(apn, ep, APN_EPR_RQ_LO, 0);
+		apn_ep_write(apn, ep, APN_EPR_RQ_HI, 0);
+		apn_ep_write(apn, ep, APN_EPR_CQ_LO, 0);
+		apn_ep_write(apn, ep, APN_EPR_CQ_HI, 0);
+	}
 }
 
 /* ---- table entries -------------------------------------------------------- */
@@ -343,7 +366,8 @@ static void apn_in_clear(struct apn_dev *apn, u32 idx)
 
 	WRITE_ONCE(apn->in_table[idx].flags, 0);
 	writel(idx, apn->regs + APN_REG_TABLE_INVAL);
-	slot->mr->users--;
+	if (slot->mr)			/* event apertures have no memory */
+		slot->mr->users--;
 	slot->mr = NULL;
 	slot->owner = NULL;
 }
@@ -397,6 +421,8 @@ static void apn_file_teardown(struct apn_file *f)
 		 */
 		apn_queue_free(apn, &f->evq);
 		apn_queue_free(apn, &f->varq);
+		apn_queue_free(apn, &f->rq);
+		apn_queue_free(apn, &f->cq);
 		apn_uncharge(f->mm, f->charged);
 		f->mm = NULL;
 		f->charged = 0;
@@ -440,6 +466,19 @@ void apn_revoke_files(struct apn_dev *apn)
 
 /* ---- ioctls ---------------------------------------------------------------- */
 
+/* What the device can do, as apn_info.caps says it. Lock held, device alive. */
+static u32 apn_info_caps(struct apn_dev *apn)
+{
+	u32 hw = readl(apn->regs + APN_REG_CAPS);
+	u32 caps = APN_INFO_CAP_EVENT_AP;
+
+	if (hw & APN_CAP_DMA)
+		caps |= APN_INFO_CAP_DMA;
+	if (hw & APN_CAP_READ)
+		caps |= APN_INFO_CAP_READ;
+	return caps;
+}
+
 static int apn_get_info(struct apn_file *f, void __user *uarg)
 {
 	struct apn_dev *apn = f->apn;
@@ -463,6 +502,7 @@ static int apn_get_info(struct apn_file *f, void __user *uarg)
 	info.ip = apn->ip;
 	info.port = f->port;
 	info.ep_flags = f->trusted ? APN_ENDPOINT_TRUSTED : 0;
+	info.caps = apn_info_caps(apn);
 	mutex_unlock(&apn->lock);
 
 	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
@@ -481,7 +521,7 @@ static int apn_create_endpoint(struct apn_file *f, void __user *uarg)
 {
 	struct apn_dev *apn = f->apn;
 	struct apn_endpoint_create req;
-	struct apn_queue evq = {}, varq = {};
+	struct apn_queue evq = {}, varq = {}, rq = {}, cq = {};
 	struct mm_struct *mm = NULL;
 	unsigned long ep = 0, npages;
 	bool trusted = false;
@@ -496,6 +536,14 @@ static int apn_create_endpoint(struct apn_file *f, void __user *uarg)
 	if (!apn_size_ok(req.evq_size, APN_EVQ_MIN_EVENTS, APN_EVQ_MAX_EVENTS) ||
 	    !apn_size_ok(req.varq_size, APN_VARQ_MIN_BYTES, APN_VARQ_MAX_BYTES))
 		return -EINVAL;
+	if (req.rq_size) {
+		req.cq_size = req.cq_size ?: req.rq_size;
+		if (!apn_size_ok(req.rq_size, APN_RQ_MIN_REQS, APN_RQ_MAX_REQS) ||
+		    !apn_size_ok(req.cq_size, APN_CQ_MIN_EVENTS, APN_CQ_MAX_EVENTS))
+			return -EINVAL;
+	} else if (req.cq_size) {
+		return -EINVAL;
+	}
 	/* Trust lets the process aim its apertures anywhere and speak for its port. */
 	if (req.flags & APN_ENDPOINT_TRUSTED) {
 		if (!param_trust_users && !capable(CAP_NET_ADMIN))
@@ -507,7 +555,11 @@ static int apn_create_endpoint(struct apn_file *f, void __user *uarg)
 	ret = apn_queue_alloc(apn, &evq, req.evq_size, sizeof(struct apn_event));
 	if (!ret)
 		ret = apn_queue_alloc(apn, &varq, req.varq_size, 1);
-	npages = (evq.bytes + varq.bytes) >> PAGE_SHIFT;
+	if (!ret && req.rq_size)
+		ret = apn_queue_alloc(apn, &rq, req.rq_size, sizeof(struct apn_dma_req));
+	if (!ret && req.rq_size)
+		ret = apn_queue_alloc(apn, &cq, req.cq_size, sizeof(struct apn_event));
+	npages = (evq.bytes + varq.bytes + rq.bytes + cq.bytes) >> PAGE_SHIFT;
 	if (!ret)
 		ret = apn_charge(apn, npages, &mm);
 	if (ret)
@@ -518,6 +570,8 @@ static int apn_create_endpoint(struct apn_file *f, void __user *uarg)
 		ret = -ENODEV;
 	} else if (f->endpoint >= 0) {
 		ret = -EBUSY;
+	} else if (req.rq_size && !(readl(apn->regs + APN_REG_CAPS) & APN_CAP_DMA)) {
+		ret = -EOPNOTSUPP;
 	} else {
 		ep = find_first_zero_bit(apn->endpoints, apn->num_endpoints);
 		if (ep == apn->num_endpoints)
@@ -535,12 +589,15 @@ static int apn_create_endpoint(struct apn_file *f, void __user *uarg)
 		f->trusted = trusted;
 		f->evq = evq;
 		f->varq = varq;
+		f->rq = rq;
+		f->cq = cq;
 		f->mm = mm;
 		f->charged = npages;
 		apn_ep_start(f);
-		dev_dbg(&apn->pdev->dev, "%s[%d]: endpoint %lu, port %d%s, %u events, %u bytes\n",
+		dev_dbg(&apn->pdev->dev, "%s[%d]: endpoint %lu, port %d%s, %u events, %u bytes, %u/%u DMA\n",
 			current->comm, task_pid_nr(current), ep, port,
-			trusted ? " (trusted)" : "", req.evq_size, req.varq_size);
+			trusted ? " (trusted)" : "", req.evq_size, req.varq_size,
+			req.rq_size, req.cq_size);
 	}
 	mutex_unlock(&apn->lock);
 	if (ret)
@@ -553,6 +610,8 @@ static int apn_create_endpoint(struct apn_file *f, void __user *uarg)
 err_uncharge:
 	apn_uncharge(mm, npages);
 err_free:
+	apn_queue_free(apn, &cq);
+	apn_queue_free(apn, &rq);
 	apn_queue_free(apn, &varq);
 	apn_queue_free(apn, &evq);
 	return ret;
@@ -629,12 +688,14 @@ static int apn_dereg_mr(struct apn_file *f, void __user *uarg)
 
 static int apn_create_in_aperture(struct apn_file *f, void __user *uarg)
 {
-	const u32 known_flags = APN_IN_APERTURE_CHECK_SRC_HOST | APN_IN_APERTURE_NONCE_GIVEN;
+	const u32 known_flags = APN_IN_APERTURE_CHECK_SRC_HOST | APN_IN_APERTURE_NONCE_GIVEN |
+				APN_IN_APERTURE_EVENT;
 	struct apn_dev *apn = f->apn;
 	struct apn_in_aperture_create req;
 	struct apn_in_entry ent = {};
 	u32 flags = APN_ENTRY_DATA;
-	struct apn_mr *mr;
+	struct apn_mr *mr = NULL;
+	bool event;
 	u32 idx = 0;
 	int ret = 0;
 
@@ -645,18 +706,23 @@ static int apn_create_in_aperture(struct apn_file *f, void __user *uarg)
 	/* The entry's size is 32 bits. */
 	if (req.size < APN_MIN_APERTURE || req.size > (1ULL << 31) || !is_power_of_2(req.size))
 		return -EINVAL;
+	/* An event aperture turns segments into events: it has no memory. */
+	event = req.flags & APN_IN_APERTURE_EVENT;
+	if (event && (req.mr_id || req.mr_offset))
+		return -EINVAL;
 	if (!(req.flags & APN_IN_APERTURE_NONCE_GIVEN))
 		req.nonce = get_random_u32();
 
 	mutex_lock(&apn->lock);
-	mr = xa_load(&f->mrs, req.mr_id);
+	if (!event)
+		mr = xa_load(&f->mrs, req.mr_id);
 	if (apn->dead)
 		ret = -ENODEV;
 	else if (f->endpoint < 0)
 		ret = -EBADFD;
-	else if (!mr)
+	else if (!event && !mr)
 		ret = -ENOENT;
-	else if (req.size > mr->len || req.mr_offset > mr->len - req.size)
+	else if (!event && (req.size > mr->len || req.mr_offset > mr->len - req.size))
 		ret = -EINVAL;
 	if (!ret) {
 		while (idx < apn->num_in && apn->in_slots[idx].owner)
@@ -667,9 +733,14 @@ static int apn_create_in_aperture(struct apn_file *f, void __user *uarg)
 	if (!ret) {
 		ent.endpoint = cpu_to_le16(f->endpoint);
 		ent.nonce = cpu_to_le32(req.nonce);
-		ent.base = cpu_to_le64(mr->page_list_dma);
 		ent.size = cpu_to_le32(req.size);
-		ent.first_byte = cpu_to_le32(req.mr_offset);
+		if (event) {
+			flags = APN_ENTRY_EVENT;
+		} else {
+			ent.base = cpu_to_le64(mr->page_list_dma);
+			ent.first_byte = cpu_to_le32(req.mr_offset);
+			mr->users++;
+		}
 		if (req.flags & APN_IN_APERTURE_CHECK_SRC_HOST) {
 			flags |= APN_IN_CHECK_SRC_HOST;
 			ent.src_host = cpu_to_le16(req.src_host);
@@ -677,7 +748,6 @@ static int apn_create_in_aperture(struct apn_file *f, void __user *uarg)
 		}
 		apn->in_slots[idx].owner = f;
 		apn->in_slots[idx].mr = mr;
-		mr->users++;
 		apn_in_publish(apn, idx, &ent, flags);
 	}
 	mutex_unlock(&apn->lock);
@@ -725,7 +795,7 @@ static int apn_create_out_aperture(struct apn_file *f, void __user *uarg)
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (req.flags || req.reserved)
+	if ((req.flags & ~APN_OUT_APERTURE_EVENT) || req.reserved)
 		return -EINVAL;
 	if (req.size < APN_MIN_APERTURE || req.size > 1U << apn->out_slot_shift ||
 	    !is_power_of_2(req.size))
@@ -750,7 +820,8 @@ static int apn_create_out_aperture(struct apn_file *f, void __user *uarg)
 		ent.size = cpu_to_le32(req.size);
 		apn->out_slots[idx].owner = f;
 		apn->out_slots[idx].size = req.size;
-		apn_out_publish(apn, idx, &ent, APN_ENTRY_DATA);
+		apn_out_publish(apn, idx, &ent, req.flags & APN_OUT_APERTURE_EVENT ?
+				APN_ENTRY_EVENT : APN_ENTRY_DATA);
 	}
 	mutex_unlock(&apn->lock);
 	if (ret)
@@ -981,9 +1052,17 @@ static struct apn_queue *apn_queue_at(struct apn_file *f, unsigned long pgoff,
 		*first = pgoff - APN_EVQ_PGOFF;
 		return &f->evq;
 	}
-	if (pgoff >= APN_VARQ_PGOFF && pgoff < APN_OUT_BASE_PGOFF) {
+	if (pgoff >= APN_VARQ_PGOFF && pgoff < APN_RQ_PGOFF) {
 		*first = pgoff - APN_VARQ_PGOFF;
 		return &f->varq;
+	}
+	if (pgoff >= APN_RQ_PGOFF && pgoff < APN_CQ_PGOFF) {
+		*first = pgoff - APN_RQ_PGOFF;
+		return &f->rq;
+	}
+	if (pgoff >= APN_CQ_PGOFF && pgoff < APN_CQ_END_PGOFF) {
+		*first = pgoff - APN_CQ_PGOFF;
+		return &f->cq;
 	}
 	return NULL;
 }
@@ -1050,15 +1129,22 @@ static int apn_mmap(struct file *filp, struct vm_area_struct *vma)
 /* ---- poll ------------------------------------------------------------------ */
 
 /*
- * Events are pending while the device's write pointer (its mirror in the
- * queue) is ahead of what the consumer reported on its user page. Lock held,
- * endpoint live.
+ * Events (or completions) are pending while the device's write pointer (its
+ * mirror in the queue) is ahead of what the consumer reported on its user
+ * page. Lock held, endpoint live.
  */
 static bool apn_evq_pending(struct apn_file *f)
 {
 	u32 wr = le32_to_cpu(READ_ONCE(f->evq.ctrl->wrptr));
 	u32 rd = readl(apn_ureg(f->apn, f->endpoint, APN_UREG_EVQ_RDPTR));
 
+	if (wr != rd)
+		return true;
+	/* completions wake the endpoint as events do */
+	if (!f->cq.ctrl)
+		return false;
+	wr = le32_to_cpu(READ_ONCE(f->cq.ctrl->wrptr));
+	rd = readl(apn_ureg(f->apn, f->endpoint, APN_UREG_CQ_RDPTR));
 	return wr != rd;
 }
 

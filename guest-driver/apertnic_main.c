@@ -4,7 +4,8 @@
  *
  * This half brings the device up (tables, OS event queue, MSI-X), services the
  * OS queue and exposes the counters in sysfs. Applications use the character
- * device in apertnic_chardev.c.
+ * device in apertnic_chardev.c; the kernel's own traffic goes through the
+ * Ethernet rings of the network interface in apertnic_netdev.c.
  */
 
 #include <linux/bitmap.h>
@@ -203,6 +204,7 @@ static void apn_handle_event(struct apn_dev *apn, const struct apn_event *ev)
 		break;
 	case APN_EV_LINK:
 		dev_info(dev, "link %s\n", info & APN_STATUS_LINK_UP ? "up" : "down");
+		apn_netdev_link_event(apn, info);
 		break;
 	case APN_EV_DEVICE_ERROR:
 		dev_err_ratelimited(dev, "device error %u, detail %#llx\n", info,
@@ -284,7 +286,7 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	struct device *dev = &pdev->dev;
 	struct apn_dev *apn;
 	u32 i;
-	int ret;
+	int ret, nvecs;
 
 	ret = pcim_enable_device(pdev);
 	if (ret)
@@ -350,10 +352,11 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		return ret;
 
-	ret = pci_alloc_irq_vectors(pdev, 1, APN_NUM_VECTORS, PCI_IRQ_MSIX);
-	if (ret < 0) {
-		dev_err(dev, "cannot enable MSI-X: %d\n", ret);
-		return ret;
+	/* With one vector there is no network interface (its rings use APN_VEC_RINGS). */
+	nvecs = pci_alloc_irq_vectors(pdev, 1, APN_NUM_VECTORS, PCI_IRQ_MSIX);
+	if (nvecs < 0) {
+		dev_err(dev, "cannot enable MSI-X: %d\n", nvecs);
+		return nvecs;
 	}
 	ret = devm_request_irq(dev, pci_irq_vector(pdev, APN_VEC_OSQ), apn_osq_irq, 0,
 			       apn->name, apn);
@@ -367,14 +370,21 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	writel(apn->host_id, apn->regs + APN_REG_HOST_ID);
 	writel(APN_CTRL_ENABLE, apn->regs + APN_REG_CTRL);
 
+	/* The device is up and link events arrive: the kernel's interface. */
+	ret = apn_netdev_probe(apn, nvecs);
+	if (ret)
+		return ret;
+
 	apn->misc.minor = MISC_DYNAMIC_MINOR;
 	apn->misc.name = apn->name;
 	apn->misc.fops = &apn_fops;
 	apn->misc.parent = dev;
 	apn->misc.mode = 0666;
 	ret = misc_register(&apn->misc);
-	if (ret)
+	if (ret) {
+		apn_netdev_remove(apn);
 		return ret;
+	}
 
 	dev_info(dev, "%s: MAC %pM host %u, %u endpoints, %u out slots of %u bytes, %u in apertures, link %s\n",
 		 apn->name, apn->mac, apn->host_id, apn->num_endpoints, apn->num_out,
@@ -383,11 +393,16 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	return 0;
 }
 
-/* Everything else (CTRL cleared, DMA stopped, memory freed) is undone by devres. */
+/*
+ * The network interface goes first (closing it turns the rings off), then the
+ * character device. Everything else (CTRL cleared, DMA stopped, memory freed)
+ * is undone by devres.
+ */
 static void apn_remove(struct pci_dev *pdev)
 {
 	struct apn_dev *apn = pci_get_drvdata(pdev);
 
+	apn_netdev_remove(apn);
 	misc_deregister(&apn->misc);
 	apn_revoke_files(apn);
 }

@@ -30,8 +30,14 @@ struct apn_info {
 	__u32 ip;                /* this NIC's IPv4 address (host order), 0 = none */
 	__u16 port;              /* this file's endpoint's UDP port, 0 before CREATE_ENDPOINT */
 	__u16 ep_flags;          /* APN_ENDPOINT_TRUSTED if it was granted */
-	__u32 reserved[4];
+	__u32 caps;              /* APN_INFO_CAP_*: what the driver and the device support */
+	__u32 reserved[3];
 };
+
+/* apn_info.caps */
+#define APN_INFO_CAP_DMA        (1u << 0)  /* DMA request/completion queues (rq_size) */
+#define APN_INFO_CAP_READ       (1u << 1)  /* remote reads: loads through outgoing apertures */
+#define APN_INFO_CAP_EVENT_AP   (1u << 2)  /* event apertures (APN_*_APERTURE_EVENT flags) */
 
 /*
  * APN_IOC_CREATE_ENDPOINT: bind this file to a new endpoint on UDP `port`, with
@@ -47,12 +53,22 @@ struct apn_info {
  * port just released is not handed out again at once); a port another endpoint
  * of the same NIC holds fails with EADDRINUSE. Ports are per NIC.
  *
+ * With rq_size (0: none), the endpoint also gets a DMA channel (seeds 000/001):
+ * a request queue the process fills with struct apn_dma_req (PUT/GET between
+ * its own apertures) and rings through its user page (APN_UREG_RQ_TAIL), and a
+ * completion queue of cq_size (0: rq_size; nonzero only with rq_size)
+ * APN_EV_PUT_DONE/GET_DONE events, both mmap()able (APN_MMAP_RQ read-write,
+ * APN_MMAP_CQ). Both are empty at creation (every pointer 0); an armed endpoint
+ * is woken, and poll() reports EPOLLIN, for completions as for events. Needs
+ * APN_INFO_CAP_DMA.
+ *
  * The queues are physically contiguous kernel memory, zeroed, charged to the
  * caller's RLIMIT_MEMLOCK (unless CAP_IPC_LOCK) like registered memory: ENOMEM
  * when over the limit or when so much contiguous memory cannot be found.
  * Errors: EINVAL (unknown flags, nonzero reserved, a size out of range or not a
- * power of two), EPERM, EADDRINUSE, EBUSY (this file has an endpoint already),
- * ENOSPC (no free endpoint), ENOMEM, ENODEV.
+ * power of two, cq_size without rq_size), EPERM, EADDRINUSE, EBUSY (this file
+ * has an endpoint already), ENOSPC (no free endpoint), ENOMEM, EOPNOTSUPP
+ * (rq_size on a device without DMA queues), ENODEV.
  */
 struct apn_endpoint_create {
 	__u16 port;              /* in: wanted port, 0 = let the driver choose; out: port */
@@ -60,9 +76,16 @@ struct apn_endpoint_create {
 	__u32 endpoint;          /* out: endpoint index (selects the user page) */
 	__u32 evq_size;          /* in: events, power of two in [2, 65536], 0 = 1024; out */
 	__u32 varq_size;         /* in: bytes, power of two in [4096, 2^24], 0 = 65536; out */
-	__u32 reserved[4];
+	__u32 rq_size;           /* in: DMA requests, power of two in [2, 4096]; out */
+	__u32 cq_size;           /* in: completions, power of two in [2, 65536]; out */
+	__u32 reserved[2];
 };
 #define APN_ENDPOINT_TRUSTED (1u << 0)
+
+#define APN_RQ_MIN_REQS         2
+#define APN_RQ_MAX_REQS         4096
+#define APN_CQ_MIN_EVENTS       2
+#define APN_CQ_MAX_EVENTS       65536
 
 #define APN_EVQ_MIN_EVENTS      2
 #define APN_EVQ_MAX_EVENTS      65536
@@ -101,6 +124,13 @@ struct apn_in_aperture_create {
 };
 #define APN_IN_APERTURE_CHECK_SRC_HOST (1u << 0)
 #define APN_IN_APERTURE_NONCE_GIVEN    (1u << 1)
+/*
+ * An event aperture: segments for it (event frames, 1-8 bytes each) become
+ * APN_EV_EVENT on this file's endpoint's event queue (info = offset, data = the
+ * bytes) instead of memory writes. It has no memory: mr_id and mr_offset must
+ * be 0; size (a power of two >= 64) bounds the offsets accepted.
+ */
+#define APN_IN_APERTURE_EVENT          (1u << 2)
 
 /* APN_IOC_DESTROY_IN_APERTURE */
 struct apn_in_aperture_destroy {
@@ -115,10 +145,16 @@ struct apn_out_aperture_create {
 	__u32 dest_in_index;     /* in: remote incoming aperture */
 	__u32 nonce;             /* in: remote aperture's nonce */
 	__u32 size;              /* in: bytes, power of two, <= out_slot_size */
-	__u32 flags;             /* in: 0 */
+	__u32 flags;             /* in: APN_OUT_APERTURE_* */
 	__u32 out_index;         /* out */
 	__u64 mmap_offset;       /* out: pass to mmap() to map the aperture */
 };
+/*
+ * An event aperture: each store (1, 2, 4 or 8 bytes, naturally aligned) is sent
+ * on its own as an event frame, to become one APN_EV_EVENT at the remote event
+ * aperture; stores are not gathered and loads are refused.
+ */
+#define APN_OUT_APERTURE_EVENT  (1u << 0)
 
 /*
  * APN_IOC_DESTROY_OUT_APERTURE: also revokes the file's mappings of the slot;
@@ -180,6 +216,11 @@ struct apn_counters {
  *                       PAGE_ALIGN(64 + 16 * evq_size) bytes
  *   APN_MMAP_VARQ       its variable-length queue: control block + varq_size
  *                       bytes, PAGE_ALIGN(64 + varq_size) bytes
+ *   APN_MMAP_RQ         its DMA request queue (with rq_size): control block +
+ *                       rq_size 32-byte requests, PAGE_ALIGN(64 + 32 * rq_size);
+ *                       the one queue the process writes (PROT_WRITE allowed)
+ *   APN_MMAP_CQ         its completion queue: control block + cq_size events,
+ *                       PAGE_ALIGN(64 + 16 * cq_size) bytes
  *   mmap_offset         an outgoing aperture, as its create call returned
  * A queue may be mapped in part (from any page offset inside it) but not past
  * its end. Any other offset, a length past the object, or a mapping before
@@ -189,6 +230,8 @@ struct apn_counters {
 #define APN_MMAP_USER_PAGE      0x0ull
 #define APN_MMAP_EVQ            (1ull << 28)
 #define APN_MMAP_VARQ           (2ull << 28)
+#define APN_MMAP_RQ             (3ull << 28)
+#define APN_MMAP_CQ             (4ull << 28)
 #define APN_MMAP_OUT_BASE       (1ull << 32)
 
 /*
@@ -202,8 +245,16 @@ struct apn_counters {
  * Events the queue has no room for are lost and counted in the control block's
  * overflows (and reported to the driver, which logs them).
  *
+ * The DMA request queue runs the other way: the process writes requests at
+ * its tail and rings APN_UREG_RQ_TAIL; the device mirrors APN_UREG_RQ_HEAD
+ * (requests retired, their slots free again) into the control block's rdptr.
+ * The completion queue is an event queue (wrptr mirror, APN_UREG_CQ_RDPTR);
+ * the device never overfills it: it starts a request only when there is room
+ * for its completion.
+ *
  * Blocking: poll()/epoll on the file report EPOLLIN | EPOLLRDNORM while the
- * endpoint's event queue holds events (wrptr mirror != APN_UREG_EVQ_RDPTR), and
+ * endpoint's event queue holds events (wrptr mirror != APN_UREG_EVQ_RDPTR), or
+ * its completion queue completions (wrptr mirror != APN_UREG_CQ_RDPTR), and
  * EPOLLERR | EPOLLHUP once the device is gone. The device interrupts only when
  * asked: write 1 to APN_UREG_ARM (one-shot) and the next event raises an
  * interrupt that wakes the endpoint's pollers. The drain-then-arm race (an event

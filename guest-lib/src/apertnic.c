@@ -20,34 +20,16 @@
 #include "apertnic_hw.h"     /* hw/net/apertnic: first, see the public header */
 #include <apertnic/apertnic.h>
 #include "apn_io.h"
-
-#define APN_EXPORT __attribute__((visibility("default")))
+#include "apn_priv.h"
 
 _Static_assert(APN_CNT__COUNT <= APN_IOC_COUNTERS_MAX, "counters fit the ioctl");
 _Static_assert(APN_UREG_FENCE + 4 <= APN_USER_PAGE_SIZE, "fence on the user page");
 _Static_assert(APN_QUEUE_DATA_OFFSET == sizeof(struct apn_queue_ctrl), "queue layout");
 _Static_assert(APN_ENDPOINT_F_TRUSTED == APN_ENDPOINT_TRUSTED, "trusted flag");
 _Static_assert(sizeof(struct apn_var_hdr) == 8, "record header");
-
-static int neg_errno(void)
-{
-	return errno ? -errno : -EIO;
-}
-
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	int r;
-
-	do
-		r = ioctl(fd, req, arg);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? neg_errno() : 0;
-}
-
-static int is_pow2(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
+_Static_assert(APN_DEVICE_CAP_DMA == APN_INFO_CAP_DMA && APN_DEVICE_CAP_READ == APN_INFO_CAP_READ &&
+	       APN_DEVICE_CAP_EVENT_AP == APN_INFO_CAP_EVENT_AP, "capability bits");
+_Static_assert(APN_DMA_PUT == APN_REQ_PUT && APN_DMA_GET == APN_REQ_GET, "DMA opcodes");
 
 /* ---- Library ---------------------------------------------------------------------- */
 
@@ -153,7 +135,7 @@ static int open_dev(const char *path)
 	do
 		fd = open(path, O_RDWR | O_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
-	return fd < 0 ? neg_errno() : fd;
+	return fd < 0 ? apn__neg_errno() : fd;
 }
 
 APN_EXPORT int apn_device_open(struct apn_device *dev, const char *path)
@@ -171,7 +153,7 @@ APN_EXPORT int apn_device_open(struct apn_device *dev, const char *path)
 	if (fd < 0)
 		return fd;
 	memset(&info, 0, sizeof(info));
-	r = xioctl(fd, APN_IOC_GET_INFO, &info);
+	r = apn__ioctl(fd, APN_IOC_GET_INFO, &info);
 	if (!r && info.abi_version != APN_ABI_VERSION)
 		r = -EPROTONOSUPPORT;
 	if (r) {
@@ -185,7 +167,7 @@ APN_EXPORT int apn_device_open(struct apn_device *dev, const char *path)
 
 APN_EXPORT int apn_device_close(struct apn_device *dev)
 {
-	int r = close(dev->fd) < 0 ? neg_errno() : 0;
+	int r = close(dev->fd) < 0 ? apn__neg_errno() : 0;
 
 	dev->fd = -1;
 	return r;
@@ -197,7 +179,7 @@ APN_EXPORT int apn_device_info(struct apn_device *dev, struct apn_device_info *i
 	int r;
 
 	memset(&ki, 0, sizeof(ki));
-	r = xioctl(dev->fd, APN_IOC_GET_INFO, &ki);
+	r = apn__ioctl(dev->fd, APN_IOC_GET_INFO, &ki);
 	if (r)
 		return r;
 	memset(info, 0, sizeof(*info));
@@ -211,6 +193,7 @@ APN_EXPORT int apn_device_info(struct apn_device *dev, struct apn_device_info *i
 	info->max_in = ki.max_in;
 	info->num_endpoints = ki.num_endpoints;
 	info->ip = ki.ip;
+	info->caps = ki.caps;
 	return 0;
 }
 
@@ -221,7 +204,7 @@ APN_EXPORT int apn_device_counters(struct apn_device *dev, uint64_t *values, uns
 	int r;
 
 	memset(&c, 0, sizeof(c));
-	r = xioctl(dev->fd, APN_IOC_GET_COUNTERS, &c);
+	r = apn__ioctl(dev->fd, APN_IOC_GET_COUNTERS, &c);
 	if (r)
 		return r;
 	n = c.count < APN_IOC_COUNTERS_MAX ? c.count : APN_IOC_COUNTERS_MAX;
@@ -238,7 +221,7 @@ APN_EXPORT int apn_device_set_host_id(struct apn_device *dev, uint16_t host_id, 
 	memset(&h, 0, sizeof(h));
 	h.host_id = host_id;
 	h.ip = ip;
-	return xioctl(dev->fd, APN_IOC_SET_HOST_ID, &h);
+	return apn__ioctl(dev->fd, APN_IOC_SET_HOST_ID, &h);
 }
 
 APN_EXPORT int apn_device_set_route(struct apn_device *dev, uint16_t host,
@@ -254,26 +237,10 @@ APN_EXPORT int apn_device_set_route(struct apn_device *dev, uint16_t host,
 	} else {
 		rt.flags = APN_ROUTE_CLEAR;
 	}
-	return xioctl(dev->fd, APN_IOC_SET_ROUTE, &rt);
+	return apn__ioctl(dev->fd, APN_IOC_SET_ROUTE, &rt);
 }
 
 /* ---- User page -------------------------------------------------------------------- */
-
-/* The user page is little-endian device memory: one volatile 32-bit access each. */
-static volatile uint32_t *ureg(void *page, unsigned off)
-{
-	return (volatile uint32_t *)((char *)page + off);
-}
-
-static void ureg_write(void *page, unsigned off, uint32_t v)
-{
-	*ureg(page, off) = htole32(v);
-}
-
-static uint32_t ureg_read(void *page, unsigned off)
-{
-	return le32toh(*ureg(page, off));
-}
 
 /*
  * Writes the command register (its value is ignored) and reads back how it went.
@@ -283,8 +250,8 @@ static int ureg_command(void *page, unsigned cmd_reg)
 {
 	uint32_t st;
 
-	ureg_write(page, cmd_reg, 1);
-	st = ureg_read(page, APN_UREG_CMD_STATUS);
+	apn__ureg_write(page, cmd_reg, 1);
+	st = apn__ureg_read(page, APN_UREG_CMD_STATUS);
 	switch (st) {
 	case APN_CMD_OK:
 		return 0;
@@ -307,7 +274,7 @@ static int ureg_command(void *page, unsigned cmd_reg)
 
 static int attr_size_ok(uint32_t v, uint32_t min, uint32_t max)
 {
-	return !v || (is_pow2(v) && v >= min && v <= max);
+	return !v || (apn__is_pow2(v) && v >= min && v <= max);
 }
 
 static size_t page_round(size_t n)
@@ -329,7 +296,7 @@ static int map_queue(struct apn_queue *q, int fd, off_t off, size_t bytes, uint3
 	/* The device writes, we only read: a read-only mapping keeps strays out. */
 	p = mmap(NULL, q->map_len, PROT_READ, MAP_SHARED, fd, off);
 	if (p == MAP_FAILED)
-		return neg_errno();
+		return apn__neg_errno();
 	ctrl = p;
 	q->base = p;
 	q->size = size;
@@ -347,6 +314,46 @@ static void unmap_queue(struct apn_queue *q)
 	q->base = NULL;
 }
 
+/*
+ * The DMA channel: the request queue (we write it), the completion queue (we read
+ * it). Every pointer starts where the device says (0 after the driver set it up).
+ */
+static int map_dma(struct apn_dma *d, int fd, void *page, uint32_t rq_size, uint32_t cq_size)
+{
+	void *p;
+	int r;
+
+	d->rq_map_len = page_round(APN_QUEUE_DATA_OFFSET + (size_t)rq_size *
+				   sizeof(struct apn_dma_req));
+	p = mmap(NULL, d->rq_map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 (off_t)APN_MMAP_RQ);
+	if (p == MAP_FAILED)
+		return apn__neg_errno();
+	r = map_queue(&d->cq, fd, (off_t)APN_MMAP_CQ,
+		      APN_QUEUE_DATA_OFFSET + (size_t)cq_size * sizeof(struct apn_event), cq_size,
+		      apn__ureg(page, APN_UREG_CQ_RDPTR));
+	if (r) {
+		munmap(p, d->rq_map_len);
+		return r;
+	}
+	d->rq = p;
+	d->rq_size = rq_size;
+	d->tail_reg = apn__ureg(page, APN_UREG_RQ_TAIL);
+	d->rq_tail = apn__ureg_read(page, APN_UREG_RQ_TAIL);
+	d->rq_rung = d->rq_tail;
+	d->rq_head = apn__ureg_read(page, APN_UREG_RQ_HEAD);
+	return 0;
+}
+
+static void unmap_dma(struct apn_dma *d)
+{
+	if (d->rq)
+		munmap(d->rq, d->rq_map_len);
+	d->rq = NULL;
+	d->rq_size = 0;
+	unmap_queue(&d->cq);
+}
+
 APN_EXPORT int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *dev,
 				   const struct apn_endpoint_attr *attr)
 {
@@ -361,7 +368,10 @@ APN_EXPORT int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *d
 		attr = &defaults;
 	if ((attr->flags & ~APN_ENDPOINT_F_TRUSTED) ||
 	    !attr_size_ok(attr->evq_size, APN_EVQ_MIN_EVENTS, APN_EVQ_MAX_EVENTS) ||
-	    !attr_size_ok(attr->varq_size, APN_VARQ_MIN_BYTES, APN_VARQ_MAX_BYTES))
+	    !attr_size_ok(attr->varq_size, APN_VARQ_MIN_BYTES, APN_VARQ_MAX_BYTES) ||
+	    !attr_size_ok(attr->rq_size, APN_RQ_MIN_REQS, APN_RQ_MAX_REQS) ||
+	    !attr_size_ok(attr->cq_size, APN_CQ_MIN_EVENTS, APN_CQ_MAX_EVENTS) ||
+	    (attr->cq_size && !attr->rq_size))
 		return -EINVAL;
 	fd = open_dev(dev->path);
 	if (fd < 0)
@@ -371,30 +381,35 @@ APN_EXPORT int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *d
 	req.flags = (uint16_t)attr->flags;
 	req.evq_size = attr->evq_size;
 	req.varq_size = attr->varq_size;
-	r = xioctl(fd, APN_IOC_CREATE_ENDPOINT, &req);
+	req.rq_size = attr->rq_size;
+	req.cq_size = attr->cq_size;
+	r = apn__ioctl(fd, APN_IOC_CREATE_ENDPOINT, &req);
 	if (r)
 		goto fail;
 	memset(&info, 0, sizeof(info));
-	r = xioctl(fd, APN_IOC_GET_INFO, &info);
+	r = apn__ioctl(fd, APN_IOC_GET_INFO, &info);
 	if (r)
 		goto fail;
 	memset(&e, 0, sizeof(e));
 	page = mmap(NULL, APN_USER_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		    APN_MMAP_USER_PAGE);
 	if (page == MAP_FAILED) {
-		r = neg_errno();
+		r = apn__neg_errno();
 		goto fail;
 	}
 	e.user_page = page;
 	r = map_queue(&e.evq, fd, (off_t)APN_MMAP_EVQ,
 		      APN_QUEUE_DATA_OFFSET + (size_t)req.evq_size * sizeof(struct apn_event),
-		      req.evq_size, ureg(page, APN_UREG_EVQ_RDPTR));
+		      req.evq_size, apn__ureg(page, APN_UREG_EVQ_RDPTR));
 	if (!r)
 		r = map_queue(&e.varq, fd, (off_t)APN_MMAP_VARQ,
 			      APN_QUEUE_DATA_OFFSET + (size_t)req.varq_size, req.varq_size,
-			      ureg(page, APN_UREG_VARQ_RDPTR));
+			      apn__ureg(page, APN_UREG_VARQ_RDPTR));
+	if (!r && req.rq_size)
+		r = map_dma(&e.dma, fd, page, req.rq_size, req.cq_size);
 	if (r) {
 		unmap_queue(&e.evq);
+		unmap_queue(&e.varq);
 		munmap(page, APN_USER_PAGE_SIZE);
 		goto fail;
 	}
@@ -402,8 +417,8 @@ APN_EXPORT int apn_endpoint_create(struct apn_endpoint *ep, struct apn_device *d
 	e.index = req.endpoint;
 	e.port = req.port;
 	e.flags = req.flags & APN_ENDPOINT_TRUSTED ? APN_ENDPOINT_F_TRUSTED : 0;
-	e.fence_reg = ureg(page, APN_UREG_FENCE);
-	e.arm_reg = ureg(page, APN_UREG_ARM);
+	e.fence_reg = apn__ureg(page, APN_UREG_FENCE);
+	e.arm_reg = apn__ureg(page, APN_UREG_ARM);
 	e.out_slot_size = info.out_slot_size;
 	e.dev = dev;
 	*ep = e;
@@ -419,10 +434,11 @@ APN_EXPORT int apn_endpoint_destroy(struct apn_endpoint *ep)
 
 	unmap_queue(&ep->evq);
 	unmap_queue(&ep->varq);
+	unmap_dma(&ep->dma);
 	if (munmap(ep->user_page, APN_USER_PAGE_SIZE) < 0)
-		r = neg_errno();
+		r = apn__neg_errno();
 	if (close(ep->fd) < 0 && !r)
-		r = neg_errno();
+		r = apn__neg_errno();
 	ep->fd = -1;
 	ep->user_page = NULL;
 	ep->fence_reg = NULL;
@@ -548,7 +564,7 @@ APN_EXPORT int apn_endpoint_arm(struct apn_endpoint *ep)
 	return 0;
 }
 
-static int64_t now_ms(void)
+int64_t apn__now_ms(void)
 {
 	struct timespec ts;
 
@@ -556,19 +572,30 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Events and completions waiting: what apn_endpoint_wait() waits for. */
+static int wait_pending(const struct apn_endpoint *ep)
+{
+	int ev = apn_evq_pending(ep), cq;
+
+	if (ev < 0)
+		return ev;
+	cq = apn_cq_pending(ep);
+	return cq < 0 ? cq : ev + cq;
+}
+
 APN_EXPORT int apn_endpoint_wait(struct apn_endpoint *ep, int timeout_ms)
 {
-	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms > 0 ? apn__now_ms() + timeout_ms : 0;
 	struct pollfd pfd;
 	int r, left = timeout_ms;
 
 	for (;;) {
-		r = apn_evq_pending(ep);
+		r = wait_pending(ep);
 		if (r)
 			return r;
 		apn_endpoint_arm(ep);
 		/* An event may have landed between the look above and ARM: look again. */
-		r = apn_evq_pending(ep);
+		r = wait_pending(ep);
 		if (r || !left)
 			return r;
 		pfd.fd = ep->fd;
@@ -576,8 +603,8 @@ APN_EXPORT int apn_endpoint_wait(struct apn_endpoint *ep, int timeout_ms)
 		pfd.revents = 0;
 		r = poll(&pfd, 1, left);
 		if (r < 0)
-			return neg_errno();
-		r = apn_evq_pending(ep);
+			return apn__neg_errno();
+		r = wait_pending(ep);
 		if (r)
 			return r;
 		if (pfd.revents & POLLNVAL)
@@ -586,7 +613,7 @@ APN_EXPORT int apn_endpoint_wait(struct apn_endpoint *ep, int timeout_ms)
 			return -ENODEV;
 		/* Timed out, or woken for events another thread took: wait on. */
 		if (timeout_ms > 0) {
-			int64_t rest = deadline - now_ms();
+			int64_t rest = deadline - apn__now_ms();
 
 			if (rest <= 0)
 				return 0;
@@ -678,12 +705,12 @@ APN_EXPORT int apn_endpoint_send_msg(struct apn_endpoint *ep, uint16_t dest_host
 
 	if (type < APN_MSG_CONNECT || type > APN_MSG_ERROR)
 		return -EINVAL;
-	ureg_write(page, APN_UREG_MSG_DEST_HOST, dest_host);
-	ureg_write(page, APN_UREG_MSG_DEST_PORT, dest_port);
-	ureg_write(page, APN_UREG_MSG_TYPE, type);
-	ureg_write(page, APN_UREG_MSG_IN_INDEX, in_index);
-	ureg_write(page, APN_UREG_MSG_NONCE, nonce);
-	ureg_write(page, APN_UREG_MSG_INFO, info);
+	apn__ureg_write(page, APN_UREG_MSG_DEST_HOST, dest_host);
+	apn__ureg_write(page, APN_UREG_MSG_DEST_PORT, dest_port);
+	apn__ureg_write(page, APN_UREG_MSG_TYPE, type);
+	apn__ureg_write(page, APN_UREG_MSG_IN_INDEX, in_index);
+	apn__ureg_write(page, APN_UREG_MSG_NONCE, nonce);
+	apn__ureg_write(page, APN_UREG_MSG_INFO, info);
 	return ureg_command(page, APN_UREG_MSG_SEND);
 }
 
@@ -716,7 +743,7 @@ APN_EXPORT int apn_mr_reg(struct apn_mr *mr, struct apn_endpoint *ep, void *addr
 	memset(&req, 0, sizeof(req));
 	req.addr = (uintptr_t)addr;
 	req.len = len;
-	r = xioctl(ep->fd, APN_IOC_REG_MR, &req);
+	r = apn__ioctl(ep->fd, APN_IOC_REG_MR, &req);
 	if (r)
 		return r;
 	mr->addr = addr;
@@ -732,7 +759,7 @@ APN_EXPORT int apn_mr_dereg(struct apn_mr *mr)
 
 	memset(&req, 0, sizeof(req));
 	req.mr_id = mr->id;
-	return xioctl(mr->ep->fd, APN_IOC_DEREG_MR, &req);
+	return apn__ioctl(mr->ep->fd, APN_IOC_DEREG_MR, &req);
 }
 
 /* ---- Incoming apertures ----------------------------------------------------------- */
@@ -746,7 +773,7 @@ APN_EXPORT int apn_in_aperture_create(struct apn_in_aperture *ia, struct apn_end
 
 	if (flags & ~APN_IA_F_NONCE)
 		return -EINVAL;
-	if (!is_pow2(size) || size < 64 || size > UINT32_MAX)
+	if (!apn__is_pow2(size) || size < 64 || size > UINT32_MAX)
 		return -EINVAL;
 	if (mr->ep != ep || offset > mr->len || size > mr->len - offset)
 		return -EINVAL;
@@ -758,7 +785,7 @@ APN_EXPORT int apn_in_aperture_create(struct apn_in_aperture *ia, struct apn_end
 		req.flags |= APN_IN_APERTURE_NONCE_GIVEN;
 		req.nonce = nonce;
 	}
-	r = xioctl(ep->fd, APN_IOC_CREATE_IN_APERTURE, &req);
+	r = apn__ioctl(ep->fd, APN_IOC_CREATE_IN_APERTURE, &req);
 	if (r)
 		return r;
 	ia->in_index = req.in_index;
@@ -772,16 +799,44 @@ APN_EXPORT int apn_in_aperture_create(struct apn_in_aperture *ia, struct apn_end
 	return 0;
 }
 
+APN_EXPORT int apn_in_aperture_create_event(struct apn_in_aperture *ia, struct apn_endpoint *ep,
+					    uint64_t size, uint32_t flags, uint32_t nonce)
+{
+	struct apn_in_aperture_create req;
+	int r;
+
+	if (flags & ~APN_IA_F_NONCE)
+		return -EINVAL;
+	if (!apn__is_pow2(size) || size < 64 || size > (1ull << 31))
+		return -EINVAL;
+	memset(&req, 0, sizeof(req));
+	req.flags = APN_IN_APERTURE_EVENT;
+	req.size = size;
+	if (flags & APN_IA_F_NONCE) {
+		req.flags |= APN_IN_APERTURE_NONCE_GIVEN;
+		req.nonce = nonce;
+	}
+	r = apn__ioctl(ep->fd, APN_IOC_CREATE_IN_APERTURE, &req);
+	if (r)
+		return r;
+	memset(ia, 0, sizeof(*ia));
+	ia->in_index = req.in_index;
+	ia->nonce = req.nonce;
+	ia->size = size;
+	ia->ep = ep;
+	return 0;
+}
+
 /* IN_COMMIT writes nonce and narrowing together: always pass all three. */
 static int in_commit(struct apn_in_aperture *ia, uint32_t nonce, uint32_t start, uint32_t len)
 {
 	void *page = ia->ep->user_page;
 	int r;
 
-	ureg_write(page, APN_UREG_IN_INDEX, ia->in_index);
-	ureg_write(page, APN_UREG_IN_NONCE, nonce);
-	ureg_write(page, APN_UREG_IN_NARROW_START, start);
-	ureg_write(page, APN_UREG_IN_NARROW_LEN, len);
+	apn__ureg_write(page, APN_UREG_IN_INDEX, ia->in_index);
+	apn__ureg_write(page, APN_UREG_IN_NONCE, nonce);
+	apn__ureg_write(page, APN_UREG_IN_NARROW_START, start);
+	apn__ureg_write(page, APN_UREG_IN_NARROW_LEN, len);
 	r = ureg_command(page, APN_UREG_IN_COMMIT);
 	if (!r) {
 		ia->nonce = nonce;
@@ -809,7 +864,7 @@ APN_EXPORT int apn_in_aperture_destroy(struct apn_in_aperture *ia)
 
 	memset(&req, 0, sizeof(req));
 	req.in_index = ia->in_index;
-	return xioctl(ia->ep->fd, APN_IOC_DESTROY_IN_APERTURE, &req);
+	return apn__ioctl(ia->ep->fd, APN_IOC_DESTROY_IN_APERTURE, &req);
 }
 
 /* ---- Outgoing apertures ----------------------------------------------------------- */
@@ -820,18 +875,17 @@ static int destroy_out_slot(int fd, uint32_t out_index)
 
 	memset(&req, 0, sizeof(req));
 	req.out_index = out_index;
-	return xioctl(fd, APN_IOC_DESTROY_OUT_APERTURE, &req);
+	return apn__ioctl(fd, APN_IOC_DESTROY_OUT_APERTURE, &req);
 }
 
-APN_EXPORT int apn_out_aperture_create(struct apn_out_aperture *oa, struct apn_endpoint *ep,
-				       uint16_t dest_host, uint32_t dest_in_index,
-				       uint32_t nonce, size_t size)
+static int out_create(struct apn_out_aperture *oa, struct apn_endpoint *ep, uint16_t dest_host,
+		      uint32_t dest_in_index, uint32_t nonce, size_t size, uint32_t flags)
 {
 	struct apn_out_aperture_create req;
 	void *p;
 	int r;
 
-	if (!is_pow2(size) || size > UINT32_MAX ||
+	if (!apn__is_pow2(size) || size > UINT32_MAX ||
 	    (ep->out_slot_size && size > ep->out_slot_size))
 		return -EINVAL;
 	memset(&req, 0, sizeof(req));
@@ -839,13 +893,15 @@ APN_EXPORT int apn_out_aperture_create(struct apn_out_aperture *oa, struct apn_e
 	req.dest_in_index = dest_in_index;
 	req.nonce = nonce;
 	req.size = (uint32_t)size;
-	r = xioctl(ep->fd, APN_IOC_CREATE_OUT_APERTURE, &req);
+	if (flags & APN_OA_F_EVENT)
+		req.flags = APN_OUT_APERTURE_EVENT;
+	r = apn__ioctl(ep->fd, APN_IOC_CREATE_OUT_APERTURE, &req);
 	if (r)
 		return r;
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ep->fd,
 		 (off_t)req.mmap_offset);
 	if (p == MAP_FAILED) {
-		r = neg_errno();
+		r = apn__neg_errno();
 		destroy_out_slot(ep->fd, req.out_index);
 		return r;
 	}
@@ -858,7 +914,22 @@ APN_EXPORT int apn_out_aperture_create(struct apn_out_aperture *oa, struct apn_e
 	oa->nonce = nonce;
 	oa->mmap_offset = req.mmap_offset;
 	oa->ep = ep;
+	oa->flags = flags;
 	return 0;
+}
+
+APN_EXPORT int apn_out_aperture_create(struct apn_out_aperture *oa, struct apn_endpoint *ep,
+				       uint16_t dest_host, uint32_t dest_in_index,
+				       uint32_t nonce, size_t size)
+{
+	return out_create(oa, ep, dest_host, dest_in_index, nonce, size, 0);
+}
+
+APN_EXPORT int apn_out_aperture_create_event(struct apn_out_aperture *oa,
+					     struct apn_endpoint *ep, uint16_t dest_host,
+					     uint32_t dest_in_index, uint32_t nonce, size_t size)
+{
+	return out_create(oa, ep, dest_host, dest_in_index, nonce, size, APN_OA_F_EVENT);
 }
 
 APN_EXPORT int apn_out_aperture_destroy(struct apn_out_aperture *oa)
@@ -866,7 +937,7 @@ APN_EXPORT int apn_out_aperture_destroy(struct apn_out_aperture *oa)
 	int r = 0, r2;
 
 	if (oa->ptr && munmap(oa->ptr, oa->size) < 0)
-		r = neg_errno();
+		r = apn__neg_errno();
 	oa->ptr = NULL;
 	r2 = destroy_out_slot(oa->ep->fd, oa->out_index);
 	return r ? r : r2;
@@ -880,10 +951,10 @@ APN_EXPORT int apn_out_aperture_connect(struct apn_out_aperture *oa, uint16_t de
 
 	/* what was gathered for the old destination goes there, not to the new one */
 	apn__fence(oa->fence_reg);
-	ureg_write(page, APN_UREG_OUT_INDEX, oa->out_index);
-	ureg_write(page, APN_UREG_OUT_DEST_HOST, dest_host);
-	ureg_write(page, APN_UREG_OUT_DEST_IN_INDEX, dest_in_index);
-	ureg_write(page, APN_UREG_OUT_NONCE, nonce);
+	apn__ureg_write(page, APN_UREG_OUT_INDEX, oa->out_index);
+	apn__ureg_write(page, APN_UREG_OUT_DEST_HOST, dest_host);
+	apn__ureg_write(page, APN_UREG_OUT_DEST_IN_INDEX, dest_in_index);
+	apn__ureg_write(page, APN_UREG_OUT_NONCE, nonce);
 	r = ureg_command(page, APN_UREG_OUT_COMMIT);
 	if (!r) {
 		oa->dest_host = dest_host;

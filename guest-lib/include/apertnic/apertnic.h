@@ -108,7 +108,13 @@ struct apn_device_info {
 	uint32_t max_in;         /* incoming apertures the driver can create */
 	uint32_t num_endpoints;
 	uint32_t ip;             /* this NIC's IPv4 address (host order), 0 = none */
+	uint32_t caps;           /* APN_DEVICE_CAP_*: what the driver and device support */
 };
+
+/* struct apn_device_info caps */
+#define APN_DEVICE_CAP_DMA       (1u << 0)  /* DMA queues: apn_dma_put()/apn_dma_get() */
+#define APN_DEVICE_CAP_READ      (1u << 1)  /* remote reads: apn_out_aperture_read() */
+#define APN_DEVICE_CAP_EVENT_AP  (1u << 2)  /* event apertures: apn_out_aperture_event() */
 
 /*
  * Opens the device at `path` (NULL: APN_DEFAULT_DEVICE) for queries and
@@ -183,6 +189,13 @@ struct apn_event {
 /* The remote NIC refused our segment: info = its counter id,
  * data = out-index | remote in-index << 32. */
 #define APN_EV_TX_ERROR            25
+/* A remote read was answered (or failed): info = bytes landed, data = landing
+ * offset | status << 32 (status 0, or the counter id of the reason). */
+#define APN_EV_READ_DONE           26
+/* Completion queue (apn_cq_poll()): info = status (0 or a counter id),
+ * data = cookie | bytes << 32. */
+#define APN_EV_PUT_DONE            27
+#define APN_EV_GET_DONE            28
 /* Made by the library (see apn_evq_poll()): events or datagrams were lost. */
 #define APN_EV_OVERFLOW            5
 
@@ -228,6 +241,8 @@ struct apn_endpoint_attr {
 	uint32_t flags;          /* APN_ENDPOINT_F_TRUSTED */
 	uint32_t evq_size;       /* events, power of two in [2, 65536]; 0: 1024 */
 	uint32_t varq_size;      /* bytes, power of two in [4096, 2^24]; 0: 65536 */
+	uint32_t rq_size;        /* DMA requests, power of two in [2, 4096]; 0: no DMA queues */
+	uint32_t cq_size;        /* completions, power of two in [2, 65536]; 0: rq_size */
 };
 
 /* One of an endpoint's mapped queues, and the consumer's place in it. */
@@ -252,6 +267,16 @@ struct apn_endpoint {
 	struct apn_queue evq;          /* fixed-size event queue */
 	struct apn_queue varq;         /* variable-length (datagram) queue */
 	struct apn_device *dev;
+	struct apn_dma {               /* DMA request and completion queues */
+		void *rq;                      /* control block, requests at +64 */
+		size_t rq_map_len;
+		uint32_t rq_size;              /* requests; 0: no DMA queues */
+		uint32_t rq_tail;              /* requests written, free running */
+		uint32_t rq_rung;              /* RQ_TAIL as last written (doorbell) */
+		uint32_t rq_head;              /* requests retired, as last seen */
+		volatile uint32_t *tail_reg;   /* APN_UREG_RQ_TAIL on the user page */
+		struct apn_queue cq;           /* completions (read-only mapping) */
+	} dma;
 };
 
 /*
@@ -265,10 +290,14 @@ struct apn_endpoint {
  * the user page without system calls (seed 004's user-programmable bits). They
  * need CAP_NET_ADMIN or the driver's trust_users=1 parameter.
  *
+ * With attr->rq_size the endpoint also gets DMA queues (seeds 000/001, see "DMA:
+ * put and get"): a request queue of rq_size and a completion queue of cq_size.
+ *
  * The queues are charged to RLIMIT_MEMLOCK, like registered memory.
  * Returns 0, or -errno:
- *   -EINVAL      unknown flags, or a size out of range or not a power of two
- *                (checked before any system call),
+ *   -EINVAL      unknown flags, or a size out of range or not a power of two, or
+ *                cq_size without rq_size (checked before any system call),
+ *   -EOPNOTSUPP  rq_size on a device without DMA queues (APN_DEVICE_CAP_DMA),
  *   -EPERM       trust asked for without the privilege,
  *   -EADDRINUSE  the port is bound by another endpoint of this NIC,
  *   -ENOSPC      no free endpoint on the device,
@@ -323,7 +352,8 @@ int apn_evq_poll(struct apn_endpoint *ep, struct apn_event *evs, int max);
 /*
  * Events waiting in the queue (no system call, no MMIO), plus 1 per queue with an
  * unreported overflow: what apn_evq_poll() would return with max unbounded.
- * Returns that count >= 0, or -EIO as apn_evq_poll().
+ * Returns that count >= 0, or -EIO as apn_evq_poll(). (Completions are counted
+ * apart: apn_cq_pending().)
  */
 int apn_evq_pending(const struct apn_endpoint *ep);
 
@@ -342,7 +372,8 @@ int apn_endpoint_arm(struct apn_endpoint *ep);
 
 /*
  * Waits up to timeout_ms milliseconds (-1: forever, 0: just look) until the
- * endpoint has something for apn_evq_poll(). Does not consume anything.
+ * endpoint has something for apn_evq_poll() or, with DMA queues, apn_cq_poll().
+ * Does not consume anything.
  *
  * It checks the queue, arms, checks again, and only then sleeps in poll(2); after
  * a wake-up it checks again. The second check is the drain-then-arm race: an event
@@ -358,8 +389,8 @@ int apn_endpoint_arm(struct apn_endpoint *ep);
  * them; read or drop (apn_varq_read(ep, ev, NULL, 0)) each record as you take its
  * event and it cannot happen.
  *
- * Returns what apn_evq_pending() counts (> 0), 0 on timeout, -EINTR if a signal
- * arrived, -ENODEV if the device went away, or poll(2)'s -errno.
+ * Returns what apn_evq_pending() and apn_cq_pending() count (> 0), 0 on timeout,
+ * -EINTR if a signal arrived, -ENODEV if the device went away, or poll(2)'s -errno.
  */
 int apn_endpoint_wait(struct apn_endpoint *ep, int timeout_ms);
 
@@ -409,10 +440,50 @@ int apn_endpoint_send_msg(struct apn_endpoint *ep, uint16_t dest_host, uint16_t 
  * apn_event_msg()) with ia. Same returns as apn_endpoint_send_msg().
  */
 struct apn_in_aperture;
+struct apn_out_aperture;
 int apn_endpoint_connect(struct apn_endpoint *ep, uint16_t dest_host, uint16_t dest_port,
 			 const struct apn_in_aperture *ia);
 int apn_endpoint_accept(struct apn_endpoint *ep, const struct apn_msg_info *req,
 			const struct apn_in_aperture *ia);
+
+/*
+ * Called by apn_endpoint_dial()/apn_endpoint_listen() with each event they take from
+ * the queue but do not consume themselves, so that nothing is lost silently.
+ */
+typedef void apn_event_fn(void *arg, const struct apn_event *ev);
+
+/*
+ * Trusted endpoints: the connecting side of seed 004's setup, with retries and a
+ * time limit. Sends CONNECT offering ia to <host, port> (again after 0.2, 0.4, 0.8 s
+ * and then every second: datagrams may be lost), sleeps in apn_endpoint_wait() until
+ * the ACCEPT from host arrives, then aims oa (if not NULL) at the aperture it offers
+ * with apn_out_aperture_connect() and fills *peer (if not NULL) from it. Other events
+ * taken meanwhile go to other(arg, ev) (NULL: dropped).
+ * timeout_ms bounds the whole exchange (-1: none).
+ * Returns 0, or
+ *   -ETIMEDOUT      no ACCEPT in time: nobody listens on that port (its NIC drops the
+ *                   CONNECT and tells its OS, APN_EV_NO_PORT), or the host is down,
+ *   -ECONNREFUSED   host answered with an ERROR message (*peer filled, info = reason),
+ *   -EINTR          a signal interrupted the wait,
+ *   or apn_endpoint_send_msg()'s, apn_out_aperture_connect()'s or apn_evq_poll()'s
+ *   error (-EPERM: the endpoint is not trusted; -EHOSTUNREACH: no route).
+ */
+int apn_endpoint_dial(struct apn_endpoint *ep, uint16_t host, uint16_t port,
+		      const struct apn_in_aperture *ia, struct apn_out_aperture *oa,
+		      int timeout_ms, struct apn_msg_info *peer, apn_event_fn *other, void *arg);
+
+/*
+ * Trusted endpoints: the listening side. Sleeps until a CONNECT arrives on the
+ * endpoint's port, aims oa (if not NULL) at the aperture it offers, answers ACCEPT
+ * offering ia and fills *peer (if not NULL). Other events go to other(arg, ev).
+ * A CONNECT repeated later by the same peer (our ACCEPT was lost) arrives as an
+ * ordinary APN_EV_CONNECT: answer it with apn_endpoint_accept(ep, peer, ia) again.
+ * Returns 0, -ETIMEDOUT (no CONNECT within timeout_ms; -1: wait forever), -EINTR,
+ * or an error of the calls named (the ACCEPT not sent: -EHOSTUNREACH ...).
+ */
+int apn_endpoint_listen(struct apn_endpoint *ep, const struct apn_in_aperture *ia,
+			struct apn_out_aperture *oa, int timeout_ms, struct apn_msg_info *peer,
+			apn_event_fn *other, void *arg);
 
 /* Orders all earlier stores, then writes the fence register. */
 static inline void apn__fence(volatile uint32_t *reg)
@@ -503,6 +574,19 @@ int apn_in_aperture_create(struct apn_in_aperture *ia, struct apn_endpoint *ep,
 			   uint32_t flags, uint32_t nonce);
 
 /*
+ * Creates an incoming event aperture: what a peer stores through its outgoing event
+ * aperture aimed at it (apn_out_aperture_event()) arrives as APN_EV_EVENT on this
+ * endpoint's event queue (info = offset, data = the value) instead of in memory. It
+ * has no memory (ia->mr is NULL: no apn_in_aperture_ptr()); size, a power of two
+ * >= 64, bounds the offsets accepted. flags and nonce as apn_in_aperture_create().
+ * Destroy it with apn_in_aperture_destroy().
+ * Returns 0, -EINVAL (size or flags), or -errno from the driver (-EINVAL from a
+ * driver without event apertures: see APN_DEVICE_CAP_EVENT_AP).
+ */
+int apn_in_aperture_create_event(struct apn_in_aperture *ia, struct apn_endpoint *ep,
+				 uint64_t size, uint32_t flags, uint32_t nonce);
+
+/*
  * Invalidates the aperture; once this returns the device no longer writes its
  * memory. Returns 0 or -errno from the driver.
  */
@@ -524,7 +608,10 @@ int apn_in_aperture_set_nonce(struct apn_in_aperture *ia, uint32_t nonce);
  */
 int apn_in_aperture_narrow(struct apn_in_aperture *ia, uint32_t start, uint32_t len);
 
-/* Local address of the aperture's first byte (inside the registered memory). */
+/*
+ * Local address of the aperture's first byte (inside the registered memory). Not for
+ * event apertures, which have no memory.
+ */
 static inline void *apn_in_aperture_ptr(const struct apn_in_aperture *ia)
 {
 	return (char *)ia->mr->addr + ia->offset;
@@ -542,7 +629,10 @@ struct apn_out_aperture {
 	uint32_t nonce;
 	uint64_t mmap_offset;
 	struct apn_endpoint *ep;
+	uint32_t flags;                /* APN_OA_F_EVENT for an event aperture */
 };
+
+#define APN_OA_F_EVENT  (1u << 0)  /* apn_out_aperture_create_event() made it */
 
 /*
  * Creates an outgoing aperture of `size` bytes aimed at incoming aperture
@@ -555,6 +645,18 @@ struct apn_out_aperture {
 int apn_out_aperture_create(struct apn_out_aperture *oa, struct apn_endpoint *ep,
 			    uint16_t dest_host, uint32_t dest_in_index, uint32_t nonce,
 			    size_t size);
+
+/*
+ * The same for an outgoing event aperture, aimed at a peer's incoming event aperture
+ * (apn_in_aperture_create_event()): each store is sent on its own as an event frame
+ * and becomes one APN_EV_EVENT there; use apn_out_aperture_event(). Loads and
+ * apn_out_aperture_write() are not for it. oa->flags has APN_OA_F_EVENT.
+ * Returns as apn_out_aperture_create() (-EINVAL from a driver without event
+ * apertures).
+ */
+int apn_out_aperture_create_event(struct apn_out_aperture *oa, struct apn_endpoint *ep,
+				  uint16_t dest_host, uint32_t dest_in_index, uint32_t nonce,
+				  size_t size);
 
 /* Unmaps the aperture and releases its slot. Returns 0 or -errno. */
 int apn_out_aperture_destroy(struct apn_out_aperture *oa);
@@ -602,6 +704,308 @@ int apn_out_aperture_write(struct apn_out_aperture *oa, size_t off,
 static inline void apn_out_aperture_fence(struct apn_out_aperture *oa)
 {
 	apn__fence(oa->fence_reg);
+}
+
+/*
+ * Event apertures: sends `value` as one event frame (a single 8-byte store at offset
+ * off, a multiple of 8 below size); the peer's endpoint gets APN_EV_EVENT with info
+ * = off and data = value (its NIC refuses it, APN_EV_TX_ERROR, if off is outside its
+ * event aperture). Like other stores it leaves at the next fence or the device's
+ * timer. No system call. Returns 0, or -EINVAL (not an event aperture, off not a
+ * multiple of 8 or not below size; nothing stored).
+ */
+int apn_out_aperture_event(struct apn_out_aperture *oa, size_t off, uint64_t value);
+
+/*
+ * Remote read (seed 004's read request): one load of `size` bytes (1, 2, 4 or 8;
+ * off a multiple of size, [off, off + size) inside the aperture) from the aperture
+ * makes the device ask the remote NIC for those bytes of the peer's incoming
+ * aperture, after the stores gathered before it. The load itself returns nothing
+ * useful; the bytes land at the same offset `off` of the endpoint's read-landing
+ * aperture (apn_endpoint_set_read_landing()), and APN_EV_READ_DONE on the event
+ * queue says when: info = bytes landed, data = off | status << 32 (status 0, or the
+ * counter id of the reason it failed: no landing aperture, too many reads at once
+ * (the NIC has 64), refused by the remote NIC, timeout). No system call.
+ * Returns 0, or -EINVAL (not a data aperture, or a bad size, alignment or range;
+ * no load made). Larger reads: apn_dma_get().
+ */
+int apn_out_aperture_read(struct apn_out_aperture *oa, size_t off, size_t size);
+
+/*
+ * Makes ia (one of this endpoint's incoming data apertures) the place where remote
+ * reads through this endpoint's outgoing apertures land; NULL: none (loads then fail
+ * with APN_EV_READ_DONE). One store to the user page, no system call.
+ * Returns 0, or -EINVAL (ia belongs to another endpoint, or is an event aperture).
+ */
+int apn_endpoint_set_read_landing(struct apn_endpoint *ep, const struct apn_in_aperture *ia);
+
+/* ---- Message queues --------------------------------------------------------------- */
+/*
+ * A flow-controlled queue of variable-length messages between two processes, made of
+ * nothing but apertures and memory (seed 004's shared-memory queue whose pointer
+ * updates are written through apertures): each side receives into a ring in its own
+ * registered memory, which the peer fills through its outgoing aperture, and sends by
+ * storing into the peer's ring through its own outgoing aperture. Both halves of a
+ * connection are set up alike; sending and receiving make no system call.
+ *
+ * Each side's incoming aperture (the memory the peer writes), `size` bytes, a power of
+ * two >= 128, little-endian:
+ *   [0, 64)     struct apn_mq_ctrl, written by the peer only: its write pointer into
+ *               this ring, its read pointer of the ring it receives in, its close flag
+ *   [64, size)  the ring, capacity C = size - 64 bytes
+ * A record is a struct apn_mq_hdr (payload length, sequence number) and the payload,
+ * padded to 8 bytes; a payload may wrap around the end of the ring. Pointers count
+ * bytes modulo 2C (they lie in [0, 2C): a full ring differs from an empty one); the
+ * ring offset is the pointer modulo C.
+ *
+ * Flow control, never loss: the sender stores a record only where the peer's published
+ * read pointer leaves room, otherwise apn_mq_send() returns -EAGAIN and stores
+ * nothing. The receiver publishes its read pointer lazily: when it has consumed half a
+ * ring since it last did, and with each apn_mq_flush() (so each apn_mq_send()) of its
+ * own, one 8-byte store carrying both pointers. A one-way stream thus costs one pointer
+ * store per half ring, a request/response exchange none beyond its messages. It is
+ * also why a payload is at most C/2 - 8 bytes (apn_mq_max_msg()): a receiver that has
+ * drained its ring has published all but less than C/2, so such a record always fits
+ * eventually.
+ *
+ * Order: records, then the write pointer, then a fence, through one aperture; the
+ * device keeps that order, so a receiver that sees the pointer sees the records. Both
+ * sides check what the peer wrote (pointers in range, length and sequence number of
+ * each record) and fail with -EBADMSG rather than read outside the ring.
+ *
+ * Failures: a peer that exits (or is killed) loses its apertures; the next stores
+ * toward it are refused by its NIC, which comes back as APN_EV_TX_ERROR on our
+ * endpoint: pass events to apn_mq_handle_event(), which turns that into -ECONNRESET
+ * for this queue. A peer that dies while we only receive is silent (apn_mq_recv() goes
+ * on returning -EAGAIN): after a while without progress call apn_mq_flush(), whose
+ * store is such a probe. A peer's apn_mq_close() is seen as -EPIPE once its last
+ * message has been received.
+ *
+ * One thread at a time per queue (send and receive share state). Both sides must use
+ * apertures of one size: the connection messages do not carry it, and stores past the
+ * end of a smaller peer aperture are refused (APN_EV_TX_ERROR, rx_drop_bounds).
+ */
+
+#define APN_MQ_CTRL_SIZE  64
+#define APN_MQ_HDR_SIZE   8
+#define APN_MQ_MIN_SIZE   128
+#define APN_MQ_MAX_SIZE   (1u << 30)
+#define APN_MQ_FIN        0x216e6966u   /* "fin!": apn_mq_ctrl.fin of a closed peer */
+
+/* The control block at the start of each side's aperture (written by the peer). */
+struct apn_mq_ctrl {
+	uint32_t wrptr;          /* end of the records the peer wrote into this ring */
+	uint32_t rdptr;          /* how far the peer consumed the ring it receives in */
+	uint32_t fin;            /* APN_MQ_FIN once the peer closed */
+	uint32_t reserved[13];
+};
+
+/* A record's header in the ring. */
+struct apn_mq_hdr {
+	uint32_t len;            /* payload bytes */
+	uint32_t seq;            /* the sender's message number, from 0 (wraps) */
+};
+
+struct apn_mq {
+	/* receiving: our memory, written by the peer */
+	unsigned char *rx;             /* control block; the ring follows */
+	uint32_t rx_cap;               /* ring bytes */
+	uint32_t rx_rd;                /* consumed, in [0, 2 * rx_cap) */
+	uint32_t rx_published;         /* read pointer as last stored to the peer */
+	uint32_t rx_seq;               /* next sequence number expected */
+	/* sending: the peer's memory, through the aperture */
+	void *tx;                      /* the peer's control block (device memory) */
+	uint32_t tx_cap;
+	uint32_t tx_wr;                /* produced, in [0, 2 * tx_cap) */
+	uint32_t tx_published;         /* write pointer as last stored to the peer */
+	uint32_t tx_seq;
+	volatile uint32_t *fence_reg;  /* NULL: no fence (plain memory) */
+	uint32_t out_index;            /* our outgoing aperture, ~0 if none */
+	uint32_t in_index;             /* our incoming aperture, ~0 if none */
+	int closed;                    /* apn_mq_close() was called */
+	int error;                     /* sticky: -EBADMSG or -ECONNRESET, else 0 */
+};
+
+/*
+ * Sets up one side of a queue: receive into incoming aperture ia (our memory, the
+ * peer's outgoing aperture aims at it), send through outgoing aperture oa (aimed, now
+ * or later with apn_out_aperture_connect(), at the peer's incoming aperture of the
+ * same size). Zeroes ia's control block: call it before the peer learns of ia (before
+ * apn_endpoint_connect()/apn_endpoint_accept()), since the peer may write at once.
+ * Neither aperture is used before the first call that sends or receives.
+ * Returns 0, or -EINVAL (a size not a power of two in [APN_MQ_MIN_SIZE,
+ * APN_MQ_MAX_SIZE], or an aperture without memory or mapping).
+ */
+int apn_mq_init(struct apn_mq *mq, const struct apn_in_aperture *ia,
+		struct apn_out_aperture *oa);
+
+/*
+ * The same on plain pointers: local (our memory, local_size bytes) and remote (what
+ * our stores reach, remote_size bytes; written only, with ordered volatile stores),
+ * fence_reg written after each publication (NULL: none). Sizes as apn_mq_init(),
+ * both pointers 8-byte aligned. For tests and for queues over other transports: two
+ * halves whose remote is the other's local form a queue in one process.
+ * Returns 0 or -EINVAL.
+ */
+int apn_mq_init_mem(struct apn_mq *mq, void *local, size_t local_size,
+		    void *remote, size_t remote_size, volatile uint32_t *fence_reg);
+
+/* The largest payload apn_mq_send() takes: half the peer's ring less a header. */
+static inline size_t apn_mq_max_msg(const struct apn_mq *mq)
+{
+	return mq->tx_cap / 2 - APN_MQ_HDR_SIZE;
+}
+
+/*
+ * Sends one message of len bytes (0 allowed): stores the record into the peer's ring,
+ * then the write pointer (and our read pointer) into its control block, then fences.
+ * No system call. Returns 0, or
+ *   -EAGAIN     not enough room in the peer's ring now (flow control: nothing was
+ *               stored; retry after the peer consumed, receiving meanwhile),
+ *   -EMSGSIZE   len > apn_mq_max_msg(),
+ *   -EPIPE      the queue was closed, by us or by the peer,
+ *   -EBADMSG    the peer's read pointer is out of range (a broken peer; sticky),
+ *   -ECONNRESET the queue failed (apn_mq_handle_event(); sticky).
+ */
+int apn_mq_send(struct apn_mq *mq, const void *buf, size_t len);
+
+/*
+ * apn_mq_send() without publishing: the record is stored but the peer does not see it
+ * until apn_mq_flush() (or the next apn_mq_send()). Batches messages into fewer
+ * frames. Same returns as apn_mq_send().
+ */
+int apn_mq_write(struct apn_mq *mq, const void *buf, size_t len);
+
+/*
+ * Publishes both pointers now (one 8-byte store into the peer's control block) and
+ * fences: makes apn_mq_write()'s records visible, returns our consumption to the
+ * peer, and probes a peer that may be gone (see above). No system call.
+ * Returns 0, or the sticky error (-EBADMSG, -ECONNRESET); after apn_mq_close(),
+ * -EPIPE without storing anything.
+ */
+int apn_mq_flush(struct apn_mq *mq);
+
+/*
+ * Receives the oldest message into buf (up to maxlen bytes; buf NULL drops it unread),
+ * and publishes our read pointer when half a ring has been consumed since the last
+ * time (a store and a fence). No system call.
+ * Returns the message's length (>= 0), or
+ *   -EAGAIN     no message (yet),
+ *   -EMSGSIZE   maxlen is smaller than the message (nothing consumed: retry with a
+ *               larger buffer, or NULL to drop it),
+ *   -EPIPE      the peer closed and every message it sent has been received,
+ *   -EBADMSG    the peer's write pointer or a record header is inconsistent (a broken
+ *               peer or lost frames; sticky),
+ *   -ECONNRESET the queue failed (apn_mq_handle_event(); sticky).
+ */
+int apn_mq_recv(struct apn_mq *mq, void *buf, size_t maxlen);
+
+/*
+ * Closes our side: publishes both pointers and APN_MQ_FIN to the peer and fences. The
+ * peer receives what we sent, then -EPIPE; our apn_mq_send() returns -EPIPE from now
+ * on, apn_mq_recv() still drains what arrived. Closing twice is harmless. The
+ * apertures are the caller's to destroy afterwards. Returns 0, or the sticky error
+ * (nothing stored then).
+ */
+int apn_mq_close(struct apn_mq *mq);
+
+/*
+ * Looks at an event taken from the endpoint's queue (apn_evq_poll()) for this queue:
+ *   APN_EV_TX_ERROR for our outgoing aperture: the peer's NIC refused our stores (the
+ *     peer exited, or re-keyed its aperture): the queue fails with -ECONNRESET from
+ *     now on; returns -ECONNRESET;
+ *   APN_EV_RX_DROP for our incoming aperture: a store toward our ring was refused
+ *     (a stale or misdirected peer); our ring is unchanged; returns 1;
+ *   anything else: not this queue's; returns 0.
+ */
+int apn_mq_handle_event(struct apn_mq *mq, const struct apn_event *ev);
+
+/* ---- DMA: put and get (seeds 000/001) --------------------------------------------- */
+/*
+ * An endpoint created with attr.rq_size has a DMA channel: a request queue the
+ * process fills and the device works through, and a completion queue, both mapped,
+ * so that posting, ringing and reaping make no system call. A request moves bytes
+ * between one of the endpoint's incoming data apertures (local memory) and the
+ * memory behind one of its outgoing apertures (remote): PUT sends [local_off, +len)
+ * to remote_off, GET reads the remote range into the local one; [remote_off, +len)
+ * must lie inside the outgoing aperture and [local_off, +len) inside the incoming
+ * one, len <= APN_DMA_MAX_LEN.
+ *
+ * Requests start and retire in order and each gets exactly one completion, in
+ * order, on the completion queue: APN_EV_PUT_DONE or APN_EV_GET_DONE with info =
+ * status (0, or the counter id of the reason it failed) and data = cookie | bytes
+ * << 32 (bytes sent, or landed). A request's slot is reusable once the device has
+ * retired it (its RQ_HEAD mirror passed it). Outstanding requests (posted, their
+ * completion not yet taken by apn_cq_poll()) are charged against the completion
+ * queue's capacity, as RIO does: the completion queue cannot overflow, and posting
+ * fails with -EAGAIN instead.
+ */
+#define APN_DMA_PUT      1          /* = APN_REQ_PUT */
+#define APN_DMA_GET      2          /* = APN_REQ_GET */
+#define APN_DMA_MAX_LEN  (1u << 24)
+
+/*
+ * Writes one request into the request queue (not yet visible to the device: ring
+ * apn_dma_doorbell()). op is APN_DMA_PUT or APN_DMA_GET; cookie comes back in the
+ * completion. No system call.
+ * Returns 0, or
+ *   -EAGAIN      the request queue is full (the device has not retired enough), or
+ *                as many requests are outstanding as the completion queue holds:
+ *                reap completions (apn_cq_poll()) and retry,
+ *   -EINVAL      bad op, len > APN_DMA_MAX_LEN, a range outside its aperture, an
+ *                aperture of another endpoint, or not a data aperture,
+ *   -EOPNOTSUPP  the endpoint has no DMA queues (created without rq_size),
+ *   -EIO         the device's retired-requests mirror is inconsistent (broken).
+ */
+int apn_dma_post(struct apn_endpoint *ep, int op, const struct apn_out_aperture *oa,
+		 uint32_t remote_off, const struct apn_in_aperture *ia, uint32_t local_off,
+		 uint32_t len, uint32_t cookie);
+
+/* apn_dma_post() of a PUT, then apn_dma_doorbell(). Same returns. */
+int apn_dma_put(struct apn_endpoint *ep, const struct apn_out_aperture *oa,
+		uint32_t remote_off, const struct apn_in_aperture *ia, uint32_t local_off,
+		uint32_t len, uint32_t cookie);
+
+/* apn_dma_post() of a GET, then apn_dma_doorbell(). Same returns. */
+int apn_dma_get(struct apn_endpoint *ep, const struct apn_out_aperture *oa,
+		uint32_t remote_off, const struct apn_in_aperture *ia, uint32_t local_off,
+		uint32_t len, uint32_t cookie);
+
+/*
+ * Hands every request posted since the last doorbell to the device: one store of
+ * the tail to the user page (APN_UREG_RQ_TAIL), none if there is nothing new.
+ * Requests posted before it are complete in memory first. No system call.
+ * Returns the number of requests handed over (>= 0), or -EOPNOTSUPP (no DMA queues).
+ */
+int apn_dma_doorbell(struct apn_endpoint *ep);
+
+/*
+ * Requests posted whose completion apn_cq_poll() has not returned yet (0 without
+ * DMA queues). No system call.
+ */
+uint32_t apn_dma_outstanding(const struct apn_endpoint *ep);
+
+/*
+ * Copies up to max completions from the completion queue into evs[], oldest first,
+ * and gives their slots back (one store to the user page when any were taken). No
+ * system call. Returns the number copied (0 .. max), or -EINVAL (max < 0, or evs NULL
+ * with max > 0), -EIO (the device's pointer is more than a queue ahead: broken),
+ * -EOPNOTSUPP (no DMA queues).
+ */
+int apn_cq_poll(struct apn_endpoint *ep, struct apn_event *evs, int max);
+
+/* Completions waiting (no system call); 0 without DMA queues, -EIO as apn_cq_poll(). */
+int apn_cq_pending(const struct apn_endpoint *ep);
+
+/* A completion's cookie, and the bytes it moved. */
+static inline uint32_t apn_cq_cookie(const struct apn_event *ev)
+{
+	return (uint32_t)ev->data;
+}
+
+static inline uint32_t apn_cq_bytes(const struct apn_event *ev)
+{
+	return (uint32_t)(ev->data >> 32);
 }
 
 #ifdef __cplusplus

@@ -756,7 +756,7 @@ static const Property apertnic_properties[] = {
     DEFINE_PROP_UINT64("x-flush-delay-ns", ApertnicState, flush_delay_ns,
                        50000),
     DEFINE_PROP_UINT64("x-read-timeout-ns", ApertnicState, read_timeout_ns,
-                       100 * 1000 * 1000),
+                       NANOSECONDS_PER_SECOND),
 };
 
 static void apertnic_class_init(ObjectClass *klass, void *data)

@@ -1661,6 +1661,8 @@ static void rx_read_resp(ApnCore *core, const uint8_t *src_mac,
         return;
     }
     r->done += len;
+    /* A read that makes progress is alive: time out only after silence. */
+    r->deadline = core->ops->now_ns(core->opaque) + core->cfg.read_timeout_ns;
     trace_apertnic_read_resp(tag, offset, len);
     if (r->done == r->asked) {
         if (r->done == r->len) {
