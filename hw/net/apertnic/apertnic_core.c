@@ -1394,14 +1394,26 @@ static void rx_drop(ApnCore *core, enum apn_counter_id id, uint32_t in_index)
     trace_apertnic_rx_drop(apn_counter_name(id), in_index);
 }
 
-/* DMA-write a segment's payload into the aperture, page by page. */
-static bool rx_write(ApnCore *core, const ApnCachedEntry *e, uint32_t offset,
-                     const uint8_t *data, uint32_t len)
+/* One DMA in the direction asked: into guest memory or out of it. */
+static int guest_dma(ApnCore *core, uint64_t addr, void *buf, uint32_t len,
+                     bool to_guest)
+{
+    return to_guest ? core->ops->dma_write(core->opaque, addr, buf, len)
+                    : core->ops->dma_read(core->opaque, addr, buf, len);
+}
+
+/*
+ * DMA between buf and [offset, +len) of an incoming aperture's memory:
+ * directly when it is contiguous, else page by page through its page list.
+ */
+static bool aperture_dma(ApnCore *core, const ApnCachedEntry *e,
+                         uint32_t offset, uint8_t *buf, uint32_t len,
+                         bool to_guest)
 {
     uint64_t pos = (uint64_t)e->first_byte + offset;
 
     if (e->flags & APN_IN_CONTIG) {
-        return !core->ops->dma_write(core->opaque, e->base + offset, data, len);
+        return !guest_dma(core, e->base + offset, buf, len, to_guest);
     }
     while (len) {
         uint32_t in_page = APN_PAGE_SIZE - (pos & (APN_PAGE_SIZE - 1));
@@ -1415,49 +1427,30 @@ static bool rx_write(ApnCore *core, const ApnCachedEntry *e, uint32_t offset,
             return false;
         }
         page = get_le64(raw) & ~(uint64_t)(APN_PAGE_SIZE - 1);
-        if (core->ops->dma_write(core->opaque,
-                                 page + (pos & (APN_PAGE_SIZE - 1)),
-                                 data, chunk)) {
+        if (guest_dma(core, page + (pos & (APN_PAGE_SIZE - 1)), buf, chunk,
+                      to_guest)) {
             return false;
         }
         pos += chunk;
-        data += chunk;
+        buf += chunk;
         len -= chunk;
     }
     return true;
 }
 
-/* rx_write's mirror: DMA-read [offset, +len) of an aperture's memory. */
+/* Write a segment's payload into the aperture. */
+static bool rx_write(ApnCore *core, const ApnCachedEntry *e, uint32_t offset,
+                     const uint8_t *data, uint32_t len)
+{
+    /* Only read from: the cast lets both directions share one walk. */
+    return aperture_dma(core, e, offset, (uint8_t *)data, len, true);
+}
+
+/* Read [offset, +len) of an aperture's memory (remote reads, PUT). */
 static bool rx_read(ApnCore *core, const ApnCachedEntry *e, uint32_t offset,
                     uint8_t *data, uint32_t len)
 {
-    uint64_t pos = (uint64_t)e->first_byte + offset;
-
-    if (e->flags & APN_IN_CONTIG) {
-        return !core->ops->dma_read(core->opaque, e->base + offset, data, len);
-    }
-    while (len) {
-        uint32_t in_page = APN_PAGE_SIZE - (pos & (APN_PAGE_SIZE - 1));
-        uint32_t chunk = len < in_page ? len : in_page;
-        uint8_t raw[8];
-        uint64_t page;
-
-        if (core->ops->dma_read(core->opaque,
-                                e->base + (pos >> APN_PAGE_SHIFT) * 8,
-                                raw, 8)) {
-            return false;
-        }
-        page = get_le64(raw) & ~(uint64_t)(APN_PAGE_SIZE - 1);
-        if (core->ops->dma_read(core->opaque,
-                                page + (pos & (APN_PAGE_SIZE - 1)),
-                                data, chunk)) {
-            return false;
-        }
-        pos += chunk;
-        data += chunk;
-        len -= chunk;
-    }
-    return true;
+    return aperture_dma(core, e, offset, data, len, false);
 }
 
 /*
