@@ -13,7 +13,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define APN_ABI_VERSION 2
+#define APN_ABI_VERSION 3
 
 /* APN_IOC_GET_INFO: the device, and this file's endpoint (~0 before CREATE_ENDPOINT) */
 struct apn_info {
@@ -38,6 +38,8 @@ struct apn_info {
 #define APN_INFO_CAP_DMA        (1u << 0)  /* DMA request/completion queues (rq_size) */
 #define APN_INFO_CAP_READ       (1u << 1)  /* remote reads: loads through outgoing apertures */
 #define APN_INFO_CAP_EVENT_AP   (1u << 2)  /* event apertures (APN_*_APERTURE_EVENT flags) */
+#define APN_INFO_CAP_KERNEL_CM  (1u << 3)  /* APN_IOC_CONNECT/ACCEPT for untrusted endpoints */
+#define APN_INFO_CAP_TUNNEL     (1u << 4)  /* APN_IOC_TUNNEL_* (seed 002) */
 
 /*
  * APN_IOC_CREATE_ENDPOINT: bind this file to a new endpoint on UDP `port`, with
@@ -196,6 +198,112 @@ struct apn_counters {
 	__u64 value[APN_IOC_COUNTERS_MAX];
 };
 
+/*
+ * Kernel connection management (seed 004: "for an untrusted application, kernel
+ * connection management would be performed"). An untrusted endpoint's
+ * connection messages go to the driver, not to its event queue. The driver
+ * answers ALIVE itself and, once it has acted on the others, posts them onto
+ * the endpoint's event queue with APN_EV_F_POSTED (same layout as the device's
+ * message events), so the application still learns everything without a
+ * system call: APN_EV_CONNECT (a CONNECT waits for APN_IOC_ACCEPT), APN_EV_ACCEPT
+ * (APN_IOC_CONNECT's outgoing aperture is now aimed at the acceptor),
+ * APN_EV_ERROR_MSG, APN_EV_CLOSE, APN_EV_ALIVEACK. The nonces are chosen and
+ * programmed by the driver only. Trusted endpoints set up connections
+ * themselves: these ioctls fail on them with EINVAL.
+ */
+
+/*
+ * APN_IOC_CONNECT: send CONNECT to <dest_host:dest_port> offering in_index (an
+ * incoming aperture of this file) with its nonce; when the ACCEPT comes back,
+ * the driver aims out_index (an outgoing aperture of this file) at the
+ * acceptor's aperture and posts APN_EV_ACCEPT; an ERROR is posted as
+ * APN_EV_ERROR_MSG. Does not wait: call it again to retry (the acceptor
+ * answers a repeated CONNECT again). Errors: EINVAL (trusted endpoint, no
+ * endpoint, reserved fields), ENOENT (in_index or out_index not this file's),
+ * EBUSY (out_index is aimed or being connected already), EHOSTUNREACH (no route
+ * to dest_host), ENODEV.
+ */
+struct apn_conn_connect {
+	__u16 dest_host;
+	__u16 dest_port;
+	__u32 in_index;          /* in: where the peer will write */
+	__u32 out_index;         /* in: what the driver aims at the peer's aperture */
+	__u32 reserved;
+};
+
+/*
+ * APN_IOC_ACCEPT: take a CONNECT the driver holds for this endpoint (the oldest,
+ * or with APN_ACCEPT_PEER the one from <peer_host:peer_port>), aim out_index at
+ * the connector's aperture, and send ACCEPT offering in_index. The driver holds
+ * at most APN_ACCEPT_BACKLOG CONNECTs per endpoint, answering more with ERROR;
+ * a repeated CONNECT for one it holds or accepted is not held twice (an
+ * accepted one gets its ACCEPT again). Errors: EAGAIN (no CONNECT held), and
+ * those of APN_IOC_CONNECT.
+ */
+struct apn_conn_accept {
+	__u16 peer_host;         /* in with APN_ACCEPT_PEER; out */
+	__u16 peer_port;         /* in with APN_ACCEPT_PEER; out */
+	__u32 in_index;          /* in */
+	__u32 out_index;         /* in */
+	__u32 flags;             /* in: APN_ACCEPT_PEER */
+	__u32 peer_in_index;     /* out: the connector's aperture out_index now names */
+	__u32 reserved[3];
+};
+#define APN_ACCEPT_PEER         (1u << 0)
+#define APN_ACCEPT_BACKLOG      16
+
+/*
+ * User-space tunneled access (seed 002). APN_IOC_TUNNEL_ATTACH makes this
+ * file's process the path of the kernel's own traffic on apnN: frames the
+ * kernel's stack sends go to the to-user ring instead of the device, and the
+ * process hands frames in through the to-kernel ring, each marked for the
+ * kernel's stack or for the wire (APN_TUN_F_WIRE: the driver sends it through
+ * the device as if the stack had). Frames from the network for the kernel
+ * still arrive through the device's own RX ring (the device separates them
+ * in hardware). One tunnel per NIC (EBUSY). The driver goes back to direct
+ * access, and IP keeps working, when the file is closed (the process exited
+ * or died), on APN_IOC_TUNNEL_DETACH, or when the process has not called
+ * APN_IOC_TUNNEL_KICK for watchdog_ms (the watchdog); frames in the to-user
+ * ring are then sent directly. Needs CAP_NET_ADMIN (EPERM) and an endpoint on
+ * this file (EINVAL): the tunnel is the process that owns a port.
+ *
+ * Each ring (mmap offsets APN_MMAP_TUN_TO_USER / APN_MMAP_TUN_TO_KERNEL,
+ * read-write, one struct apn_tun_ring then `slots` slots of slot_bytes each) has
+ * free-running counters: the producer advances `head` after filling a slot,
+ * the consumer advances `tail` after emptying one; slot = counter & (slots - 1).
+ * The kernel keeps its own copy of the counters it owns and checks the ones the
+ * process writes (a bad value detaches the tunnel).
+ */
+struct apn_tunnel_attach {
+	__u32 slots;             /* in: per ring, power of two in [16, 1024], 0 = 256; out */
+	__u32 watchdog_ms;       /* in: [10, 60000], 0 = 1000; out */
+	__u32 slot_bytes;        /* out: bytes per slot (header + largest frame, power of two) */
+	__u32 flags;             /* in: 0 */
+	__u32 reserved[4];
+};
+
+struct apn_tun_ring {
+	__u32 head;              /* producer: slots filled */
+	__u32 tail;              /* consumer: slots emptied */
+	__u32 slots;             /* as attached */
+	__u32 slot_bytes;
+	__u32 reserved[12];
+};
+
+struct apn_tun_slot {
+	__u16 len;               /* frame bytes (Ethernet header included) */
+	__u16 flags;             /* to-kernel: APN_TUN_F_WIRE; to-user: 0 */
+	__u32 reserved;
+	/* the frame follows */
+};
+#define APN_TUN_F_WIRE          (1u << 0)
+#define APN_TUN_SLOTS_MIN       16
+#define APN_TUN_SLOTS_MAX       1024
+#define APN_TUN_SLOTS_DEFAULT   256
+#define APN_TUN_WATCHDOG_MIN_MS 10
+#define APN_TUN_WATCHDOG_MAX_MS 60000
+#define APN_TUN_WATCHDOG_DEFAULT_MS 1000
+
 #define APN_IOC_MAGIC 0xa7
 #define APN_IOC_GET_INFO             _IOR(APN_IOC_MAGIC, 0x00, struct apn_info)
 #define APN_IOC_CREATE_ENDPOINT      _IOWR(APN_IOC_MAGIC, 0x01, struct apn_endpoint_create)
@@ -208,6 +316,12 @@ struct apn_counters {
 #define APN_IOC_SET_HOST_ID          _IOW(APN_IOC_MAGIC, 0x08, struct apn_host_id)
 #define APN_IOC_SET_ROUTE            _IOW(APN_IOC_MAGIC, 0x09, struct apn_route)
 #define APN_IOC_GET_COUNTERS         _IOR(APN_IOC_MAGIC, 0x0a, struct apn_counters)
+#define APN_IOC_CONNECT              _IOW(APN_IOC_MAGIC, 0x0b, struct apn_conn_connect)
+#define APN_IOC_ACCEPT               _IOWR(APN_IOC_MAGIC, 0x0c, struct apn_conn_accept)
+#define APN_IOC_TUNNEL_ATTACH        _IOWR(APN_IOC_MAGIC, 0x0d, struct apn_tunnel_attach)
+#define APN_IOC_TUNNEL_DETACH        _IO(APN_IOC_MAGIC, 0x0e)
+/* heartbeat for the watchdog, and doorbell: the to-kernel ring has frames */
+#define APN_IOC_TUNNEL_KICK          _IO(APN_IOC_MAGIC, 0x0f)
 
 /*
  * mmap() offsets, all MAP_SHARED (MAP_PRIVATE fails with EINVAL):
@@ -221,6 +335,9 @@ struct apn_counters {
  *                       the one queue the process writes (PROT_WRITE allowed)
  *   APN_MMAP_CQ         its completion queue: control block + cq_size events,
  *                       PAGE_ALIGN(64 + 16 * cq_size) bytes
+ *   APN_MMAP_TUN_TO_USER, APN_MMAP_TUN_TO_KERNEL
+ *                       the tunnel's rings while attached: struct apn_tun_ring
+ *                       + slots * slot_bytes, page aligned (read-write)
  *   mmap_offset         an outgoing aperture, as its create call returned
  * A queue may be mapped in part (from any page offset inside it) but not past
  * its end. Any other offset, a length past the object, or a mapping before
@@ -232,6 +349,8 @@ struct apn_counters {
 #define APN_MMAP_VARQ           (2ull << 28)
 #define APN_MMAP_RQ             (3ull << 28)
 #define APN_MMAP_CQ             (4ull << 28)
+#define APN_MMAP_TUN_TO_USER    (5ull << 28)
+#define APN_MMAP_TUN_TO_KERNEL  (6ull << 28)
 #define APN_MMAP_OUT_BASE       (1ull << 32)
 
 /*

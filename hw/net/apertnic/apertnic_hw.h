@@ -75,6 +75,9 @@
 #define APN_REG_IRQ_TEST           0x090  /* WO: raise MSI-X vector N (self-test) */
 #define APN_REG_FLUSH              0x094  /* WO: send every gathered burst now */
 #define APN_REG_IP_ADDR            0x098  /* RW: this NIC's IPv4 address (a.b.c.d = 0xaabbccdd) */
+#define APN_REG_OUT_CLOSE          0x09c  /* WO: send a CLOSE segment through outgoing aperture
+					   * N (any owner), after its gathered stores: how the
+					   * OS closes a dying process's connections */
 
 /*
  * Kernel Ethernet rings (seed 002): frames that are neither CI frames nor
@@ -116,6 +119,22 @@
 #define APN_REG_CMD_EP             0x11c  /* RW: endpoint the block acts for */
 
 /*
+ * Event post (0x180-0x19f, OS only): the OS adds an event to endpoint
+ * EV_POST_EP's event queue, in order with the device's own events and under
+ * the same rules (a full queue loses it and counts an overflow; an armed
+ * endpoint is woken). Write EP, INFO, DATA_LO and DATA_HI, then TYPE (bits 7:0
+ * type, bits 15:8 flags), which posts it with APN_EV_F_POSTED added to the
+ * flags. A post for an endpoint that is not valid or has no event queue is
+ * logged and ignored (cmd_refused). Kernel connection management uses it to
+ * tell an untrusted endpoint what it did with the endpoint's messages.
+ */
+#define APN_REG_EV_POST_EP         0x180  /* RW */
+#define APN_REG_EV_POST_INFO       0x184  /* RW */
+#define APN_REG_EV_POST_DATA_LO    0x188  /* RW */
+#define APN_REG_EV_POST_DATA_HI    0x18c  /* RW */
+#define APN_REG_EV_POST_TYPE       0x190  /* WO: posts the event */
+
+/*
  * Per-endpoint registers (OS only), 0x40 bytes each from 0x2000: queue
  * placement, port binding and trust. APN_EP_REG(ep, APN_EPR_*).
  */
@@ -140,6 +159,11 @@
 					   * flight and empties both queues */
 #define APN_EP_VALID               (1u << 0)
 #define APN_EP_TRUSTED             (1u << 1)  /* may program apertures and send messages */
+#define APN_EP_KERNEL_CM           (1u << 2)  /* kernel connection management (seed 004's
+					       * untrusted applications): connection
+					       * messages to the port go to the OS queue
+					       * (same event, this endpoint's number), not
+					       * to the endpoint's event queue */
 #define APN_MAX_ENDPOINTS          512    /* the registers above must end below 0x10000 */
 
 #define APN_REG_HOST_MAC_BASE      0x800  /* RW: 64-bit host table, see APN_HOST_* */
@@ -230,7 +254,11 @@
 	C(READ_TIMEOUTS,        "read_timeouts") \
 	C(DMA_REQS,             "dma_reqs") \
 	C(DMA_ERRORS,           "dma_errors") \
-	C(DMA_BAD_REQS,         "dma_bad_reqs")
+	C(DMA_BAD_REQS,         "dma_bad_reqs") \
+	C(TX_CLOSES,            "tx_closes") \
+	C(RX_CLOSES,            "rx_closes") \
+	C(OSQ_MSGS,             "osq_msgs") \
+	C(EV_POSTS,             "ev_posts")
 
 #define APN_COUNTER_ENUM(id, name) APN_CNT_##id,
 enum apn_counter_id {
@@ -267,6 +295,10 @@ enum apn_counter_id {
 #define APN_UREG_OUT_DEST_IN_INDEX 0x028  /* RW */
 #define APN_UREG_OUT_NONCE         0x02c  /* RW */
 #define APN_UREG_OUT_COMMIT        0x030  /* WO: write dest host, in-index, nonce into the entry */
+#define APN_UREG_OUT_CLOSE         0x034  /* WO: send a CLOSE segment through outgoing aperture
+					   * N, which this endpoint must own (any trust level:
+					   * its destination is fixed already), after its
+					   * gathered stores; APN_UREG_CMD_STATUS says how it went */
 #define APN_UREG_IN_INDEX          0x040  /* RW: an incoming aperture this endpoint owns */
 #define APN_UREG_IN_NONCE          0x044  /* RW */
 #define APN_UREG_IN_NARROW_START   0x048  /* RW */
@@ -387,6 +419,12 @@ struct apn_event {
 	uint32_t info;           /* type-specific */
 	uint64_t data;           /* type-specific */
 };
+
+/* apn_event.flags */
+#define APN_EV_F_POSTED            (1u << 0)  /* posted by the OS (APN_REG_EV_POST_TYPE) */
+#define APN_EV_F_APERTURE          (1u << 1)  /* APN_EV_CLOSE from a CLOSE segment: info =
+					     * this NIC's incoming aperture it named,
+					     * data = its nonce | src_host << 32 (no port) */
 
 /* OS queue events */
 #define APN_EV_LINK                1  /* info: APN_STATUS_* */
@@ -524,6 +562,15 @@ struct apn_seg_hdr {
 				     * out_index; offset = its counter id. With
 				     * APN_SEG_F_READ it refuses a READ_REQ whose
 				     * tag is in `seq` */
+
+#define APN_SEG_CLOSE              6  /* len 0: the sender closed the connection behind
+				     * out_index (APN_REG_OUT_CLOSE, APN_UREG_OUT_CLOSE).
+				     * Checked like a write of 0 bytes at offset 0 of
+				     * in_index (valid, nonce, source; not sequence-
+				     * checked, consumes no sequence number) and posted
+				     * as APN_EV_CLOSE with APN_EV_F_APERTURE to the
+				     * aperture's endpoint; a refused one is answered
+				     * with ERROR like a write */
 
 #define APN_SEG_F_SEQ              (1u << 0)
 #define APN_SEG_F_READ             (1u << 1)  /* ERROR: answers a READ_REQ, seq = its tag */
