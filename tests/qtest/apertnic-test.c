@@ -2313,18 +2313,26 @@ static uint64_t ep_up(Apn *a, uint32_t ep, uint32_t ctrl, uint16_t port,
 }
 
 /* Event @slot of the queue at @q, every field. */
-static void check_ev(Apn *a, uint64_t q, uint32_t slot, uint8_t type,
-                     uint16_t ep, uint32_t info, uint64_t data)
+static void check_evf(Apn *a, uint64_t q, uint32_t slot, uint8_t type,
+                      uint8_t flags, uint16_t ep, uint32_t info,
+                      uint64_t data)
 {
     uint8_t ev[16];
 
     qtest_memread(a->qts, q + sizeof(struct apn_queue_ctrl) + 16 * slot,
                   ev, sizeof(ev));
     g_assert_cmpuint(ev[0], ==, type);
-    g_assert_cmpuint(ev[1], ==, 0);
+    g_assert_cmphex(ev[1], ==, flags);
     g_assert_cmpuint(lduw_le_p(ev + 2), ==, ep);
     g_assert_cmphex(ldl_le_p(ev + 4), ==, info);
     g_assert_cmphex(ldq_le_p(ev + 8), ==, data);
+}
+
+/* The same, for an event with no flags (the device's own). */
+static void check_ev(Apn *a, uint64_t q, uint32_t slot, uint8_t type,
+                     uint16_t ep, uint32_t info, uint64_t data)
+{
+    check_evf(a, q, slot, type, 0, ep, info, data);
 }
 
 static uint32_t qctrl(Apn *a, uint64_t q, size_t field)
@@ -2365,7 +2373,7 @@ static void test_ep_registers(void)
     g_assert_cmpuint(rd(a, APN_REG_NUM_ENDPOINTS), ==, 4);
     wr(a, epr(0, APN_EPR_CTRL), 0xffffffff);
     g_assert_cmphex(rd(a, epr(0, APN_EPR_CTRL)), ==,
-                    APN_EP_VALID | APN_EP_TRUSTED);
+                    APN_EP_VALID | APN_EP_TRUSTED | APN_EP_KERNEL_CM);
 
     /* queue placement and sizes */
     wr(a, epr(0, APN_EPR_EVQ_LO), 0x10040);
@@ -3902,9 +3910,13 @@ static void test_migration_endpoints(void)
         APN_USER_PAGE(1) + APN_UREG_EVQ_RDPTR,
         APN_USER_PAGE(1) + APN_UREG_OUT_INDEX,
         APN_USER_PAGE(1) + APN_UREG_CMD_STATUS,
+        APN_REG_EV_POST_EP, APN_REG_EV_POST_INFO, APN_REG_EV_POST_DATA_LO,
+        APN_REG_EV_POST_DATA_HI,
     };
+    struct apn_in_entry e = in_contig(gmem(src, 0x100, 0), 0x100, 0x99);
     uint8_t frame[FRAME_MAX], m[APN_MSG_LEN];
     size_t n;
+    Frame f;
     Udp u;
 
     wr(src, APN_REG_IP_ADDR, SELF_IP);
@@ -3920,6 +3932,17 @@ static void test_migration_endpoints(void)
     wr(src, ureg(1, APN_UREG_ARM), 1);                      /* armed */
     wr(src, ureg(1, APN_UREG_OUT_INDEX), 77);
     wr(src, ureg(1, APN_UREG_OUT_COMMIT), 1);               /* ENOENT */
+    wr(src, APN_REG_EV_POST_EP, 1);
+    wr(src, APN_REG_EV_POST_INFO, 0x31);
+    wr(src, APN_REG_EV_POST_DATA_LO, 0x32);
+    wr(src, APN_REG_EV_POST_DATA_HI, 0x33);
+    /* a CLOSE for endpoint 2's aperture (no queue): rx_closes only */
+    e.endpoint = 2;
+    put_in_entry(src, 3, &e);
+    frame_init(&f, 3, 0x99, 0, NULL, 0);
+    f.seg[0].type = APN_SEG_CLOSE;
+    inject_frame(src, &f);
+    g_assert_cmpuint(cnt(src, APN_CNT_RX_CLOSES), ==, 1);
     /* one segment packed and a burst gathered, neither sent */
     qtest_writel(src->qts, slot_addr(src, TX_SLOT, 0), ldl_le_p(d));
     qtest_writel(src->qts, slot_addr(src, TX_SLOT, 0x100), ldl_le_p(d));
@@ -3931,6 +3954,9 @@ static void test_migration_endpoints(void)
     g_assert_cmpuint(rd(dst, ureg(1, APN_UREG_CMD_STATUS)), ==,
                      APN_CMD_ENOENT);
     g_assert_cmpuint(rd(dst, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 2);
+    g_assert_cmphex(rd(dst, APN_REG_EV_POST_DATA_HI), ==, 0x33);
+    /* the counters appended since version 2 migrate too */
+    g_assert_cmpuint(cnt(dst, APN_CNT_RX_CLOSES), ==, 1);
 
     /* the packed frame: two segments, from one side or the other */
     qtest_clock_step(dst->qts, 1000 * 1000);
@@ -3962,6 +3988,10 @@ static void test_migration_endpoints(void)
     n = recv_frame(dst, frame);
     msg_encode(m, APN_MSG_CLOSE, EP_PORT, SELF_HOST, 3, 4, 0);
     check_msg_frame(frame, n, peer_mac, PEER_IP, EP_PORT, 5000, m);
+    /* the staged event posts from the migrated registers */
+    wr(dst, APN_REG_EV_POST_TYPE, APN_EV_CLOSE);
+    check_evf(dst, q, 3, APN_EV_CLOSE, APN_EV_F_POSTED, 1, 0x31,
+              0x3300000032ull);
     apn_stop(dst);
     apn_stop(src);
 }
@@ -5540,6 +5570,427 @@ static void test_migration_dma(void)
     apn_stop(x.a);
 }
 
+/* ---- kernel connection management, event post, CLOSE --------------------- */
+
+/*
+ * APN_EP_KERNEL_CM: a connection message to the endpoint's port goes to the
+ * OS queue (same event, the endpoint's number, vector 0) instead of the
+ * endpoint's event queue, and wakes nothing there; other datagrams still go
+ * to its variable-length queue. Without the bit, messages land on the
+ * endpoint's queue as before.
+ */
+static void test_msg_kernel_cm(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t osq = osq_up(a);
+    uint64_t q = ep_up(a, 5, APN_EP_VALID | APN_EP_KERNEL_CM, EP_PORT, 8);
+    uint64_t vq = gmem(a, 0x1000, 0);
+    uint64_t msi = gmem(a, 0x1000, 0);
+    uint64_t before[APN_CNT__COUNT];
+    static const uint8_t raw[12] = "not a msg";
+    uint8_t m[APN_MSG_LEN];
+    Udp u;
+
+    wr(a, APN_REG_IP_ADDR, SELF_IP);
+    wr(a, epr(5, APN_EPR_VARQ_LO), (uint32_t)vq);
+    wr(a, epr(5, APN_EPR_VARQ_HI), vq >> 32);
+    wr(a, epr(5, APN_EPR_VARQ_SIZE), 256);
+    msix_vectors_up(a, msi);
+    wr(a, ureg(5, APN_UREG_ARM), 1);
+    cnt_snap(a, before);
+
+    for (uint8_t t = APN_MSG_CONNECT; t <= APN_MSG_ERROR; t++) {
+        msg_encode(m, t, 4100, PEER_HOST, 10 + t, 0x100 + t, 0x50 + t);
+        u = udp_init(EP_PORT, m, sizeof(m));
+        inject_udp(a, &u);
+        check_ev(a, osq, t - 1, APN_EV_MSG_DATA(t), 5,
+                 t == APN_MSG_ERROR ? 0x50 + t : 10 + t,
+                 (0x100 + t) | (uint64_t)PEER_HOST << 32 |
+                 (uint64_t)4100 << 48);
+    }
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 6);
+    g_assert_cmpuint(rd(a, ureg(5, APN_UREG_EVQ_WRPTR)), ==, 0);
+    g_assert_cmpuint(qctrl(a, q, Q_WRPTR), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_OSQ_MSGS), ==, 6);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_MSGS), ==, 6);
+    g_assert_cmpuint(delta(a, before, APN_CNT_OSQ_EVENTS), ==, 6);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_EVENTS), ==, 0);
+    assert_vector(a, msi, APN_VEC_OSQ, true);
+    assert_drops(a, before, "");
+
+    /* any other datagram: the variable-length queue, which wakes the ARM */
+    u = udp_init(EP_PORT, raw, sizeof(raw));
+    inject_udp(a, &u);
+    check_ev(a, q, 0, APN_EV_VAR, 5, sizeof(raw),
+             (uint64_t)PEER_PORT << 32);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 7);
+    check_ev(a, osq, 6, APN_EV_OOB_DATA, 5, 0, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_OSQ_MSGS), ==, 6);
+
+    /* without the bit: the endpoint's own queue */
+    wr(a, epr(5, APN_EPR_CTRL), APN_EP_VALID);
+    g_assert_cmphex(rd(a, epr(5, APN_EPR_CTRL)), ==, APN_EP_VALID);
+    msg_encode(m, APN_MSG_CONNECT, 4100, PEER_HOST, 1, 2, 0);
+    u = udp_init(EP_PORT, m, sizeof(m));
+    inject_udp(a, &u);
+    check_ev(a, q, 1, APN_EV_CONNECT, 5, 1,
+             2 | (uint64_t)PEER_HOST << 32 | (uint64_t)4100 << 48);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 7);
+    g_assert_cmpuint(delta(a, before, APN_CNT_OSQ_MSGS), ==, 6);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_MSGS), ==, 7);
+    assert_drops(a, before, "");
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
+/*
+ * Event post: the OS adds an event to an endpoint's event queue through the
+ * staging registers. It carries APN_EV_F_POSTED besides the flags written,
+ * takes its place in order with the device's own events, wakes an armed
+ * endpoint and is lost to a full queue like them. A post to an endpoint
+ * that cannot take it is refused (cmd_refused). Reset clears the staging
+ * registers.
+ */
+static void test_ev_post(void)
+{
+    Apn *a = apn_up(",endpoints=8");
+    uint64_t osq = osq_up(a);
+    uint64_t q = ep_up(a, 2, APN_EP_VALID, 0, EVQ_SIZE);
+    uint64_t msi = gmem(a, 0x1000, 0);
+    uint64_t before[APN_CNT__COUNT];
+    static const uint32_t refused_ep[] = { 8, 0x10002, 3, 4 };
+    static const uint32_t staging[] = {
+        APN_REG_EV_POST_EP, APN_REG_EV_POST_INFO, APN_REG_EV_POST_DATA_LO,
+        APN_REG_EV_POST_DATA_HI,
+    };
+    uint8_t b = 0x33;
+
+    msix_vectors_up(a, msi);
+    put_in_event(a, 1, 2, 5, 0x100);
+    ep_up(a, 4, APN_EP_VALID, 0, 0);            /* valid, no event queue */
+
+    /* the staging registers read back; TYPE is write-only */
+    wr(a, APN_REG_EV_POST_EP, 2);
+    wr(a, APN_REG_EV_POST_INFO, 0x12345678);
+    wr(a, APN_REG_EV_POST_DATA_LO, 0x9abcdef0);
+    wr(a, APN_REG_EV_POST_DATA_HI, 0x0fedcba9);
+    g_assert_cmpuint(rd(a, APN_REG_EV_POST_EP), ==, 2);
+    g_assert_cmphex(rd(a, APN_REG_EV_POST_INFO), ==, 0x12345678);
+    g_assert_cmphex(rd(a, APN_REG_EV_POST_DATA_LO), ==, 0x9abcdef0);
+    g_assert_cmphex(rd(a, APN_REG_EV_POST_DATA_HI), ==, 0x0fedcba9);
+    g_assert_cmphex(rd(a, APN_REG_EV_POST_TYPE), ==, 0);
+
+    /* armed and empty: the event lands in slot 0 and wakes the endpoint */
+    wr(a, ureg(2, APN_UREG_ARM), 1);
+    cnt_snap(a, before);
+    wr(a, APN_REG_EV_POST_TYPE, APN_EV_CLOSE | 0x80 << 8);
+    check_evf(a, q, 0, APN_EV_CLOSE, 0x80 | APN_EV_F_POSTED, 2, 0x12345678,
+              0x0fedcba99abcdef0ull);
+    g_assert_cmpuint(qctrl(a, q, Q_WRPTR), ==, 1);
+    g_assert_cmpuint(rd(a, ureg(2, APN_UREG_EVQ_WRPTR)), ==, 1);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);
+    check_ev(a, osq, 0, APN_EV_OOB_DATA, 2, 0, 0);
+    assert_vector(a, msi, APN_VEC_OSQ, true);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EV_POSTS), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_EVENTS), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_CMD_REFUSED), ==, 0);
+    g_assert_cmphex(rd(a, APN_REG_EV_POST_INFO), ==, 0x12345678);
+
+    /* in order with the device's own events; POSTED is always set */
+    inject_event(a, 1, 5, 0x10, &b, 1);
+    wr(a, APN_REG_EV_POST_INFO, 7);
+    wr(a, APN_REG_EV_POST_DATA_LO, 0);
+    wr(a, APN_REG_EV_POST_DATA_HI, 0);
+    wr(a, APN_REG_EV_POST_TYPE, APN_EV_ERROR_MSG);
+    check_ev(a, q, 1, APN_EV_EVENT, 2, 0x10, 0x33);
+    check_evf(a, q, 2, APN_EV_ERROR_MSG, APN_EV_F_POSTED, 2, 7, 0);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 1);      /* one-shot */
+    assert_vector(a, msi, APN_VEC_OSQ, false);
+
+    /* a full queue loses the event: counted, OVERFLOW once */
+    wr(a, APN_REG_EV_POST_TYPE, APN_EV_ACCEPT);
+    g_assert_cmpuint(qctrl(a, q, Q_WRPTR), ==, EVQ_SIZE);
+    cnt_snap(a, before);
+    wr(a, APN_REG_EV_POST_TYPE, APN_EV_ALIVE);
+    g_assert_cmpuint(qctrl(a, q, Q_WRPTR), ==, EVQ_SIZE);
+    g_assert_cmpuint(qctrl(a, q, Q_OVERFLOWS), ==, 1);
+    check_evf(a, q, 3, APN_EV_ACCEPT, APN_EV_F_POSTED, 2, 7, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_OVERFLOWS), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EV_POSTS), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_EVENTS), ==, 0);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    check_ev(a, osq, 1, APN_EV_OVERFLOW, 2, 1, 0);
+
+    /* refused: no such endpoint, not valid, no event queue */
+    wr(a, ureg(2, APN_UREG_EVQ_RDPTR), EVQ_SIZE);
+    cnt_snap(a, before);
+    for (int i = 0; i < ARRAY_SIZE(refused_ep); i++) {
+        wr(a, APN_REG_EV_POST_EP, refused_ep[i]);
+        g_assert_cmphex(rd(a, APN_REG_EV_POST_EP), ==, refused_ep[i]);
+        wr(a, APN_REG_EV_POST_TYPE, APN_EV_CLOSE);
+    }
+    g_assert_cmpuint(delta(a, before, APN_CNT_CMD_REFUSED), ==, 4);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EV_POSTS), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_EVENTS), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EVQ_OVERFLOWS), ==, 0);
+    g_assert_cmpuint(qctrl(a, q, Q_WRPTR), ==, EVQ_SIZE);
+    g_assert_cmpuint(rd(a, APN_REG_OSQ_WRPTR), ==, 2);
+    /* only on the privileged page: the offset means nothing in a user page */
+    wr(a, APN_REG_EV_POST_EP, 2);
+    wr(a, ureg(2, APN_REG_EV_POST_TYPE), APN_EV_CLOSE);
+    g_assert_cmpuint(delta(a, before, APN_CNT_EV_POSTS), ==, 0);
+    g_assert_cmpuint(qctrl(a, q, Q_WRPTR), ==, EVQ_SIZE);
+
+    /* device reset clears the staging registers */
+    wr(a, APN_REG_CTRL, APN_CTRL_RESET);
+    for (int i = 0; i < ARRAY_SIZE(staging); i++) {
+        g_assert_cmphex(rd(a, staging[i]), ==, 0);
+    }
+    apn_stop(a);
+}
+
+/* A frame from the peer with one CLOSE segment (len 0, offset 0). */
+static void close_frame(Frame *f, uint32_t in_index, uint32_t nonce,
+                        uint32_t out_index)
+{
+    frame_init(f, in_index, nonce, 0, NULL, 0);
+    f->seg[0].type = APN_SEG_CLOSE;
+    f->seg[0].out_index = out_index;
+}
+
+static SegExpect close_expect(uint32_t out_index, uint32_t in_index,
+                              uint32_t nonce)
+{
+    return (SegExpect) {
+        .type = APN_SEG_CLOSE, .in_index = in_index, .nonce = nonce,
+        .out_index = out_index,
+    };
+}
+
+static void close_status(Apn *a, uint32_t base, uint32_t index,
+                         uint32_t status)
+{
+    wr(a, base + APN_UREG_OUT_CLOSE, index);
+    g_assert_cmpuint(rd(a, base + APN_UREG_CMD_STATUS), ==, status);
+}
+
+/*
+ * OUT_CLOSE sends one CLOSE segment (len 0, offset 0, no sequence number)
+ * to the aperture's destination, after the stores gathered through it: from
+ * the user page of the endpoint that owns it (any trust level), or from the
+ * privileged page (any owner). The aperture's sequence numbers are not
+ * used up.
+ */
+static void test_close_tx(void)
+{
+    Apn *a = apn_up(",endpoints=8");
+    struct apn_out_entry o = out_entry(PEER_HOST, TX_IN_INDEX, TX_NONCE,
+                                       0x1000);
+    uint32_t u = APN_USER_PAGE(1), blk = APN_REG_CMD_BLOCK;
+    static const uint8_t d[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    uint64_t before[APN_CNT__COUNT];
+    SegExpect s[2] = {
+        seg_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE, 0x40, d, 8),
+        close_expect(TX_SLOT, TX_IN_INDEX, TX_NONCE),
+    };
+    SegExpect x;
+
+    ep_up(a, 1, APN_EP_VALID, 0, 0);            /* not trusted */
+    ep_up(a, 2, APN_EP_VALID, 0, 0);
+    o.endpoint = 1;
+    o.flags |= APN_ENTRY_SEQ;
+    o.seq = 5;
+    put_out_entry(a, TX_SLOT, &o);
+    cnt_snap(a, before);
+
+    /* what was stored through the aperture goes first, in the same frame */
+    qtest_writeq(a->qts, slot_addr(a, TX_SLOT, 0x40), ldq_le_p(d));
+    close_status(a, u, TX_SLOT, APN_CMD_OK);
+    s[0].flags = APN_SEG_F_SEQ;
+    s[0].seq = 5;
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 2);
+    assert_no_frame(a);
+    g_assert_cmpuint(out_entry_seq(a, TX_SLOT), ==, 6);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_CLOSES), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_SEGMENTS), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_FRAMES), ==, 1);
+    g_assert_cmphex(rd(a, u + APN_UREG_OUT_CLOSE), ==, 0);     /* WO */
+
+    /* the next store takes the next sequence number */
+    qtest_writel(a->qts, slot_addr(a, TX_SLOT, 0), ldl_le_p(d));
+    fence(a, 1);
+    s[0].offset = 0;
+    s[0].len = 4;
+    s[0].seq = 6;
+    recv_check_segs(a, peer_mac, PEER_HOST, s, 1);
+    g_assert_cmpuint(out_entry_seq(a, TX_SLOT), ==, 7);
+
+    /* the privileged page closes any endpoint's aperture */
+    wr(a, APN_REG_OUT_CLOSE, TX_SLOT);
+    recv_check_segs(a, peer_mac, PEER_HOST, s + 1, 1);
+    g_assert_cmphex(rd(a, APN_REG_OUT_CLOSE), ==, 0);
+    /* and so does the privileged command block, for CMD_EP */
+    wr(a, APN_REG_CMD_EP, 1);
+    close_status(a, blk, TX_SLOT, APN_CMD_OK);
+    recv_check_segs(a, peer_mac, PEER_HOST, s + 1, 1);
+
+    /* an event aperture can be closed too */
+    o = out_entry(PEER_HOST, 12, 0xe7e7, 0x100);
+    o.flags |= APN_ENTRY_TYPE_EVENT << APN_ENTRY_TYPE_SHIFT;
+    o.endpoint = 1;
+    put_out_entry(a, 5, &o);
+    close_status(a, u, 5, APN_CMD_OK);
+    x = close_expect(5, 12, 0xe7e7);
+    recv_check_segs(a, peer_mac, PEER_HOST, &x, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_CLOSES), ==, 4);
+    assert_drops(a, before, "");
+
+    /* a user page closes only its endpoint's valid apertures */
+    o = out_entry(PEER_HOST, 13, 0x1313, 0x1000);
+    o.endpoint = 2;
+    put_out_entry(a, 7, &o);
+    cnt_snap(a, before);
+    close_status(a, u, 7, APN_CMD_ENOENT);            /* endpoint 2's */
+    close_status(a, u, 8, APN_CMD_ENOENT);            /* zeroed: not valid */
+    close_status(a, u, N_OUT, APN_CMD_ENOENT);        /* outside the table */
+    close_status(a, u, 0xffffffff, APN_CMD_ENOENT);
+    close_status(a, ureg(3, 0), TX_SLOT, APN_CMD_EPERM); /* ep not valid */
+    assert_no_frame(a);
+    close_status(a, ureg(2, 0), 7, APN_CMD_OK);
+    x = close_expect(7, 13, 0x1313);
+    recv_check_segs(a, peer_mac, PEER_HOST, &x, 1);
+    /* no route; CI traffic disabled */
+    o = out_entry(PEER_HOST + 1, 14, 0x1414, 0x1000);
+    o.endpoint = 1;
+    put_out_entry(a, 9, &o);
+    close_status(a, u, 9, APN_CMD_ENOROUTE);
+    wr(a, APN_REG_CTRL, 0);
+    close_status(a, u, TX_SLOT, APN_CMD_EDISABLED);
+    apn_enable(a);
+    assert_drops(a, before, "tx_drop_disabled+1 tx_drop_no_route+1");
+    g_assert_cmpuint(delta(a, before, APN_CNT_CMD_REFUSED), ==, 0);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_CLOSES), ==, 1);
+
+    /* the privileged register: a bad index is logged and ignored */
+    cnt_snap(a, before);
+    wr(a, APN_REG_OUT_CLOSE, 8);
+    wr(a, APN_REG_OUT_CLOSE, N_OUT);
+    g_assert_cmpuint(delta(a, before, APN_CNT_CMD_REFUSED), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_CLOSES), ==, 0);
+    assert_no_frame(a);
+    g_assert_cmpuint(out_entry_seq(a, TX_SLOT), ==, 7);
+    apn_stop(a);
+}
+
+/*
+ * A CLOSE segment is checked like a write of 0 bytes at offset 0 (index,
+ * VALID, nonce, source; neither sequence nor bounds) and becomes
+ * APN_EV_CLOSE with APN_EV_F_APERTURE (info = in-index, data = nonce |
+ * src_host << 32) on the aperture's endpoint. A refused one is dropped,
+ * counted and answered with ERROR like a write; one with a payload is
+ * malformed.
+ */
+static void test_close_rx(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t buf = gmem(a, 0x1000, 0x5c);
+    uint64_t q = ep_up(a, 3, APN_EP_VALID, 0, 8);
+    struct apn_in_entry e = in_contig(buf, 0x100, 0xabc);
+    uint64_t before[APN_CNT__COUNT];
+    uint8_t untouched[0x100];
+    static const uint8_t d[4] = { 1, 2, 3, 4 };
+    Frame f;
+
+    memset(untouched, 0x5c, sizeof(untouched));
+    e.endpoint = 3;
+    e.flags |= APN_ENTRY_SEQ | APN_IN_CHECK_SRC_HOST;
+    e.seq = 7;
+    e.src_host = PEER_HOST;
+    e.src_host_mask = 0xffff;
+    e.narrow_start = 0x10;                      /* offset 0 is outside */
+    e.narrow_len = 0x20;
+    put_in_entry(a, 2, &e);
+    put_in_event(a, 4, 3, 0x4444, 0x100);
+    cnt_snap(a, before);
+
+    close_frame(&f, 2, 0xabc, 9);
+    inject_frame(a, &f);
+    check_evf(a, q, 0, APN_EV_CLOSE, APN_EV_F_APERTURE, 3, 2,
+              0xabc | (uint64_t)PEER_HOST << 32);
+    g_assert_cmpuint(in_entry_seq(a, 2), ==, 7);
+    assert_mem(a, buf, untouched, sizeof(untouched));
+    /* an event aperture */
+    close_frame(&f, 4, 0x4444, 10);
+    inject_frame(a, &f);
+    check_evf(a, q, 1, APN_EV_CLOSE, APN_EV_F_APERTURE, 3, 4,
+              0x4444 | (uint64_t)PEER_HOST << 32);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_CLOSES), ==, 2);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_SEGMENTS), ==, 2);
+    assert_drops(a, before, "");
+    assert_no_frame(a);
+
+    /* refused like a write: ERROR to the sender, RX_DROP to the endpoint */
+    cnt_snap(a, before);
+    close_frame(&f, 2, 0xabd, 9);
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_NONCE);
+    check_ev(a, q, 2, APN_EV_RX_DROP, 3, APN_CNT_RX_DROP_NONCE,
+             2 | (uint64_t)PEER_HOST << 32);
+    close_frame(&f, 2, 0xabc, 9);
+    f.src_host = PEER_HOST + 1;
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_SRC_HOST);
+    check_ev(a, q, 3, APN_EV_RX_DROP, 3, APN_CNT_RX_DROP_SRC_HOST,
+             2 | (uint64_t)(PEER_HOST + 1) << 32);
+    close_frame(&f, 5, 0, 11);                  /* zeroed: not valid */
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_INVALID);
+    close_frame(&f, N_IN + 1, 0, 12);
+    drop_expect_ev(a, &f, APN_CNT_RX_DROP_INDEX);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_ERROR_MSGS), ==, 4);
+
+    /* a CLOSE with a payload is malformed: dropped, not answered */
+    cnt_snap(a, before);
+    close_frame(&f, 2, 0xabc, 9);
+    f.seg[0].data = d;
+    f.seg[0].len = sizeof(d);
+    inject_frame(a, &f);
+    assert_drops(a, before, "rx_drop_malformed+1");
+    assert_no_frame(a);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_CLOSES), ==, 0);
+    g_assert_cmpuint(rd(a, ureg(3, APN_UREG_EVQ_WRPTR)), ==, 4);
+    apn_stop(a);
+}
+
+/*
+ * A CLOSE to ourselves (dest host = HOST_ID) goes through our own receive
+ * path after the data stored before it.
+ */
+static void test_close_loopback(void)
+{
+    Apn *a = apn_up(NULL);
+    uint64_t buf = gmem(a, 0x1000, 0);
+    uint64_t q = ep_up(a, 1, APN_EP_VALID, 0, 8);
+    struct apn_in_entry e = in_contig(buf, 0x100, 0x77);
+    struct apn_out_entry o = out_entry(SELF_HOST, 6, 0x77, 0x100);
+    static const uint8_t d[8] = "loopback";
+    uint64_t before[APN_CNT__COUNT];
+
+    e.endpoint = 1;
+    put_in_entry(a, 6, &e);
+    o.endpoint = 1;
+    put_out_entry(a, 3, &o);
+    cnt_snap(a, before);
+    qtest_writeq(a->qts, slot_addr(a, 3, 0x20), ldq_le_p(d));
+    close_status(a, APN_USER_PAGE(1), 3, APN_CMD_OK);
+    assert_mem(a, buf + 0x20, d, sizeof(d));
+    check_evf(a, q, 0, APN_EV_CLOSE, APN_EV_F_APERTURE, 1, 6,
+              0x77 | (uint64_t)SELF_HOST << 32);
+    g_assert_cmpuint(rd(a, ureg(1, APN_UREG_EVQ_WRPTR)), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_TX_CLOSES), ==, 1);
+    g_assert_cmpuint(delta(a, before, APN_CNT_RX_CLOSES), ==, 1);
+    assert_drops(a, before, "");
+    assert_no_frame(a);
+    apn_stop(a);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -5641,5 +6092,10 @@ int main(int argc, char **argv)
     qtest_add_func("/apertnic/dma/arm-abort", test_dma_arm_abort);
     qtest_add_func("/apertnic/dma/registers", test_dma_registers);
     qtest_add_func("/apertnic/migration/dma", test_migration_dma);
+    qtest_add_func("/apertnic/msg/kernel-cm", test_msg_kernel_cm);
+    qtest_add_func("/apertnic/ev-post", test_ev_post);
+    qtest_add_func("/apertnic/close/tx", test_close_tx);
+    qtest_add_func("/apertnic/close/rx", test_close_rx);
+    qtest_add_func("/apertnic/close/loopback", test_close_loopback);
     return g_test_run();
 }

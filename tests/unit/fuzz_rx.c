@@ -11,7 +11,7 @@
  *   seq field, the OS queue or a configured endpoint queue;
  * - the receive path transmits nothing but APN_SEG_ERROR frames: one
  *   segment, len 0, nonce/seq/flags 0, to the source MAC and source host of
- *   the frame received, in answer to one of its WRITE or EVENT segments
+ *   the frame received, in answer to one of its WRITE, EVENT or CLOSE segments
  *   (same in_index and out_index, in order; never to an ERROR segment),
  *   with a refusal counter id as offset that moved at least as often;
  *   and, for remote reads, the answers to its READ_REQ segments (READ_RESP
@@ -284,7 +284,8 @@ static bool fz_is_refusal(uint32_t id)
  * segments, each in a frame of its own to the source MAC and source host,
  * in segment order:
  * - an ERROR (len 0, nonce 0, offset a refusal counter id) for a refused
- *   WRITE, EVENT or READ_REQ segment with the same in_index and out_index;
+ *   WRITE, EVENT, CLOSE or READ_REQ segment with the same in_index and
+ *   out_index;
  *   flags and seq 0, or for a READ_REQ APN_SEG_F_READ and seq = its tag;
  * - READ_RESP segments serving a READ_REQ: to its reply aperture and
  *   nonce, out_index = its tag, offsets from its reply offset on, in
@@ -410,8 +411,9 @@ static void fz_check_sent(const uint8_t *in, size_t in_len,
         nerr++;
         /*
          * The next segment that can be refused with exactly this ERROR: a
-         * WRITE, an EVENT of 1-8 bytes (flags and seq 0) or a READ_REQ
-         * (APN_SEG_F_READ, seq = its tag), with these indices.
+         * WRITE, an EVENT of 1-8 bytes, a CLOSE of 0 bytes (flags and seq
+         * 0) or a READ_REQ (APN_SEG_F_READ, seq = its tag), with these
+         * indices.
          */
         while (!s && next < nseg && pos + APN_SEG_HDR_LEN <= avail) {
             const uint8_t *c = ci + pos;
@@ -430,7 +432,8 @@ static void fz_check_sent(const uint8_t *in, size_t in_len,
                        ld_be32(h + 12) == ld_be32(c + APN_SEG_HDR_LEN + 16);
             } else {
                 fits = (c[0] == APN_SEG_WRITE ||
-                        (c[0] == APN_SEG_EVENT && clen >= 1 && clen <= 8)) &&
+                        (c[0] == APN_SEG_EVENT && clen >= 1 && clen <= 8) ||
+                        (c[0] == APN_SEG_CLOSE && clen == 0)) &&
                        h[1] == 0 && ld_be32(h + 12) == 0;
             }
             if (fits) {
@@ -725,6 +728,9 @@ static int write_seeds(const char *dir)
         /* An EVENT segment: APN_EV_EVENT on endpoint 1. */
         { "event", fz_src_mac, 9, 1,
           { { APN_SEG_EVENT, AP_EVENT, 0x40, 0, 0, 8, 1 } } },
+        /* A CLOSE: APN_EV_CLOSE (APN_EV_F_APERTURE) on endpoint 0. */
+        { "close", fz_src_mac, 9, 1,
+          { { APN_SEG_CLOSE, AP_CONTIG, 0, 0, 0, 0, 3 } } },
         /* An ERROR for outgoing entry 0: APN_EV_TX_ERROR on endpoint 0. */
         { "error", fz_src_mac, FZ_SRC_HOST, 1,
           { { APN_SEG_ERROR, AP_UNREACHABLE, APN_CNT_RX_DROP_NONCE, 0, 0, 0,

@@ -3171,14 +3171,17 @@ START_TEST(test_ep_regs)
     }
     ck_assert_uint_eq(qemu_log_guest_errors, 0);
 
-    /* CTRL: VALID and TRUSTED; other bits are logged and dropped. */
+    /* CTRL: VALID, TRUSTED, KERNEL_CM; other bits are logged and dropped. */
     epw(n, 63, APN_EPR_CTRL, APN_EP_VALID | APN_EP_TRUSTED);
     ck_assert_uint_eq(epr(n, 63, APN_EPR_CTRL),
                       APN_EP_VALID | APN_EP_TRUSTED);
+    epw(n, 63, APN_EPR_CTRL, APN_EP_VALID | APN_EP_KERNEL_CM);
+    ck_assert_uint_eq(epr(n, 63, APN_EPR_CTRL),
+                      APN_EP_VALID | APN_EP_KERNEL_CM);
     ck_assert_uint_eq(qemu_log_guest_errors, 0);
     epw(n, 63, APN_EPR_CTRL, 0xffffffffu);
     ck_assert_uint_eq(epr(n, 63, APN_EPR_CTRL),
-                      APN_EP_VALID | APN_EP_TRUSTED);
+                      APN_EP_VALID | APN_EP_TRUSTED | APN_EP_KERNEL_CM);
     ck_assert_uint_eq(qemu_log_guest_errors, 1);
     ck_assert_uint_eq(epr(n, 62, APN_EPR_CTRL), 0);
 
@@ -3250,7 +3253,7 @@ START_TEST(test_ep_regs)
     ck_assert_uint_eq(epr(n, 64, APN_EPR_CTRL), 0);
     ck_assert_uint_eq(qemu_log_guest_errors, 2);
     ck_assert_uint_eq(epr(n, 63, APN_EPR_CTRL),
-                      APN_EP_VALID | APN_EP_TRUSTED);
+                      APN_EP_VALID | APN_EP_TRUSTED | APN_EP_KERNEL_CM);
     nic_free(n);
 }
 END_TEST
@@ -5400,6 +5403,267 @@ END_TEST
 
 /* ============================================================================ */
 
+/* ============================================================================ */
+/* CLOSE segments, event post, kernel connection management                      */
+/* ============================================================================ */
+
+#define assert_evf(ev, t, f, ep, i, d) do {                                   \
+        Ev e_ = (ev);                                                         \
+        ck_assert_uint_eq(e_.type, (t));                                      \
+        ck_assert_uint_eq(e_.flags, (f));                                     \
+        ck_assert_uint_eq(e_.endpoint, (ep));                                 \
+        ck_assert_uint_eq(e_.info, (i));                                      \
+        ck_assert_uint_eq(e_.data, (d));                                      \
+    } while (0)
+
+START_TEST(test_close_roundtrip)
+{
+    /*
+     * The stores gathered through the aperture, then one CLOSE (len 0,
+     * offset 0, no sequence number) in the same frame; the receiver writes
+     * the data and posts APN_EV_CLOSE with APN_EV_F_APERTURE.
+     */
+    Nic *tx = tx_nic(), *rx = rx_nic();
+    struct apn_out_entry o = out_entry(RX_HOST, RX_INDEX, 4096);
+    struct apn_in_entry e = contig_in(RX_BUF, 4096);
+    SentSeg s[2];
+
+    o.flags |= APN_ENTRY_SEQ;
+    o.seq = 41;
+    o.endpoint = 4;
+    put_out(tx, TX_SLOT, &o);
+    ep_setup(tx, 4, APN_EP_VALID, 0, 0, 0);
+    e.endpoint = 2;
+    e.flags |= APN_ENTRY_SEQ;
+    e.seq = 41;
+    put_in(rx, RX_INDEX, &e);
+    ep_setup(rx, 2, APN_EP_VALID, 0, 4, 0);
+
+    store_bytes(tx, TX_SLOT, 0x20, pattern(), 16);
+    uw(tx, 4, APN_UREG_OUT_CLOSE, TX_SLOT);
+    ck_assert_uint_eq(ur(tx, 4, APN_UREG_CMD_STATUS), APN_CMD_OK);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(parse_frame(&tx->fake.frames[0], s, 2), 2);
+    ck_assert_uint_eq(s[0].type, APN_SEG_WRITE);
+    ck_assert_uint_eq(s[0].seq, 41);
+    ck_assert_uint_eq(s[1].type, APN_SEG_CLOSE);
+    ck_assert_uint_eq(s[1].flags, 0);
+    ck_assert_uint_eq(s[1].len, 0);
+    ck_assert_uint_eq(s[1].in_index, RX_INDEX);
+    ck_assert_uint_eq(s[1].nonce, NONCE);
+    ck_assert_uint_eq(s[1].seq, 0);
+    ck_assert_uint_eq(s[1].offset, 0);
+    ck_assert_uint_eq(s[1].out_index, TX_SLOT);
+    ck_assert_uint_eq(out_seq_in_mem(tx, TX_SLOT), 42);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_CLOSES), 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_SEGMENTS), 2);
+    assert_only_tx_drop(tx, APN_CNT__COUNT, 0);
+
+    receive(rx, tx->fake.frames[0].data, tx->fake.frames[0].len);
+    ck_assert_mem_eq(rx->fake.mem + RX_BUF + 0x20, pattern(), 16);
+    ck_assert_uint_eq(in_seq_in_mem(rx, RX_INDEX), 42);
+    assert_evf(evq_ev(rx, 2, 0), APN_EV_CLOSE, APN_EV_F_APERTURE, 2,
+               RX_INDEX, NONCE | (uint64_t)TX_HOST << 32);
+    ck_assert_uint_eq(ur(rx, 2, APN_UREG_EVQ_WRPTR), 1);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_CLOSES), 1);
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    ck_assert_uint_eq(rx->fake.nframes, 0);
+    nic_free(tx);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_close_status)
+{
+    /* APN_UREG_OUT_CLOSE's statuses; APN_REG_OUT_CLOSE's refusals. */
+    Nic *tx = tx_nic();
+    struct apn_out_entry o = out_entry(RX_HOST, RX_INDEX, 4096);
+
+    o.endpoint = 1;
+    put_out(tx, 1, &o);
+    o.endpoint = 2;
+    put_out(tx, 2, &o);
+    o.endpoint = 1;
+    o.dest_host = RX_HOST + 1;                  /* no route */
+    put_out(tx, 3, &o);
+    ep_setup(tx, 1, APN_EP_VALID, 0, 0, 0);
+    qemu_log_counts_reset();
+
+    uw(tx, 1, APN_UREG_OUT_CLOSE, 2);           /* endpoint 2's */
+    ck_assert_uint_eq(ur(tx, 1, APN_UREG_CMD_STATUS), APN_CMD_ENOENT);
+    uw(tx, 1, APN_UREG_OUT_CLOSE, 4);           /* zeroed: not valid */
+    ck_assert_uint_eq(ur(tx, 1, APN_UREG_CMD_STATUS), APN_CMD_ENOENT);
+    uw(tx, 1, APN_UREG_OUT_CLOSE, TABLE_COUNT);
+    ck_assert_uint_eq(ur(tx, 1, APN_UREG_CMD_STATUS), APN_CMD_ENOENT);
+    uw(tx, 1, APN_UREG_OUT_CLOSE, 3);
+    ck_assert_uint_eq(ur(tx, 1, APN_UREG_CMD_STATUS), APN_CMD_ENOROUTE);
+    uw(tx, 2, APN_UREG_OUT_CLOSE, 2);           /* endpoint 2 not valid */
+    ck_assert_uint_eq(ur(tx, 2, APN_UREG_CMD_STATUS), APN_CMD_EPERM);
+    wr(tx, APN_REG_CTRL, 0);
+    uw(tx, 1, APN_UREG_OUT_CLOSE, 1);
+    ck_assert_uint_eq(ur(tx, 1, APN_UREG_CMD_STATUS), APN_CMD_EDISABLED);
+    wr(tx, APN_REG_CTRL, APN_CTRL_ENABLE);
+    ck_assert_uint_eq(qemu_log_guest_errors, 6);
+    ck_assert_uint_eq(tx->fake.nframes, 0);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_CLOSES), 0);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_CMD_REFUSED), 0);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_DROP_NO_ROUTE), 1);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_DROP_DISABLED), 1);
+
+    /* The privileged register: any owner; a bad index is refused. */
+    wr(tx, APN_REG_OUT_CLOSE, 2);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(parse_sent(&tx->fake.frames[0]).type, APN_SEG_CLOSE);
+    wr(tx, APN_REG_OUT_CLOSE, 4);
+    wr(tx, APN_REG_OUT_CLOSE, TABLE_COUNT);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_CMD_REFUSED), 2);
+    ck_assert_uint_eq(cnt(tx, APN_CNT_TX_CLOSES), 1);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(rd(tx, APN_REG_OUT_CLOSE), 0);
+    nic_free(tx);
+}
+END_TEST
+
+START_TEST(test_close_rx_checks)
+{
+    /*
+     * Checked like a write of 0 bytes at offset 0, except for sequence and
+     * bounds: a narrowed, sequenced aperture takes it and its seq stays;
+     * a refused one gets an ERROR like a write; a payload is malformed.
+     */
+    Nic *rx = rx_nic();
+    struct apn_in_entry e = contig_in(RX_BUF, 4096);
+    uint8_t buf[128];
+    FrameSpec fs;
+    uint8_t *snap;
+
+    e.endpoint = 3;
+    e.flags |= APN_ENTRY_SEQ;
+    e.seq = 9;
+    e.narrow_start = 0x100;
+    e.narrow_len = 0x100;
+    put_in(rx, RX_INDEX, &e);
+    ep_setup(rx, 3, APN_EP_VALID, 0, 8, 0);
+    spec_default(&fs, 0, 0);
+    fs.seg[0].type = APN_SEG_CLOSE;
+    snap = snapshot(rx);
+
+    receive(rx, buf, build_frame(buf, sizeof(buf), &fs));
+    assert_only_rx_drop(rx, APN_CNT__COUNT, 0);
+    assert_evf(evq_ev(rx, 3, 0), APN_EV_CLOSE, APN_EV_F_APERTURE, 3,
+               RX_INDEX, NONCE | (uint64_t)TX_HOST << 32);
+    assert_mem_unchanged(rx, snap, EVQ_ADDR(3), 64 + 16);
+    ck_assert_uint_eq(in_seq_in_mem(rx, RX_INDEX), 9);
+
+    fs.seg[0].nonce = NONCE2;
+    receive(rx, buf, build_frame(buf, sizeof(buf), &fs));
+    assert_only_rx_drop(rx, APN_CNT_RX_DROP_NONCE, 1);
+    ck_assert_uint_eq(rx->fake.nframes, 1);
+    assert_error_frame(&rx->fake.frames[0], rx_mac, RX_HOST, tx_mac, TX_HOST,
+                       RX_INDEX, TX_SLOT, APN_CNT_RX_DROP_NONCE);
+    assert_ev(evq_ev(rx, 3, 1), APN_EV_RX_DROP, 3, APN_CNT_RX_DROP_NONCE,
+              RX_INDEX | (uint64_t)TX_HOST << 32);
+
+    fs.seg[0].nonce = NONCE;
+    fs.seg[0].len = 4;
+    receive(rx, buf, build_frame(buf, sizeof(buf), &fs));
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_DROP_MALFORMED), 1);
+    ck_assert_uint_eq(rx->fake.nframes, 1);
+    ck_assert_uint_eq(cnt(rx, APN_CNT_RX_CLOSES), 1);
+    ck_assert_uint_eq(ur(rx, 3, APN_UREG_EVQ_WRPTR), 2);
+    free(snap);
+    nic_free(rx);
+}
+END_TEST
+
+START_TEST(test_ev_post)
+{
+    /* Staging registers, the POSTED flag, refusals, overflow, reset. */
+    Nic *n = ev_nic(2, 2);
+
+    qemu_log_counts_reset();
+    wr(n, APN_REG_EV_POST_EP, 2);
+    wr(n, APN_REG_EV_POST_INFO, 0xa1);
+    wr(n, APN_REG_EV_POST_DATA_LO, 0xb2);
+    wr(n, APN_REG_EV_POST_DATA_HI, 0xc3);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_EP), 2);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_INFO), 0xa1);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_DATA_LO), 0xb2);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_DATA_HI), 0xc3);
+    wr(n, APN_REG_EV_POST_TYPE, APN_EV_ACCEPT | 0x42 << 8);
+    assert_evf(evq_ev(n, 2, 0), APN_EV_ACCEPT, 0x42 | APN_EV_F_POSTED, 2,
+               0xa1, 0xc3000000b2ull);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_TYPE), 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EV_POSTS), 1);
+    ck_assert_uint_eq(qemu_log_guest_errors, 0);
+
+    /* A full queue loses it like any event. */
+    wr(n, APN_REG_EV_POST_TYPE, APN_EV_ALIVE);
+    wr(n, APN_REG_EV_POST_TYPE, APN_EV_ALIVE);
+    ck_assert_uint_eq(ur(n, 2, APN_UREG_EVQ_WRPTR), 2);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EVQ_OVERFLOWS), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EV_POSTS), 3);
+
+    /* Refused: out of range, not valid, no queue. */
+    wr(n, APN_REG_EV_POST_EP, 64);
+    wr(n, APN_REG_EV_POST_TYPE, APN_EV_ALIVE);
+    wr(n, APN_REG_EV_POST_EP, 5);
+    wr(n, APN_REG_EV_POST_TYPE, APN_EV_ALIVE);
+    ep_setup(n, 6, APN_EP_VALID, 0, 0, 0);
+    wr(n, APN_REG_EV_POST_EP, 6);
+    wr(n, APN_REG_EV_POST_TYPE, APN_EV_ALIVE);
+    ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 3);
+    ck_assert_uint_eq(cnt(n, APN_CNT_EV_POSTS), 3);
+    ck_assert_uint_eq(qemu_log_guest_errors, 3);
+
+    wr(n, APN_REG_CTRL, APN_CTRL_RESET);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_EP), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_INFO), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_DATA_LO), 0);
+    ck_assert_uint_eq(rd(n, APN_REG_EV_POST_DATA_HI), 0);
+    nic_free(n);
+}
+END_TEST
+
+START_TEST(test_kernel_cm)
+{
+    /*
+     * KERNEL_CM: messages go to the OS queue with the endpoint's number;
+     * other datagrams to the endpoint's queues. The bit survives a load.
+     */
+    Nic *n = ip_nic(), *dst;
+    uint8_t m[APN_MSG_LEN];
+
+    ep_setup(n, 6, APN_EP_VALID | APN_EP_KERNEL_CM, RX_PORT, 8, 1024);
+    build_msg(m, APN_MSG_CONNECT, 4001, 0x33, 12, 0xfeed, 0);
+    rx_datagram(n, 1234, RX_PORT, m, APN_MSG_LEN);
+    assert_ev(osq_ev(n, 0), APN_EV_CONNECT, 6, 12,
+              0xfeed | 0x33ull << 32 | 4001ull << 48);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+    ck_assert_uint_eq(n->fake.nnotify, 1);
+    ck_assert_uint_eq(n->fake.notify_vec[0], APN_VEC_OSQ);
+    ck_assert_uint_eq(ur(n, 6, APN_UREG_EVQ_WRPTR), 0);
+    ck_assert_uint_eq(cnt(n, APN_CNT_OSQ_MSGS), 1);
+    ck_assert_uint_eq(cnt(n, APN_CNT_RX_MSGS), 1);
+
+    m[0] ^= 1;                                  /* not a message */
+    rx_datagram(n, 1234, RX_PORT, m, APN_MSG_LEN);
+    ck_assert_uint_eq(evq_ev(n, 6, 0).type, APN_EV_VAR);
+    ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
+
+    dst = migrate(n);
+    ck_assert_uint_eq(epr(dst, 6, APN_EPR_CTRL),
+                      APN_EP_VALID | APN_EP_KERNEL_CM);
+    build_msg(m, APN_MSG_ERROR, 4001, 0x33, 12, 0xfeed, 77);
+    rx_datagram(dst, 1234, RX_PORT, m, APN_MSG_LEN);
+    assert_ev(osq_ev(dst, 1), APN_EV_ERROR_MSG, 6, 77,
+              0xfeed | 0x33ull << 32 | 4001ull << 48);
+    ck_assert_uint_eq(cnt(dst, APN_CNT_OSQ_MSGS), 2);
+    nic_free(dst);
+    nic_free(n);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("apertnic_core");
@@ -5534,6 +5798,14 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_pack_255);
     tcase_add_test(tc, test_pack_255_sent_when_full);
     tcase_add_test(tc, test_timer_idle);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("close_post_kcm");
+    tcase_add_test(tc, test_close_roundtrip);
+    tcase_add_test(tc, test_close_status);
+    tcase_add_test(tc, test_close_rx_checks);
+    tcase_add_test(tc, test_ev_post);
+    tcase_add_test(tc, test_kernel_cm);
     suite_add_tcase(s, tc);
 
     return s;

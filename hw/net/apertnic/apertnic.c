@@ -587,6 +587,64 @@ static const VMStateDescription apertnic_vmstate_dma = {
     }
 };
 
+static bool apertnic_ev_post_needed(void *opaque)
+{
+    ApertnicState *s = opaque;
+    ApnCoreRegs *r = &s->core.regs;
+
+    return r->ev_post_ep || r->ev_post_info || r->ev_post_data_lo ||
+           r->ev_post_data_hi;
+}
+
+/* The event post staging registers (APN_REG_EV_POST_*). */
+static const VMStateDescription apertnic_vmstate_ev_post = {
+    .name = "apertnic/ev-post",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = apertnic_ev_post_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(core.regs.ev_post_ep, ApertnicState),
+        VMSTATE_UINT32(core.regs.ev_post_info, ApertnicState),
+        VMSTATE_UINT32(core.regs.ev_post_data_lo, ApertnicState),
+        VMSTATE_UINT32(core.regs.ev_post_data_hi, ApertnicState),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+/*
+ * Version 2's stream carries the first APN_CNT_TX_CLOSES counters; the ones
+ * appended since (tx_closes .. ev_posts) travel here, so older streams
+ * still load (their new counters start at 0).
+ */
+#define APN_VMSTATE_CNT_BASE   APN_CNT_TX_CLOSES
+/* A counter appended after ev_posts needs a subsection of its own. */
+QEMU_BUILD_BUG_ON(APN_CNT__COUNT != APN_CNT_EV_POSTS + 1);
+
+static bool apertnic_counters_close_needed(void *opaque)
+{
+    ApertnicState *s = opaque;
+
+    for (unsigned i = APN_VMSTATE_CNT_BASE; i < APN_CNT__COUNT; i++) {
+        if (s->core.regs.counters[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const VMStateDescription apertnic_vmstate_counters_close = {
+    .name = "apertnic/counters-close",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = apertnic_counters_close_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64_SUB_ARRAY(core.regs.counters, ApertnicState,
+                                 APN_VMSTATE_CNT_BASE,
+                                 APN_CNT_EV_POSTS + 1 - APN_VMSTATE_CNT_BASE),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
 static const VMStateDescription apertnic_vmstate_read = {
     .name = "apertnic/read",
     .version_id = 1,
@@ -722,8 +780,8 @@ static const VMStateDescription apertnic_vmstate = {
         VMSTATE_UINT32(core.regs.osq_rdptr, ApertnicState),
         VMSTATE_UINT64_ARRAY(core.regs.host_mac, ApertnicState,
                              APN_HOST_MAC_ENTRIES),
-        VMSTATE_UINT64_ARRAY(core.regs.counters, ApertnicState,
-                             APN_CNT__COUNT),
+        VMSTATE_UINT64_SUB_ARRAY(core.regs.counters, ApertnicState, 0,
+                                 APN_VMSTATE_CNT_BASE),
         VMSTATE_UINT32(core.regs.ip_addr, ApertnicState),
         VMSTATE_UINT32_ARRAY(core.regs.host_ip, ApertnicState,
                              APN_HOST_MAC_ENTRIES),
@@ -741,6 +799,8 @@ static const VMStateDescription apertnic_vmstate = {
         &apertnic_vmstate_rings,
         &apertnic_vmstate_dma,
         &apertnic_vmstate_reads,
+        &apertnic_vmstate_ev_post,
+        &apertnic_vmstate_counters_close,
         NULL
     }
 };

@@ -506,6 +506,7 @@ static void encode_event(uint8_t ev[16], uint8_t type, uint16_t endpoint,
 {
     memset(ev, 0, 16);
     ev[0] = type;
+    /* ev[1], the flags, is 0 but for ep_post_flags() */
     put_le16(ev + 2, endpoint);
     put_le32(ev + 4, info);
     put_le64(ev + 8, data);
@@ -520,6 +521,9 @@ static uint64_t varq_base(const ApnEndpoint *p)
 {
     return (uint64_t)p->varq_hi << 32 | p->varq_lo;
 }
+
+/* The bits APN_EPR_CTRL keeps. */
+#define APN_EP_CTRL_BITS (APN_EP_VALID | APN_EP_TRUSTED | APN_EP_KERNEL_CM)
 
 static inline bool ep_valid(ApnCore *core, uint32_t ep)
 {
@@ -573,12 +577,13 @@ static void ep_wake(ApnCore *core, uint32_t ep)
 }
 
 /*
- * Post one event on endpoint `ep`'s event queue. An endpoint that is not
- * valid or has no queue gets nothing; a full queue is never overwritten.
- * An armed endpoint is disarmed and the OS told with APN_EV_OOB_DATA.
+ * Post one event (apn_event.flags = `flags`) on endpoint `ep`'s event
+ * queue. An endpoint that is not valid or has no queue gets nothing; a full
+ * queue is never overwritten. An armed endpoint is disarmed and the OS told
+ * with APN_EV_OOB_DATA.
  */
-static bool ep_post(ApnCore *core, uint32_t ep, uint8_t type, uint32_t info,
-                    uint64_t data)
+static bool ep_post_flags(ApnCore *core, uint32_t ep, uint8_t type,
+                          uint8_t flags, uint32_t info, uint64_t data)
 {
     ApnEndpoint *p;
     uint8_t ev[16], word[4];
@@ -595,6 +600,7 @@ static bool ep_post(ApnCore *core, uint32_t ep, uint8_t type, uint32_t info,
     }
     base = evq_base(p);
     encode_event(ev, type, ep, info, data);
+    ev[1] = flags;
     if (core->ops->dma_write(core->opaque,
                              base + sizeof(struct apn_queue_ctrl) +
                              (uint64_t)(p->evq_wrptr & (p->evq_size - 1)) *
@@ -613,6 +619,12 @@ static bool ep_post(ApnCore *core, uint32_t ep, uint8_t type, uint32_t info,
     trace_apertnic_evq_event(ep, type, info, p->evq_wrptr);
     ep_wake(core, ep);
     return true;
+}
+
+static bool ep_post(ApnCore *core, uint32_t ep, uint8_t type, uint32_t info,
+                    uint64_t data)
+{
+    return ep_post_flags(core, ep, type, 0, info, data);
 }
 
 /*
@@ -1110,6 +1122,66 @@ static bool own_data_entry(ApnCore *core, bool out, uint32_t index,
 static void dma_get_done(ApnCore *core, uint32_t ep, uint32_t pos,
                          uint32_t status, uint32_t bytes);
 
+/*
+ * A CLOSE segment through outgoing aperture `index`, data or event: for
+ * APN_REG_OUT_CLOSE (`ep` -1, any owner) or APN_UREG_OUT_CLOSE (endpoint
+ * `ep`'s own). The aperture's gathered stores leave first; the CLOSE
+ * carries no sequence number (the aperture's next one is unchanged) and
+ * leaves at once. Returns an APN_CMD_* status.
+ */
+static uint32_t out_close(ApnCore *core, uint32_t index, int32_t ep)
+{
+    ApnCachedEntry *e = lookup(core, true, index);
+    ApnCachedEntry oe;
+    uint8_t mac[6];
+    bool routed;
+
+    if (!e || !(e->flags & APN_ENTRY_VALID) ||
+        (entry_type(e) != APN_ENTRY_TYPE_DATA &&
+         entry_type(e) != APN_ENTRY_TYPE_EVENT) ||
+        (ep >= 0 && e->endpoint != ep)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: CLOSE through outgoing "
+                      "aperture %u, which is not a valid aperture%s; "
+                      "ignored\n", index,
+                      ep >= 0 ? " of this endpoint" : "");
+        if (ep < 0) {
+            count(core, APN_CNT_CMD_REFUSED);
+        }
+        trace_apertnic_tx_close(ep, index, 0, 0, APN_CMD_ENOENT);
+        return APN_CMD_ENOENT;
+    }
+    oe = *e;        /* burst_close() may evict it */
+    if (!core_enabled(core)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: CLOSE through outgoing "
+                      "aperture %u while CTRL.ENABLE is clear\n", index);
+        count(core, APN_CNT_TX_DROP_DISABLED);
+        trace_apertnic_tx_close(ep, index, oe.dest_host, oe.dest_in_index,
+                                APN_CMD_EDISABLED);
+        return APN_CMD_EDISABLED;
+    }
+    host_mac(core, oe.dest_host, mac, &routed);
+    if (!routed) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: outgoing aperture %u names "
+                      "host %u, which has no route; CLOSE dropped\n", index,
+                      oe.dest_host);
+        count(core, APN_CNT_TX_DROP_NO_ROUTE);
+        trace_apertnic_tx_close(ep, index, oe.dest_host, oe.dest_in_index,
+                                APN_CMD_ENOROUTE);
+        return APN_CMD_ENOROUTE;
+    }
+    /* What was stored through the aperture arrives before its CLOSE. */
+    if (core->burst.active && core->burst.out_index == index) {
+        burst_close(core);
+    }
+    count(core, APN_CNT_TX_CLOSES);
+    trace_apertnic_tx_close(ep, index, oe.dest_host, oe.dest_in_index,
+                            APN_CMD_OK);
+    pack_segment(core, oe.dest_host, mac, APN_SEG_CLOSE, 0, oe.dest_in_index,
+                 oe.nonce, 0, 0, index, NULL, 0);
+    frame_send(core);
+    return APN_CMD_OK;
+}
+
 /* Arm the read timer for the earliest deadline of a read awaiting data. */
 static void read_timer_update(ApnCore *core)
 {
@@ -1519,20 +1591,29 @@ static void rx_seg_error(ApnCore *core, uint16_t src_host, uint8_t flags,
     }
 }
 
+/* What a segment is checked as (rx_check). */
+typedef enum {
+    APN_RX_DATA,        /* WRITE, READ_REQ, READ_RESP: a data aperture */
+    APN_RX_EVENT,       /* EVENT: an event aperture */
+    APN_RX_CLOSE,       /* CLOSE: either type, no bounds */
+} ApnRxKind;
+
 /*
  * The checks of a segment against incoming entry `in_index`, in order:
  * index, VALID and type, nonce, source MAC, source host, sequence (unless
  * `seq_check` is false), bounds of [offset, +len) against the narrowed
- * extent (an EVENT: offset < size). Returns 0 or the refusal's counter id;
- * *owned is set when the entry is VALID (its endpoint hears of a refusal).
+ * extent (an EVENT: offset < size; a CLOSE: none). Returns 0 or the
+ * refusal's counter id; *owned is set when the entry is VALID (its endpoint
+ * hears of a refusal).
  */
 static uint32_t rx_check(ApnCore *core, const uint8_t *src_mac,
                          uint16_t src_host, uint32_t in_index, uint32_t nonce,
                          uint8_t flags, uint32_t seq, uint32_t offset,
-                         uint64_t len, bool event, bool seq_check,
+                         uint64_t len, ApnRxKind kind, bool seq_check,
                          ApnCachedEntry **pe, bool *owned)
 {
     ApnCachedEntry *e = lookup(core, false, in_index);
+    bool event = kind == APN_RX_EVENT;
     uint32_t lo, hi;
 
     *owned = false;
@@ -1544,6 +1625,9 @@ static uint32_t rx_check(ApnCore *core, const uint8_t *src_mac,
         return APN_CNT_RX_DROP_INVALID;
     }
     *owned = true;
+    if (kind == APN_RX_CLOSE) {
+        event = entry_type(e) == APN_ENTRY_TYPE_EVENT;
+    }
     if (entry_type(e) != (event ? APN_ENTRY_TYPE_EVENT : APN_ENTRY_TYPE_DATA)) {
         return APN_CNT_RX_DROP_INVALID;
     }
@@ -1560,6 +1644,9 @@ static uint32_t rx_check(ApnCore *core, const uint8_t *src_mac,
     if (seq_check && (e->flags & APN_ENTRY_SEQ) &&
         (!(flags & APN_SEG_F_SEQ) || seq != e->seq)) {
         return APN_CNT_RX_DROP_SEQ;
+    }
+    if (kind == APN_RX_CLOSE) {
+        return 0;
     }
     if (event) {
         return offset < e->size ? 0 : APN_CNT_RX_DROP_BOUNDS;
@@ -1642,7 +1729,7 @@ static void rx_read_resp(ApnCore *core, const uint8_t *src_mac,
         return;
     }
     reason = rx_check(core, src_mac, src_host, in_index, nonce, 0, 0, offset,
-                      len, false, false, &e, &owned);
+                      len, APN_RX_DATA, false, &e, &owned);
     if (!reason && !rx_write(core, e, offset, payload, len)) {
         qemu_log_mask(LOG_GUEST_ERROR, "apertnic: DMA to landing aperture %u "
                       "failed\n", in_index);
@@ -1669,9 +1756,9 @@ static void rx_read_resp(ApnCore *core, const uint8_t *src_mac,
 }
 
 /*
- * Check one WRITE, EVENT or READ_REQ segment against its incoming aperture
- * and deliver or serve it; report a refusal to the aperture's endpoint and
- * the sender.
+ * Check one WRITE, EVENT, READ_REQ or CLOSE segment against its incoming
+ * aperture and deliver or serve it; report a refusal to the aperture's
+ * endpoint and the sender.
  */
 static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
                        const uint8_t *seg, const uint8_t *payload)
@@ -1714,6 +1801,12 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
         tag = get_be32(payload + 16);
         err_flags = APN_SEG_F_READ;
         break;
+    case APN_SEG_CLOSE:
+        if (len) {
+            rx_drop(core, APN_CNT_RX_DROP_MALFORMED, in_index);
+            return;
+        }
+        break;
     case APN_SEG_READ_RESP:
         rx_read_resp(core, src_mac, src_host, seg, payload);
         return;
@@ -1727,7 +1820,10 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
     }
 
     reason = rx_check(core, src_mac, src_host, in_index, nonce, flags, seq,
-                      offset, want, type == APN_SEG_EVENT, true, &e, &owned);
+                      offset, want,
+                      type == APN_SEG_EVENT ? APN_RX_EVENT :
+                      type == APN_SEG_CLOSE ? APN_RX_CLOSE : APN_RX_DATA,
+                      type != APN_SEG_CLOSE, &e, &owned);
     if (owned) {
         owner = e->endpoint;
     }
@@ -1744,6 +1840,14 @@ static void rx_segment(ApnCore *core, const uint8_t *src_mac, uint16_t src_host,
         goto refuse;
     }
 
+    if (type == APN_SEG_CLOSE) {
+        /* The sender closed its side: tell the aperture's endpoint. */
+        count(core, APN_CNT_RX_CLOSES);
+        trace_apertnic_rx_close(in_index, src_host, out_index, owner);
+        ep_post_flags(core, owner, APN_EV_CLOSE, APN_EV_F_APERTURE, in_index,
+                      nonce | (uint64_t)src_host << 32);
+        return;
+    }
     if (type == APN_SEG_EVENT) {
         uint64_t data = 0;
 
@@ -1886,12 +1990,19 @@ static bool rx_ip(ApnCore *core, const uint8_t *frame, size_t len, bool ring)
         uint64_t data = get_be32(m + 16) |
                         (uint64_t)get_be16(m + 8) << 32 |
                         (uint64_t)get_be16(m + 6) << 48;
+        uint32_t info = type == APN_MSG_ERROR ? get_be32(m + 20)
+                                              : get_be32(m + 12);
 
         count(core, APN_CNT_RX_MSGS);
         trace_apertnic_rx_msg(dport, type, ep);
-        ep_post(core, ep, APN_EV_MSG_DATA(type),
-                type == APN_MSG_ERROR ? get_be32(m + 20) : get_be32(m + 12),
-                data);
+        if (core->regs.ep[ep].ctrl & APN_EP_KERNEL_CM) {
+            /* The kernel manages this endpoint's connections: it decides. */
+            count(core, APN_CNT_OSQ_MSGS);
+            trace_apertnic_rx_msg_osq(dport, type, ep);
+            osq_post(core, APN_EV_MSG_DATA(type), ep, info, data, APN_VEC_OSQ);
+        } else {
+            ep_post(core, ep, APN_EV_MSG_DATA(type), info, data);
+        }
         return true;
     }
     ep_post_var(core, ep, src_ip, sport, m, ulen);
@@ -2841,7 +2952,7 @@ static bool cmd_reg_read(ApnCmdRegs *c, uint32_t off, uint32_t *val)
         *val = *reg;
         return true;
     }
-    if (is_cmd_trigger(off)) {
+    if (is_cmd_trigger(off) || off == APN_UREG_OUT_CLOSE) {
         *val = 0;       /* write-only */
         return true;
     }
@@ -2856,6 +2967,18 @@ static bool cmd_reg_write(ApnCore *core, uint32_t ep, ApnCmdRegs *c,
 
     if (is_cmd_trigger(off)) {
         cmd_run(core, ep, c, priv, off);
+        return true;
+    }
+    if (off == APN_UREG_OUT_CLOSE) {
+        /* Any trust level: the aperture's destination is fixed already. */
+        if (!priv && !ep_valid(core, ep)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u is not "
+                          "valid: out_close refused\n", ep);
+            c->status = APN_CMD_EPERM;
+        } else {
+            c->status = out_close(core, val, ep);
+        }
+        trace_apertnic_cmd(ep, priv, "out_close", c->status);
         return true;
     }
     if (!reg || off == APN_UREG_CMD_STATUS) {
@@ -2920,12 +3043,11 @@ static void ep_ctrl_write(ApnCore *core, uint32_t ep, uint32_t val)
     ApnEndpoint *p = &core->regs.ep[ep];
     bool was = p->ctrl & APN_EP_VALID;
 
-    if (val & ~(APN_EP_VALID | APN_EP_TRUSTED)) {
+    if (val & ~APN_EP_CTRL_BITS) {
         qemu_log_mask(LOG_GUEST_ERROR, "apertnic: endpoint %u: CTRL bits "
-                      "0x%x are reserved\n", ep,
-                      val & ~(APN_EP_VALID | APN_EP_TRUSTED));
+                      "0x%x are reserved\n", ep, val & ~APN_EP_CTRL_BITS);
     }
-    p->ctrl = val & (APN_EP_VALID | APN_EP_TRUSTED);
+    p->ctrl = val & APN_EP_CTRL_BITS;
     if (was && !(p->ctrl & APN_EP_VALID)) {
         /* Torn down: its memory may go; no more DMA for it. */
         dma_abort(core, ep, true);
@@ -3215,7 +3337,13 @@ static uint32_t reg_read32(ApnCore *core, uint32_t addr)
     case APN_REG_TABLE_INVAL:
     case APN_REG_IRQ_TEST:
     case APN_REG_FLUSH:
+    case APN_REG_OUT_CLOSE:
+    case APN_REG_EV_POST_TYPE:
         return 0;
+    case APN_REG_EV_POST_EP:      return r->ev_post_ep;
+    case APN_REG_EV_POST_INFO:    return r->ev_post_info;
+    case APN_REG_EV_POST_DATA_LO: return r->ev_post_data_lo;
+    case APN_REG_EV_POST_DATA_HI: return r->ev_post_data_hi;
     case APN_REG_IP_ADDR:        return r->ip_addr;
     case APN_REG_CMD_EP:         return r->cmd_ep;
     case APN_REG_RX_RING_LO:     return r->rx_ring_lo;
@@ -3291,6 +3419,35 @@ static void table_invalidate(ApnCore *core, uint32_t val)
     } else {
         cache_invalidate(core, (out ? APN_INVAL_OUT : 0) | index);
     }
+}
+
+/*
+ * APN_REG_EV_POST_TYPE: the OS adds an event to an endpoint's event queue,
+ * through the same path (and rules) as the device's own events.
+ */
+static void ev_post(ApnCore *core, uint32_t val)
+{
+    ApnCoreRegs *r = &core->regs;
+    uint32_t ep = r->ev_post_ep;
+    uint8_t type = val & 0xff;
+    uint8_t flags = (val >> 8) & 0xff;
+
+    if (val >> 16) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: EV_POST_TYPE bits 0x%x are "
+                      "reserved\n", val & ~0xffffu);
+    }
+    if (!ep_valid(core, ep) || !r->ep[ep].evq_size) {
+        qemu_log_mask(LOG_GUEST_ERROR, "apertnic: event post to endpoint %u, "
+                      "which is not valid or has no event queue; ignored\n",
+                      ep);
+        count(core, APN_CNT_CMD_REFUSED);
+        trace_apertnic_ev_post(ep, type, flags, r->ev_post_info, false);
+        return;
+    }
+    count(core, APN_CNT_EV_POSTS);
+    trace_apertnic_ev_post(ep, type, flags, r->ev_post_info, true);
+    ep_post_flags(core, ep, type, flags | APN_EV_F_POSTED, r->ev_post_info,
+                  (uint64_t)r->ev_post_data_hi << 32 | r->ev_post_data_lo);
 }
 
 static void irq_test(ApnCore *core, uint32_t vector)
@@ -3467,6 +3624,24 @@ static void reg_write32(ApnCore *core, uint32_t addr, uint32_t val)
         return;
     case APN_REG_FLUSH:
         tx_flush(core);
+        return;
+    case APN_REG_OUT_CLOSE:
+        out_close(core, val, -1);
+        return;
+    case APN_REG_EV_POST_EP:
+        r->ev_post_ep = val;
+        return;
+    case APN_REG_EV_POST_INFO:
+        r->ev_post_info = val;
+        return;
+    case APN_REG_EV_POST_DATA_LO:
+        r->ev_post_data_lo = val;
+        return;
+    case APN_REG_EV_POST_DATA_HI:
+        r->ev_post_data_hi = val;
+        return;
+    case APN_REG_EV_POST_TYPE:
+        ev_post(core, val);
         return;
     case APN_REG_IP_ADDR:
         r->ip_addr = val;
@@ -3834,7 +4009,7 @@ void apn_core_post_load(ApnCore *core)
             memset(p, 0, sizeof(*p));
             continue;
         }
-        p->ctrl &= APN_EP_VALID | APN_EP_TRUSTED;
+        p->ctrl &= APN_EP_CTRL_BITS;
         if (p->port > 0xffff) {
             p->port = 0;
         }

@@ -210,6 +210,8 @@ typedef struct ApnCoreRegs {
     uint32_t rx_ring_lo, rx_ring_hi, rx_ring_size, rx_tail, rx_head;
     uint32_t tx_ring_lo, tx_ring_hi, tx_ring_size, tx_tail, tx_head;
     uint32_t ring_irq;
+    /* event post staging registers (migrated in a subsection) */
+    uint32_t ev_post_ep, ev_post_info, ev_post_data_lo, ev_post_data_hi;
     ApnEndpoint ep[APN_MAX_ENDPOINTS]; /* the first cfg.num_endpoints used */
 } ApnCoreRegs;
 
