@@ -20,54 +20,19 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "apn_example.h"
 
 #define PROG         "apn-pingpong"
 #define RAW_DATA     64u          /* raw mode: payload offset; sequence, length at 0 */
 #define RAW_STOP     0xffffffffu  /* raw mode: the client's last sequence word */
-#define CHECK_EVERY  1024         /* spins between looks at events and the clock */
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: " PROG " -L PORT [-m mq|raw] [-s APERTURE] [-t TIMEOUT_S] [-d DEV]\n"
-		"       " PROG " -C HOST:PORT [-m mq|raw] [-n COUNT] [-S BYTES] [-w WARMUP]\n"
-		"                    [-s APERTURE] [-t TIMEOUT_S] [-d DEV]\n"
-		"  -L PORT       echo server: listen on UDP PORT (prints APN-READY host=H port=P)\n"
-		"  -C HOST:PORT  client: connect to the server at cluster host HOST, PORT\n"
-		"  -m MODE       mq (message queue, default) or raw (aperture stores and a\n"
-		"                polled sequence word); both sides must agree\n"
-		"  -n COUNT      measured round trips (default 1000)\n"
-		"  -S BYTES      payload per message (default 64)\n"
-		"  -w WARMUP     round trips before measuring (default 100)\n"
-		"  -s APERTURE   bytes per aperture, power of two 4096..65536 (default 8192);\n"
-		"                both sides must agree\n"
-		"  -t TIMEOUT    seconds to connect and to wait for any one reply (default 30)\n"
-		"  -d DEV        device (default " APN_DEFAULT_DEVICE ")\n"
-		"Client prints: APN-PINGPONG mode=M count=N size=S min_us= median_us= p99_us=\n"
-		"max_us= syscalls= vol_ctxsw= invol_ctxsw= (syscalls: made inside the loop).\n"
-		"Both sides need trusted endpoints (root, or the driver's trust_users=1).\n"
-		"Exit: 0 ok, 1 error or timeout, 2 usage.\n");
-}
-
-static int bad_usage(const char *msg, const char *arg)
-{
-	if (msg)
-		fprintf(stderr, PROG ": %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-	usage(stderr);
-	return 2;
-}
 
 struct pp {
 	struct apn_ex_conn c;
-	int raw;
+	uint32_t raw;                  /* -m: 0 mq, 1 raw */
 	uint32_t size;                 /* client: payload bytes */
 	uint32_t max;                  /* largest payload the mode allows */
 	uint32_t seq;                  /* raw: last sequence number seen */
-	double cpu_us;                 /* cycles per microsecond */
-	uint64_t deadline_cycles;      /* to wait for one message */
 };
 
 /* Fills the payload of round trip i. */
@@ -120,31 +85,27 @@ static int wait_msg(struct pp *p, unsigned char *buf, uint32_t want)
 			if (r != -EAGAIN)
 				return r;
 		}
-		if (++spins % CHECK_EVERY)
+		if (++spins % APN_EX_CHECK_EVERY)
 			continue;
 		r = apn_ex_events(&p->c);
 		if (r)
 			return r;
-		if (apn_ex_cycles() - start > p->deadline_cycles)
+		if (apn_ex_cycles() - start > p->c.timeout_cycles)
 			return -ETIMEDOUT;
 	}
 }
 
 static int send_msg(struct pp *p, const unsigned char *buf, uint32_t len, uint32_t seq)
 {
-	int r;
-
 	if (p->raw) {
 		raw_send(p, buf, len, seq);
 		return 0;
 	}
 	/* the peer echoes each message before we send the next: hardly ever full */
-	while ((r = apn_mq_send(&p->c.mq, buf, len)) == -EAGAIN)
-		;
-	return r;
+	return apn_ex_send(&p->c, buf, len);
 }
 
-static int server(struct pp *p, unsigned timeout_s)
+static int server(struct pp *p)
 {
 	unsigned char *buf = malloc(p->max + 1);
 	struct apn_ex_sysc sc;
@@ -153,10 +114,6 @@ static int server(struct pp *p, unsigned timeout_s)
 
 	if (!buf)
 		return apn_ex_fail(&p->c, "malloc", -ENOMEM);
-	if (apn_ex_accept(&p->c, timeout_s)) {
-		free(buf);
-		return 1;
-	}
 	apn_ex_sysc_open(&sc);
 	apn_ex_sysc_start(&sc);
 	for (;;) {
@@ -179,7 +136,7 @@ static int server(struct pp *p, unsigned timeout_s)
 	printf("\n");
 	fflush(stdout);
 	if (r == -ETIMEDOUT) {
-		fprintf(stderr, PROG ": no message for %u s\n", timeout_s);
+		fprintf(stderr, PROG ": no message for %u s\n", p->c.timeout_s);
 		return 1;
 	}
 	if (r)
@@ -188,10 +145,10 @@ static int server(struct pp *p, unsigned timeout_s)
 }
 
 /* Why round trip i failed, on stderr. */
-static void report(struct pp *p, int err, uint32_t i, unsigned timeout_s)
+static void report(struct pp *p, int err, uint32_t i)
 {
 	if (err == -ETIMEDOUT)
-		fprintf(stderr, PROG ": no reply for %u s (round trip %u)\n", timeout_s, i);
+		fprintf(stderr, PROG ": no reply for %u s (round trip %u)\n", p->c.timeout_s, i);
 	else if (err == -EBADMSG)
 		fprintf(stderr, PROG ": round trip %u: the echo differs from what was sent\n", i);
 	else if (err == -ECONNRESET || err == -EPIPE)
@@ -214,8 +171,7 @@ static int round_trip(struct pp *p, unsigned char *out, unsigned char *in, uint3
 	return 0;
 }
 
-static int client(struct pp *p, uint16_t host, uint16_t port, uint32_t count, uint32_t warmup,
-		  unsigned timeout_s)
+static int client(struct pp *p, uint32_t count, uint32_t warmup)
 {
 	unsigned char *out = malloc(p->size + 1), *in = malloc(p->size + 1);
 	uint64_t *lat = calloc(count ? count : 1, sizeof(*lat));
@@ -229,14 +185,12 @@ static int client(struct pp *p, uint16_t host, uint16_t port, uint32_t count, ui
 		free(lat);
 		return apn_ex_fail(&p->c, "malloc", -ENOMEM);
 	}
-	if (apn_ex_connect(&p->c, host, port, timeout_s))
-		goto fail;
 	for (i = 0; i < warmup && !r; i++) {
 		fill(out, p->size, i);
 		r = round_trip(p, out, in, i);
 	}
 	if (r) {
-		report(p, r, i - 1, timeout_s);
+		report(p, r, i - 1);
 		goto fail;
 	}
 	apn_ex_sysc_open(&sc);
@@ -255,7 +209,7 @@ static int client(struct pp *p, uint16_t host, uint16_t port, uint32_t count, ui
 	apn_ex_sysc_stop(&sc);
 	apn_ex_sysc_close(&sc);
 	if (r) {
-		report(p, r, warmup + n, timeout_s);
+		report(p, r, warmup + n);
 		goto fail;
 	}
 	/* tell the server we are done */
@@ -265,10 +219,10 @@ static int client(struct pp *p, uint16_t host, uint16_t port, uint32_t count, ui
 		apn_mq_close(&p->c.mq);
 	printf("APN-PINGPONG mode=%s count=%u size=%u min_us=%.2f median_us=%.2f p99_us=%.2f max_us=%.2f",
 	       p->raw ? "raw" : "mq", n, p->size,
-	       (double)apn_ex_quantile(lat, n, 0) / p->cpu_us,
-	       (double)apn_ex_quantile(lat, n, 0.5) / p->cpu_us,
-	       (double)apn_ex_quantile(lat, n, 0.99) / p->cpu_us,
-	       (double)apn_ex_quantile(lat, n, 1) / p->cpu_us);
+	       (double)apn_ex_quantile(lat, n, 0) / p->c.cpu_us,
+	       (double)apn_ex_quantile(lat, n, 0.5) / p->c.cpu_us,
+	       (double)apn_ex_quantile(lat, n, 0.99) / p->c.cpu_us,
+	       (double)apn_ex_quantile(lat, n, 1) / p->c.cpu_us);
 	apn_ex_sysc_print(stdout, &sc);
 	printf("\n");
 	fflush(stdout);
@@ -285,72 +239,55 @@ fail:
 
 int main(int argc, char **argv)
 {
-	uint32_t count = 1000, size = 64, warmup = 100, ap = 8192, timeout = 30, port = 0;
-	const char *dev = NULL, *mode = "mq";
-	uint16_t c_host = 0, c_port = 0;
-	int opt, have_c = 0, have_l = 0, ret;
+	uint32_t count = 1000, size = 64, warmup = 100, ap = 8192, raw = 0;
+	const struct apn_ex_opt opts[] = {
+		{ .letter = 'm', .arg = "MODE", .type = APN_EX_WORD, .val = &raw, .words = "mq|raw",
+		  .help = "mq (message queue, default) or raw (aperture stores and a\n"
+			  "polled sequence word); both sides must agree" },
+		{ .letter = 'n', .arg = "COUNT", .type = APN_EX_NUM, .val = &count,
+		  .min = 1, .max = 100000000, .help = "measured round trips (default 1000)" },
+		{ .letter = 'S', .arg = "BYTES", .type = APN_EX_NUM, .val = &size,
+		  .max = 65536, .help = "payload per message (default 64)" },
+		{ .letter = 'w', .arg = "WARMUP", .type = APN_EX_NUM, .val = &warmup,
+		  .max = 100000000, .help = "round trips before measuring (default 100)" },
+		{ .letter = 's', .arg = "APERTURE", .type = APN_EX_POW2, .val = &ap,
+		  .min = 4096, .max = 65536,
+		  .help = "bytes per aperture, power of two 4096..65536 (default 8192);\n"
+			  "both sides must agree" },
+		{ 0 },
+	};
+	const struct apn_ex_cmd cmd = {
+		.prog = PROG,
+		.synopsis = "-L PORT [-m mq|raw] [-s APERTURE]\n"
+			    "-C HOST:PORT [-m mq|raw] [-n COUNT] [-S BYTES] [-w WARMUP]\n"
+			    " [-s APERTURE]",
+		.listen_help = "echo server: listen on UDP PORT (prints APN-READY host=H port=P)",
+		.connect_help = "client: connect to the server at cluster host HOST, PORT",
+		.opts = opts,
+		.epilogue = "Client prints: APN-PINGPONG mode=M count=N size=S min_us= median_us= p99_us=\n"
+			    "max_us= syscalls= vol_ctxsw= invol_ctxsw= (syscalls: made inside the loop).\n"
+			    "Exit: 0 ok, 1 error or timeout, 2 usage.\n",
+	};
+	struct apn_ex_args args;
 	struct pp p;
+	int ret;
 
-	while ((opt = getopt(argc, argv, "L:C:m:n:S:w:s:t:d:")) != -1) {
-		switch (opt) {
-		case 'L':
-			if (apn_ex_parse_u32(optarg, 65535, &port) || !port)
-				return bad_usage("bad PORT (1-65535)", optarg);
-			have_l = 1;
-			break;
-		case 'C':
-			if (apn_ex_parse_hostport(optarg, &c_host, &c_port))
-				return bad_usage("bad HOST:PORT", optarg);
-			have_c = 1;
-			break;
-		case 'm':
-			if (strcmp(optarg, "mq") && strcmp(optarg, "raw"))
-				return bad_usage("bad mode (mq or raw)", optarg);
-			mode = optarg;
-			break;
-		case 'n':
-			if (apn_ex_parse_u32(optarg, 100000000, &count) || !count)
-				return bad_usage("bad COUNT", optarg);
-			break;
-		case 'S':
-			if (apn_ex_parse_u32(optarg, 65536, &size))
-				return bad_usage("bad BYTES", optarg);
-			break;
-		case 'w':
-			if (apn_ex_parse_u32(optarg, 100000000, &warmup))
-				return bad_usage("bad WARMUP", optarg);
-			break;
-		case 's':
-			if (apn_ex_parse_u32(optarg, 65536, &ap) || ap < 4096 || (ap & (ap - 1)))
-				return bad_usage("bad APERTURE (power of two, 4096..65536)", optarg);
-			break;
-		case 't':
-			if (apn_ex_parse_u32(optarg, 86400, &timeout) || !timeout)
-				return bad_usage("bad TIMEOUT (1..86400 s)", optarg);
-			break;
-		case 'd':
-			dev = optarg;
-			break;
-		default:
-			return bad_usage(NULL, NULL);
-		}
-	}
-	if (optind != argc)
-		return bad_usage("unexpected argument", argv[optind]);
-	if (have_l == have_c)
-		return bad_usage("need exactly one of -L PORT and -C HOST:PORT", NULL);
+	ret = apn_ex_parse_args(&cmd, argc, argv, &args);
+	if (ret >= 0)
+		return ret;
 	memset(&p, 0, sizeof(p));
-	p.raw = !strcmp(mode, "raw");
+	p.raw = raw;
 	p.size = size;
 	p.max = p.raw ? ap - RAW_DATA : (ap - APN_MQ_CTRL_SIZE) / 2 - APN_MQ_HDR_SIZE;
 	if (size > p.max)
-		return bad_usage(p.raw ? "BYTES must fit APERTURE - 64" :
-				 "BYTES exceeds the largest message ((APERTURE - 64) / 2 - 8)", NULL);
-	if (apn_ex_open(&p.c, PROG, dev, (uint16_t)port, ap))
+		return apn_ex_bad_usage(&cmd, p.raw ? "BYTES must fit APERTURE - 64" :
+					"BYTES exceeds the largest message ((APERTURE - 64) / 2 - 8)", NULL);
+	if (apn_ex_open(&p.c, &args, NULL, ap))
 		return 1;
-	p.cpu_us = apn_ex_cycles_per_us();
-	p.deadline_cycles = (uint64_t)(p.cpu_us * 1e6 * timeout);
-	ret = have_l ? server(&p, timeout) : client(&p, c_host, c_port, count, warmup, timeout);
+	if (apn_ex_handshake(&p.c, &args))
+		ret = 1;
+	else
+		ret = args.listening ? server(&p) : client(&p, count, warmup);
 	apn_ex_close(&p.c);
 	return ret;
 }

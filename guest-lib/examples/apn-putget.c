@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "apn_example.h"
 
@@ -34,39 +33,8 @@
 #define OP_INVERT  3
 #define OP_ERROR   0xff
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: " PROG " -L PORT [-t TIMEOUT_S] [-d DEV]\n"
-		"       " PROG " -C HOST:PORT [-b BYTES] [-c CHUNK] [-q DEPTH] [-t TIMEOUT_S] [-d DEV]\n"
-		"  -L PORT       serve: listen on UDP PORT (prints APN-READY host=H port=P) and\n"
-		"                expose a region of the size the client asks for\n"
-		"  -C HOST:PORT  PUT BYTES into the server's region, GET them back, check both\n"
-		"  -b BYTES      region size, power of two, 4096 .. 16 MiB (default 1048576)\n"
-		"  -c CHUNK      bytes per request, power of two 64 .. 16 MiB (default 16384;\n"
-		"                at most a piece, the device's outgoing slot size)\n"
-		"  -q DEPTH      request and completion queue depth: requests outstanding,\n"
-		"                power of two 2 .. 4096 (default 4)\n"
-		"  -t TIMEOUT    seconds to connect and for each phase (default 30)\n"
-		"  -d DEV        device (default " APN_DEFAULT_DEVICE ")\n"
-		"Client prints APN-PUTGET put|get bytes= requests= completions= errors= match=yes|no\n"
-		"MB_per_s= syscalls= ... Needs a device with DMA queues.\n"
-		"Exit: 0 ok, 1 error or mismatch, 2 usage.\n");
-}
-
-static int bad_usage(const char *msg, const char *arg)
-{
-	if (msg)
-		fprintf(stderr, PROG ": %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-	usage(stderr);
-	return 2;
-}
-
 struct pg {
 	struct apn_ex_conn c;
-	unsigned timeout_s;
-	double cpu_us;
-	uint64_t timeout_cycles;
 	unsigned char *region;         /* the memory the DMA reaches */
 	size_t bytes, piece, chunk;
 	uint32_t npieces, nreqs;
@@ -89,30 +57,20 @@ static uint32_t fnv(const unsigned char *p, size_t n)
 /* A control message: waits for it without system calls. Its length, or -errno. */
 static int ctl_recv(struct pg *p, uint32_t *msg, size_t max)
 {
-	uint64_t start = apn_ex_cycles();
-	unsigned spins = 0;
-	int r;
-
-	while ((r = apn_mq_recv(&p->c.mq, msg, max)) == -EAGAIN) {
-		if (++spins % 1024)
-			continue;
-		r = apn_ex_events(&p->c);
-		if (r)
-			return r;
-		if (apn_ex_cycles() - start > p->timeout_cycles)
-			return -ETIMEDOUT;
-	}
-	return r;
+	return apn_ex_recv(&p->c, msg, max);
 }
 
 static int ctl_send(struct pg *p, const uint32_t *msg, size_t words)
 {
-	int r;
+	return apn_ex_send(&p->c, msg, words * 4);
+}
 
-	while ((r = apn_mq_send(&p->c.mq, msg, words * 4)) == -EAGAIN)
-		if ((r = apn_ex_events(&p->c)))
-			break;
-	return r;
+/* Client: a request of `words` in msg, and the server's answer in its place. */
+static int ctl_call(struct pg *p, uint32_t *msg, size_t words, size_t max)
+{
+	int r = ctl_send(p, msg, words);
+
+	return r ? r : ctl_recv(p, msg, max);
 }
 
 static int region_alloc(struct pg *p, size_t bytes)
@@ -186,8 +144,6 @@ static int serve(struct pg *p)
 	uint32_t served = 0;
 	int r;
 
-	if (apn_ex_accept(&p->c, p->timeout_s))
-		return 1;
 	for (;;) {
 		uint32_t op, reply[2];
 
@@ -283,12 +239,12 @@ static int transfer(struct pg *p, int op, uint32_t *done, uint32_t *errors,
 			start = apn_ex_cycles();
 			continue;
 		}
-		if (++spins % 1024)
+		if (++spins % APN_EX_CHECK_EVERY)
 			continue;
 		r = apn_ex_events(&p->c);
 		if (r)
 			return r;
-		if (apn_ex_cycles() - start > p->timeout_cycles)
+		if (apn_ex_cycles() - start > p->c.timeout_cycles)
 			return -ETIMEDOUT;
 	}
 	return 0;
@@ -332,21 +288,19 @@ static int phase(struct pg *p, int op, uint32_t *errors)
 	}
 	printf("APN-PUTGET %s bytes=%zu requests=%u completions=%u errors=%u MB_per_s=%.2f",
 	       op == APN_DMA_PUT ? "put" : "get", p->bytes, p->nreqs, done, *errors,
-	       (double)p->bytes * p->cpu_us / (double)(cycles ? cycles : 1));
+	       (double)p->bytes * p->c.cpu_us / (double)(cycles ? cycles : 1));
 	apn_ex_sysc_print(stdout, &sc);
 	printf("\n");
 	fflush(stdout);
 	return 0;
 }
 
-static int client(struct pg *p, uint16_t host, uint16_t port, size_t bytes, size_t chunk)
+/* Before connecting: cuts the region into pieces an outgoing aperture reaches. */
+static int plan(struct pg *p, size_t bytes, size_t chunk)
 {
-	uint32_t msg[2 + 2 * MAX_PIECES], want_sum, errors = 0, i;
 	struct apn_device_info info;
-	unsigned char *expect;
-	int r, ok;
+	int r = apn_device_info(&p->c.dev, &info);
 
-	r = apn_device_info(&p->c.dev, &info);
 	if (r)
 		return apn_ex_fail(&p->c, "device info", r);
 	if (!(info.caps & APN_DEVICE_CAP_DMA)) {
@@ -362,8 +316,15 @@ static int client(struct pg *p, uint16_t host, uint16_t port, size_t bytes, size
 			p->npieces, p->piece, MAX_PIECES);
 		return 1;
 	}
-	if (apn_ex_connect(&p->c, host, port, p->timeout_s))
-		return 1;
+	return 0;
+}
+
+static int client(struct pg *p, size_t bytes)
+{
+	uint32_t msg[2 + 2 * MAX_PIECES], want_sum, errors = 0, i;
+	unsigned char *expect;
+	int r, ok;
+
 	r = region_alloc(p, bytes);
 	if (r)
 		return apn_ex_fail(&p->c, "local region", r);
@@ -383,9 +344,7 @@ static int client(struct pg *p, uint16_t host, uint16_t port, size_t bytes, size
 	msg[0] = htole32(OP_REGION);
 	msg[1] = htole32((uint32_t)bytes);
 	msg[2] = htole32((uint32_t)p->piece);
-	r = ctl_send(p, msg, 3);
-	if (!r)
-		r = ctl_recv(p, msg, sizeof(msg));
+	r = ctl_call(p, msg, 3, sizeof(msg));
 	if (r >= 8 && le32toh(msg[0]) == OP_ERROR)
 		r = -(int)le32toh(msg[1]);
 	else if (r >= 0 && (r != (int)(8 + 8 * p->npieces) || le32toh(msg[0]) != OP_REGION ||
@@ -412,9 +371,7 @@ static int client(struct pg *p, uint16_t host, uint16_t port, size_t bytes, size
 		goto fail;
 	want_sum = fnv(p->region, bytes);
 	msg[0] = htole32(OP_SUM);
-	r = ctl_send(p, msg, 1);
-	if (!r)
-		r = ctl_recv(p, msg, sizeof(msg));
+	r = ctl_call(p, msg, 1, sizeof(msg));
 	if (r != 8 || le32toh(msg[0]) != OP_SUM) {
 		apn_ex_fail(&p->c, "server's checksum", r < 0 ? r : -EBADMSG);
 		goto fail;
@@ -430,9 +387,7 @@ static int client(struct pg *p, uint16_t host, uint16_t port, size_t bytes, size
 	for (i = 0; i < bytes; i++)
 		expect[i] = p->region[i] ^ 0xff;
 	msg[0] = htole32(OP_INVERT);
-	r = ctl_send(p, msg, 1);
-	if (!r)
-		r = ctl_recv(p, msg, sizeof(msg));
+	r = ctl_call(p, msg, 1, sizeof(msg));
 	if (r != 4 || le32toh(msg[0]) != OP_INVERT) {
 		apn_ex_fail(&p->c, "server's invert", r < 0 ? r : -EBADMSG);
 		goto fail;
@@ -456,66 +411,52 @@ fail:
 
 int main(int argc, char **argv)
 {
-	uint32_t port = 0, timeout = 30, bytes = 1u << 20, depth = 4, chunk = 16384;
-	int opt, have_c = 0, have_l = 0, ret;
-	uint16_t c_host = 0, c_port = 0;
-	struct apn_endpoint_attr attr;
-	const char *dev = NULL;
+	uint32_t bytes = 1u << 20, depth = 4, chunk = 16384;
+	const struct apn_ex_opt opts[] = {
+		{ .letter = 'b', .arg = "BYTES", .type = APN_EX_POW2, .val = &bytes,
+		  .min = 4096, .max = 16u << 20,
+		  .help = "region size, power of two, 4096 .. 16 MiB (default 1048576)" },
+		{ .letter = 'c', .arg = "CHUNK", .type = APN_EX_POW2, .val = &chunk,
+		  .min = 64, .max = 16u << 20,
+		  .help = "bytes per request, power of two 64 .. 16 MiB (default 16384;\n"
+			  "at most a piece, the device's outgoing slot size)" },
+		{ .letter = 'q', .arg = "DEPTH", .type = APN_EX_POW2, .val = &depth,
+		  .min = 2, .max = 4096,
+		  .help = "request and completion queue depth: requests outstanding,\n"
+			  "power of two 2 .. 4096 (default 4)" },
+		{ 0 },
+	};
+	const struct apn_ex_cmd cmd = {
+		.prog = PROG,
+		.synopsis = "-L PORT\n"
+			    "-C HOST:PORT [-b BYTES] [-c CHUNK] [-q DEPTH]",
+		.listen_help = "serve: listen on UDP PORT (prints APN-READY host=H port=P) and\n"
+			       "expose a region of the size the client asks for",
+		.connect_help = "PUT BYTES into the server's region, GET them back, check both",
+		.timeout_help = "seconds to connect and for each phase",
+		.opts = opts,
+		.epilogue = "Client prints APN-PUTGET put|get bytes= requests= completions= errors= match=yes|no\n"
+			    "MB_per_s= syscalls= ... Needs a device with DMA queues.\n"
+			    "Exit: 0 ok, 1 error or mismatch, 2 usage.\n",
+	};
+	struct apn_endpoint_attr attr = { 0 };
+	struct apn_ex_args args;
 	struct pg p;
+	int ret;
 
-	while ((opt = getopt(argc, argv, "L:C:b:c:q:t:d:")) != -1) {
-		switch (opt) {
-		case 'L':
-			if (apn_ex_parse_u32(optarg, 65535, &port) || !port)
-				return bad_usage("bad PORT (1-65535)", optarg);
-			have_l = 1;
-			break;
-		case 'C':
-			if (apn_ex_parse_hostport(optarg, &c_host, &c_port))
-				return bad_usage("bad HOST:PORT", optarg);
-			have_c = 1;
-			break;
-		case 'b':
-			if (apn_ex_parse_u32(optarg, 16u << 20, &bytes) || bytes < 4096 ||
-			    (bytes & (bytes - 1)))
-				return bad_usage("bad BYTES (power of two, 4096 .. 16 MiB)", optarg);
-			break;
-		case 'c':
-			if (apn_ex_parse_u32(optarg, 16u << 20, &chunk) || chunk < 64 ||
-			    (chunk & (chunk - 1)))
-				return bad_usage("bad CHUNK (power of two, 64 .. 16 MiB)", optarg);
-			break;
-		case 'q':
-			if (apn_ex_parse_u32(optarg, 4096, &depth) || depth < 2 ||
-			    (depth & (depth - 1)))
-				return bad_usage("bad DEPTH (power of two, 2 .. 4096)", optarg);
-			break;
-		case 't':
-			if (apn_ex_parse_u32(optarg, 86400, &timeout) || !timeout)
-				return bad_usage("bad TIMEOUT (1..86400 s)", optarg);
-			break;
-		case 'd':
-			dev = optarg;
-			break;
-		default:
-			return bad_usage(NULL, NULL);
-		}
-	}
-	if (optind != argc)
-		return bad_usage("unexpected argument", argv[optind]);
-	if (have_l == have_c)
-		return bad_usage("need exactly one of -L PORT and -C HOST:PORT", NULL);
+	ret = apn_ex_parse_args(&cmd, argc, argv, &args);
+	if (ret >= 0)
+		return ret;
 	memset(&p, 0, sizeof(p));
-	memset(&attr, 0, sizeof(attr));
-	attr.port = (uint16_t)port;
-	if (have_c)
+	if (!args.listening)
 		attr.rq_size = depth;       /* the completion queue as deep */
-	if (apn_ex_open_attr(&p.c, PROG, dev, &attr, MQ_SIZE))
+	if (apn_ex_open(&p.c, &args, &attr, MQ_SIZE))
 		return 1;
-	p.timeout_s = timeout;
-	p.cpu_us = apn_ex_cycles_per_us();
-	p.timeout_cycles = (uint64_t)(p.cpu_us * 1e6 * timeout);
-	ret = have_l ? serve(&p) : client(&p, c_host, c_port, bytes, chunk);
+	ret = args.listening ? 0 : plan(&p, bytes, chunk);
+	if (!ret)
+		ret = apn_ex_handshake(&p.c, &args);
+	if (!ret)
+		ret = args.listening ? serve(&p) : client(&p, bytes);
 	region_free(&p);
 	apn_ex_close(&p.c);
 	return ret;

@@ -20,7 +20,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "apn_example.h"
 
@@ -35,48 +34,12 @@ struct hello {
 	uint32_t min, max;             /* payload sizes */
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: " PROG " -L PORT [-K N] [-i IDLE_S] [-s APERTURE] [-t TIMEOUT_S] [-d DEV]\n"
-		"       " PROG " -C HOST:PORT [-n COUNT] [-S MIN[-MAX]] [-r SEED] [-b BATCH] [-K N]\n"
-		"                  [-i IDLE_S] [-s APERTURE] [-t TIMEOUT_S] [-d DEV]\n"
-		"  -L PORT       receive: listen on UDP PORT (prints APN-READY host=H port=P)\n"
-		"  -C HOST:PORT  send to the receiver at cluster host HOST, PORT\n"
-		"  -n COUNT      messages (default 10000)\n"
-		"  -S MIN[-MAX]  payload bytes, fixed or uniformly mixed (default 64)\n"
-		"  -r SEED       seed of the sizes and contents (default 1)\n"
-		"  -b BATCH      publish the write pointer once per BATCH messages\n"
-		"                (apn_mq_write + apn_mq_flush; default 1: apn_mq_send)\n"
-		"  -K N          kill this process (SIGKILL) after N messages: a crash\n"
-		"  -i IDLE       seconds without progress before probing the peer (default 2)\n"
-		"  -s APERTURE   bytes per aperture, power of two 4096..65536 (default 65536);\n"
-		"                both sides must agree\n"
-		"  -t TIMEOUT    seconds to connect, and without progress before giving up\n"
-		"                (default 30)\n"
-		"  -d DEV        device (default " APN_DEFAULT_DEVICE ")\n"
-		"Sender prints APN-STREAM-SENT messages= bytes= checksum= eagain= secs= msgs_per_s=\n"
-		"syscalls= ...; receiver APN-STREAM-RECEIVED messages= bytes= checksum= bad= lost= ...\n"
-		"On failure either prints APN-STREAM-ERROR error=E messages=N.\n"
-		"Exit: 0 ok (receiver: all messages, all intact), 1 error, 2 usage.\n");
-}
-
-static int bad_usage(const char *msg, const char *arg)
-{
-	if (msg)
-		fprintf(stderr, PROG ": %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-	usage(stderr);
-	return 2;
-}
-
 struct stream {
 	struct apn_ex_conn c;
 	struct hello h;
 	uint32_t kill_after;           /* 0: never */
 	uint32_t batch;
-	double cpu_us;
-	uint64_t idle_cycles, timeout_cycles;
-	unsigned timeout_s;
+	uint64_t idle_cycles;
 	/* results */
 	uint64_t messages, bytes, eagain, bad;
 	uint32_t sum;                  /* FNV-1a */
@@ -153,7 +116,7 @@ static int report_error(struct stream *st, int err)
 			strerror(ECONNRESET), (unsigned long long)st->messages);
 	else if (err == -ETIMEDOUT)
 		fprintf(stderr, PROG ": no progress for %u s after %llu messages (peer silent)\n",
-			st->timeout_s, (unsigned long long)st->messages);
+			st->c.timeout_s, (unsigned long long)st->messages);
 	else
 		apn_ex_fail(&st->c, "stream", err);
 	return 1;
@@ -176,7 +139,7 @@ static int stalled(struct stream *st, uint64_t since, int *probed)
 		if (r && r != -EPIPE)
 			return r;
 	}
-	return quiet > st->timeout_cycles ? -ETIMEDOUT : 0;
+	return quiet > st->c.timeout_cycles ? -ETIMEDOUT : 0;
 }
 
 static int sender(struct stream *st)
@@ -238,8 +201,8 @@ static int sender(struct stream *st)
 	apn_mq_close(&st->c.mq);
 	printf("APN-STREAM-SENT messages=%llu bytes=%llu checksum=0x%08x eagain=%llu secs=%.3f msgs_per_s=%.0f",
 	       (unsigned long long)st->messages, (unsigned long long)st->bytes, st->sum,
-	       (unsigned long long)st->eagain, (double)st->cycles / st->cpu_us / 1e6,
-	       (double)st->messages * st->cpu_us * 1e6 / (double)(st->cycles ? st->cycles : 1));
+	       (unsigned long long)st->eagain, (double)st->cycles / st->c.cpu_us / 1e6,
+	       (double)st->messages * st->c.cpu_us * 1e6 / (double)(st->cycles ? st->cycles : 1));
 	apn_ex_sysc_print(stdout, &st->sc);
 	printf("\n");
 	fflush(stdout);
@@ -324,8 +287,8 @@ out:
 	printf("APN-STREAM-RECEIVED messages=%llu bytes=%llu checksum=0x%08x bad=%llu lost=%lld secs=%.3f msgs_per_s=%.0f",
 	       (unsigned long long)st->messages, (unsigned long long)st->bytes, st->sum,
 	       (unsigned long long)st->bad, (long long)st->h.count - (long long)st->messages,
-	       (double)st->cycles / st->cpu_us / 1e6,
-	       (double)st->messages * st->cpu_us * 1e6 / (double)(st->cycles ? st->cycles : 1));
+	       (double)st->cycles / st->c.cpu_us / 1e6,
+	       (double)st->messages * st->c.cpu_us * 1e6 / (double)(st->cycles ? st->cycles : 1));
 	apn_ex_sysc_print(stdout, &st->sc);
 	printf("\n");
 	fflush(stdout);
@@ -340,96 +303,67 @@ out:
 
 int main(int argc, char **argv)
 {
-	uint32_t port = 0, ap = 65536, timeout = 30, idle = 2, v;
-	int opt, have_c = 0, have_l = 0, ret;
-	uint16_t c_host = 0, c_port = 0;
-	const char *dev = NULL;
-	struct stream st;
-	char *dash;
+	uint32_t ap = 65536, idle = 2, largest;
+	struct apn_ex_args args;
+	struct stream st = {
+		.h = { .count = 10000, .seed = 1, .min = 64, .max = 64 },
+		.batch = 1,
+	};
+	const struct apn_ex_opt opts[] = {
+		{ .letter = 'n', .arg = "COUNT", .type = APN_EX_NUM, .val = &st.h.count,
+		  .max = 0x7fffffff, .help = "messages (default 10000)" },
+		{ .letter = 'S', .arg = "MIN[-MAX]", .type = APN_EX_RANGE, .val = &st.h.min,
+		  .val_hi = &st.h.max, .max = 1u << 30,
+		  .help = "payload bytes, fixed or uniformly mixed (default 64)" },
+		{ .letter = 'r', .arg = "SEED", .type = APN_EX_NUM, .val = &st.h.seed,
+		  .max = 0xffffffffu, .help = "seed of the sizes and contents (default 1)" },
+		{ .letter = 'b', .arg = "BATCH", .type = APN_EX_NUM, .val = &st.batch,
+		  .min = 1, .max = 1u << 20,
+		  .help = "publish the write pointer once per BATCH messages\n"
+			  "(apn_mq_write + apn_mq_flush; default 1: apn_mq_send)" },
+		{ .letter = 'K', .arg = "N", .type = APN_EX_NUM, .val = &st.kill_after,
+		  .min = 1, .max = 0x7fffffff,
+		  .help = "kill this process (SIGKILL) after N messages: a crash" },
+		{ .letter = 'i', .arg = "IDLE", .type = APN_EX_NUM, .val = &idle, .min = 1, .max = 86400,
+		  .help = "seconds without progress before probing the peer (default 2)" },
+		{ .letter = 's', .arg = "APERTURE", .type = APN_EX_POW2, .val = &ap,
+		  .min = 4096, .max = 65536,
+		  .help = "bytes per aperture, power of two 4096..65536 (default 65536);\n"
+			  "both sides must agree" },
+		{ 0 },
+	};
+	const struct apn_ex_cmd cmd = {
+		.prog = PROG,
+		.synopsis = "-L PORT [-K N] [-i IDLE_S] [-s APERTURE]\n"
+			    "-C HOST:PORT [-n COUNT] [-S MIN[-MAX]] [-r SEED] [-b BATCH] [-K N]\n"
+			    " [-i IDLE_S] [-s APERTURE]",
+		.listen_help = "receive: listen on UDP PORT (prints APN-READY host=H port=P)",
+		.connect_help = "send to the receiver at cluster host HOST, PORT",
+		.timeout_help = "seconds to connect, and without progress before giving up",
+		.opts = opts,
+		.epilogue = "Sender prints APN-STREAM-SENT messages= bytes= checksum= eagain= secs= msgs_per_s=\n"
+			    "syscalls= ...; receiver APN-STREAM-RECEIVED messages= bytes= checksum= bad= lost= ...\n"
+			    "On failure either prints APN-STREAM-ERROR error=E messages=N.\n"
+			    "Exit: 0 ok (receiver: all messages, all intact), 1 error, 2 usage.\n",
+	};
+	int ret;
 
-	memset(&st, 0, sizeof(st));
-	st.h.count = 10000;
-	st.h.seed = 1;
-	st.h.min = st.h.max = 64;
-	st.batch = 1;
-	while ((opt = getopt(argc, argv, "L:C:n:S:r:b:K:i:s:t:d:")) != -1) {
-		switch (opt) {
-		case 'L':
-			if (apn_ex_parse_u32(optarg, 65535, &port) || !port)
-				return bad_usage("bad PORT (1-65535)", optarg);
-			have_l = 1;
-			break;
-		case 'C':
-			if (apn_ex_parse_hostport(optarg, &c_host, &c_port))
-				return bad_usage("bad HOST:PORT", optarg);
-			have_c = 1;
-			break;
-		case 'n':
-			if (apn_ex_parse_u32(optarg, 0x7fffffff, &st.h.count))
-				return bad_usage("bad COUNT", optarg);
-			break;
-		case 'S':
-			dash = strchr(optarg, '-');
-			if (dash)
-				*dash = '\0';
-			if (apn_ex_parse_u32(optarg, 1u << 30, &st.h.min))
-				return bad_usage("bad MIN size", optarg);
-			st.h.max = st.h.min;
-			if (dash && (apn_ex_parse_u32(dash + 1, 1u << 30, &st.h.max) ||
-				     st.h.min > st.h.max))
-				return bad_usage("bad MAX size (MIN-MAX, MIN <= MAX)", dash + 1);
-			break;
-		case 'r':
-			if (apn_ex_parse_u32(optarg, 0xffffffffu, &st.h.seed))
-				return bad_usage("bad SEED", optarg);
-			break;
-		case 'b':
-			if (apn_ex_parse_u32(optarg, 1u << 20, &st.batch) || !st.batch)
-				return bad_usage("bad BATCH", optarg);
-			break;
-		case 'K':
-			if (apn_ex_parse_u32(optarg, 0x7fffffff, &st.kill_after) || !st.kill_after)
-				return bad_usage("bad N for -K", optarg);
-			break;
-		case 'i':
-			if (apn_ex_parse_u32(optarg, 86400, &idle) || !idle)
-				return bad_usage("bad IDLE", optarg);
-			break;
-		case 's':
-			if (apn_ex_parse_u32(optarg, 65536, &ap) || ap < 4096 || (ap & (ap - 1)))
-				return bad_usage("bad APERTURE (power of two, 4096..65536)", optarg);
-			break;
-		case 't':
-			if (apn_ex_parse_u32(optarg, 86400, &timeout) || !timeout)
-				return bad_usage("bad TIMEOUT (1..86400 s)", optarg);
-			break;
-		case 'd':
-			dev = optarg;
-			break;
-		default:
-			return bad_usage(NULL, NULL);
-		}
-	}
-	if (optind != argc)
-		return bad_usage("unexpected argument", argv[optind]);
-	if (have_l == have_c)
-		return bad_usage("need exactly one of -L PORT and -C HOST:PORT", NULL);
-	v = (ap - APN_MQ_CTRL_SIZE) / 2 - APN_MQ_HDR_SIZE;
-	if (st.h.max > v) {
+	ret = apn_ex_parse_args(&cmd, argc, argv, &args);
+	if (ret >= 0)
+		return ret;
+	largest = (ap - APN_MQ_CTRL_SIZE) / 2 - APN_MQ_HDR_SIZE;
+	if (st.h.max > largest) {
 		fprintf(stderr, PROG ": MAX %u exceeds the largest message of a %u-byte aperture (%u)\n",
-			st.h.max, ap, v);
+			st.h.max, ap, largest);
 		return 2;
 	}
-	if (apn_ex_open(&st.c, PROG, dev, (uint16_t)port, ap))
+	if (apn_ex_open(&st.c, &args, NULL, ap))
 		return 1;
-	st.timeout_s = timeout;
-	st.cpu_us = apn_ex_cycles_per_us();
-	st.idle_cycles = (uint64_t)(st.cpu_us * 1e6 * idle);
-	st.timeout_cycles = (uint64_t)(st.cpu_us * 1e6 * timeout);
-	if (have_l)
-		ret = apn_ex_accept(&st.c, timeout) ? 1 : receiver(&st);
+	st.idle_cycles = (uint64_t)(st.c.cpu_us * 1e6 * idle);
+	if (apn_ex_handshake(&st.c, &args))
+		ret = 1;
 	else
-		ret = apn_ex_connect(&st.c, c_host, c_port, timeout) ? 1 : sender(&st);
+		ret = args.listening ? receiver(&st) : sender(&st);
 	apn_ex_close(&st.c);
 	return ret;
 }

@@ -2,6 +2,7 @@
 /* What the example programs share; see apn_example.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <linux/perf_event.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,37 +21,54 @@ int apn_ex_fail(const struct apn_ex_conn *c, const char *what, int err)
 	return 1;
 }
 
-int apn_ex_open(struct apn_ex_conn *c, const char *prog, const char *dev, uint16_t port,
-		uint32_t size)
+static const char *create_failure(int err, int untrusted)
 {
-	struct apn_endpoint_attr attr = { .port = port };
-
-	return apn_ex_open_attr(c, prog, dev, &attr, size);
+	switch (err) {
+	case -EPERM:
+		return untrusted ? "create endpoint" :
+		       "trusted endpoint (needs CAP_NET_ADMIN or the driver's trust_users=1; or --untrusted)";
+	case -EADDRINUSE:
+		return "port in use";
+	case -EOPNOTSUPP:
+		return "DMA queues (the device has none)";
+	default:
+		return "create endpoint";
+	}
 }
 
-int apn_ex_open_attr(struct apn_ex_conn *c, const char *prog, const char *dev,
-		     const struct apn_endpoint_attr *want, uint32_t size)
+int apn_ex_open(struct apn_ex_conn *c, const struct apn_ex_args *a,
+		const struct apn_endpoint_attr *want, uint32_t size)
 {
-	struct apn_endpoint_attr attr = *want;
+	struct apn_endpoint_attr attr = { 0 };
 	long pg = sysconf(_SC_PAGESIZE);
 	int r;
 
+	if (want)
+		attr = *want;
 	memset(c, 0, sizeof(*c));
-	c->prog = prog;
-	c->listening = attr.port != 0;
-	attr.flags |= APN_ENDPOINT_F_TRUSTED;
-	r = apn_device_open(&c->dev, dev);
+	c->prog = a->prog;
+	c->listening = a->listening;
+	c->untrusted = a->untrusted;
+	c->verbose = a->verbose;
+	attr.port = a->port;
+	if (a->untrusted)
+		attr.flags &= ~APN_ENDPOINT_F_TRUSTED;
+	else
+		attr.flags |= APN_ENDPOINT_F_TRUSTED;
+	r = apn_device_open(&c->dev, a->dev);
 	if (r)
-		return apn_ex_fail(c, dev ? dev : APN_DEFAULT_DEVICE, r);
+		return apn_ex_fail(c, a->dev ? a->dev : APN_DEFAULT_DEVICE, r);
 	c->open = 1;
 	r = apn_endpoint_create(&c->ep, &c->dev, &attr);
 	if (r) {
-		apn_ex_fail(c, r == -EPERM ? "trusted endpoint (needs CAP_NET_ADMIN or the driver's trust_users=1)" :
-			    r == -EADDRINUSE ? "port in use" :
-			    r == -EOPNOTSUPP ? "DMA queues (the device has none)" : "create endpoint", r);
+		apn_ex_fail(c, create_failure(r, a->untrusted), r);
 		goto fail;
 	}
 	c->open = 2;
+	if (c->verbose)
+		fprintf(stderr, "%s: endpoint %u on port %u, %s\n", c->prog, c->ep.index,
+			apn_endpoint_port(&c->ep),
+			c->ep.flags & APN_ENDPOINT_F_TRUSTED ? "trusted" : "untrusted");
 	c->buf_len = size < (uint32_t)pg ? (size_t)pg : size;
 	c->buf = mmap(NULL, c->buf_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (c->buf == MAP_FAILED) {
@@ -85,6 +103,12 @@ int apn_ex_open_attr(struct apn_ex_conn *c, const char *prog, const char *dev,
 		apn_ex_fail(c, "message queue", r);
 		goto fail;
 	}
+	if (c->verbose)
+		fprintf(stderr, "%s: %u-byte apertures, incoming index %u; message queue of %zu-byte messages\n",
+			c->prog, size, c->ia.in_index, apn_mq_max_msg(&c->mq));
+	c->cpu_us = apn_ex_cycles_per_us();
+	c->timeout_s = a->timeout_s;
+	c->timeout_cycles = (uint64_t)(c->cpu_us * 1e6 * a->timeout_s);
 	return 0;
 fail:
 	apn_ex_close(c);
@@ -163,6 +187,8 @@ int apn_ex_accept(struct apn_ex_conn *c, unsigned timeout_s)
 		fprintf(stderr, "%s: nobody connected within %u s\n", c->prog, timeout_s);
 		return 1;
 	}
+	if (r == -EPERM && c->untrusted)
+		return apn_ex_fail(c, "accept (refused to an untrusted endpoint)", r);
 	if (r)
 		return apn_ex_fail(c, "accept", r);
 	printf("APN-ACCEPTED host=%u port=%u in_index=%u nonce=0x%08x\n", c->peer.src_host,
@@ -194,6 +220,10 @@ int apn_ex_connect(struct apn_ex_conn *c, uint16_t host, uint16_t port, unsigned
 		return 1;
 	case -EHOSTUNREACH:
 		return apn_ex_fail(c, "connect (no MAC/IPv4 route to that host: apnctl route)", r);
+	case -EPERM:
+		if (c->untrusted)
+			return apn_ex_fail(c, "connect (refused to an untrusted endpoint)", r);
+		return apn_ex_fail(c, "connect", r);
 	default:
 		return apn_ex_fail(c, "connect", r);
 	}
@@ -201,6 +231,16 @@ int apn_ex_connect(struct apn_ex_conn *c, uint16_t host, uint16_t port, unsigned
 	       c->peer.src_port, c->peer.in_index, c->peer.nonce);
 	fflush(stdout);
 	return 0;
+}
+
+int apn_ex_handshake(struct apn_ex_conn *c, const struct apn_ex_args *a)
+{
+	if (c->verbose && !a->listening)
+		fprintf(stderr, "%s: connecting to %u:%u (%u s at most)\n", c->prog, a->peer_host,
+			a->peer_port, a->timeout_s);
+	if (a->listening)
+		return apn_ex_accept(c, a->timeout_s);
+	return apn_ex_connect(c, a->peer_host, a->peer_port, a->timeout_s);
 }
 
 int apn_ex_events(struct apn_ex_conn *c)
@@ -232,6 +272,38 @@ int apn_ex_events(struct apn_ex_conn *c)
 	if (n < 0)
 		return n;
 	return c->mq.error == -ECONNRESET ? -ECONNRESET : 0;
+}
+
+int apn_ex_recv(struct apn_ex_conn *c, void *buf, size_t max)
+{
+	uint64_t start = 0;
+	unsigned spins = 0;
+	int r;
+
+	while ((r = apn_mq_recv(&c->mq, buf, max)) == -EAGAIN) {
+		if (!spins++)
+			start = apn_ex_cycles();
+		if (spins % APN_EX_CHECK_EVERY)
+			continue;
+		r = apn_ex_events(c);
+		if (r)
+			return r;
+		if (c->timeout_cycles && apn_ex_cycles() - start > c->timeout_cycles)
+			return -ETIMEDOUT;
+	}
+	return r;
+}
+
+int apn_ex_send(struct apn_ex_conn *c, const void *buf, size_t len)
+{
+	int r;
+
+	while ((r = apn_mq_send(&c->mq, buf, len)) == -EAGAIN) {
+		r = apn_ex_events(c);
+		if (r)
+			break;
+	}
+	return r;
 }
 
 /* ---- timing ------------------------------------------------------------------------------ */
@@ -405,7 +477,8 @@ uint64_t apn_ex_quantile(uint64_t *v, size_t n, double q)
 	return v[i ? i - 1 : 0];
 }
 
-int apn_ex_parse_u32(const char *s, uint32_t max, uint32_t *out)
+/* An unsigned decimal (or 0x hex) number <= max. 0 or -EINVAL. */
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
 {
 	unsigned long long v;
 	char *end;
@@ -420,7 +493,8 @@ int apn_ex_parse_u32(const char *s, uint32_t max, uint32_t *out)
 	return 0;
 }
 
-int apn_ex_parse_hostport(const char *s, uint16_t *host, uint16_t *port)
+/* "HOST:PORT" (as the tools take it). 0 or -EINVAL. */
+static int parse_hostport(const char *s, uint16_t *host, uint16_t *port)
 {
 	const char *colon = s ? strchr(s, ':') : NULL;
 	uint32_t h, p;
@@ -430,9 +504,260 @@ int apn_ex_parse_hostport(const char *s, uint16_t *host, uint16_t *port)
 		return -EINVAL;
 	memcpy(hs, s, (size_t)(colon - s));
 	hs[colon - s] = '\0';
-	if (apn_ex_parse_u32(hs, 65535, &h) || apn_ex_parse_u32(colon + 1, 65535, &p) || !p)
+	if (parse_u32(hs, 65535, &h) || parse_u32(colon + 1, 65535, &p) || !p)
 		return -EINVAL;
 	*host = (uint16_t)h;
 	*port = (uint16_t)p;
 	return 0;
+}
+
+/* ---- the command line ---------------------------------------------------------------------- */
+
+#define HELP_COLUMN   16
+#define OPT_UNTRUSTED 0x100        /* --untrusted: no short form */
+
+static const char common_synopsis[] = " [-t TIMEOUT_S] [-d DEV] [--untrusted] [-v]";
+
+/* "  -n COUNT      help", the help's further lines indented as far */
+static void print_option(FILE *f, const char *name, const char *arg, const char *help)
+{
+	int n = fprintf(f, "  %s%s%s", name, arg ? " " : "", arg ? arg : "");
+
+	fprintf(f, "%*s", n < HELP_COLUMN - 1 ? HELP_COLUMN - n : 2, "");
+	for (; *help; help++) {
+		fputc(*help, f);
+		if (*help == '\n')
+			fprintf(f, "%*s", HELP_COLUMN, "");
+	}
+	fputc('\n', f);
+}
+
+/*
+ * The synopsis: each form on its own line (continuation lines start with a blank),
+ * the common options where a form says [COMMON], else at its end.
+ */
+static void print_synopsis(FILE *f, const char *prog, const char *s)
+{
+	static const char marker[] = "[COMMON]";
+	int width = (int)strlen(prog) + 8;        /* "usage: PROG " */
+	int first = 1, placed = 0;
+
+	while (*s) {
+		const char *end = strchr(s, '\n');
+		size_t len = end ? (size_t)(end - s) : strlen(s);
+		const char *mark = memmem(s, len, marker, sizeof(marker) - 1);
+
+		if (*s == ' ')
+			fprintf(f, "%*s", width - 1, "");
+		else
+			fprintf(f, "%s%s ", first ? "usage: " : "       ", prog);
+		if (mark) {
+			size_t before = (size_t)(mark - s), skip = sizeof(marker) - 1;
+
+			fwrite(s, 1, before, f);
+			fputs(common_synopsis + 1, f);
+			fwrite(mark + skip, 1, len - before - skip, f);
+			placed = 1;
+		} else {
+			fwrite(s, 1, len, f);
+		}
+		/* a form ends where the next line does not continue it */
+		if (!end || end[1] != ' ') {
+			if (!placed)
+				fputs(common_synopsis, f);
+			placed = 0;
+		}
+		fputc('\n', f);
+		first = 0;
+		s += len + (end ? 1 : 0);
+	}
+}
+
+static void usage(FILE *f, const struct apn_ex_cmd *cmd)
+{
+	const struct apn_ex_opt *o;
+	char def[96];
+
+	print_synopsis(f, cmd->prog, cmd->synopsis);
+	print_option(f, "-L", "PORT", cmd->listen_help);
+	print_option(f, "-C", "HOST:PORT", cmd->connect_help);
+	for (o = cmd->opts; o && o->letter; o++) {
+		char name[3] = { '-', o->letter, '\0' };
+
+		print_option(f, name, o->arg, o->help);
+	}
+	snprintf(def, sizeof(def), "%s (default 30)", cmd->timeout_help ? cmd->timeout_help :
+		 "seconds to connect and to wait for any one reply");
+	print_option(f, "-t", "TIMEOUT_S", def);
+	print_option(f, "-d", "DEV", "device (default " APN_DEFAULT_DEVICE ")");
+	print_option(f, "--untrusted", NULL,
+		     "an endpoint without APN_ENDPOINT_F_TRUSTED (default: trusted, which\n"
+		     "needs CAP_NET_ADMIN or the driver's trust_users=1)");
+	print_option(f, "-v, --verbose", NULL, "say what the set-up does, on stderr");
+	print_option(f, "-h, --help", NULL, "this text");
+	fputs(cmd->epilogue, f);
+}
+
+int apn_ex_bad_usage(const struct apn_ex_cmd *cmd, const char *msg, const char *arg)
+{
+	if (msg)
+		fprintf(stderr, "%s: %s%s%s\n", cmd->prog, msg, arg ? ": " : "", arg ? arg : "");
+	usage(stderr, cmd);
+	return 2;
+}
+
+/* Is s exactly one of the '|'-separated words? Its index, or -1. */
+static int word_index(const char *words, const char *s)
+{
+	size_t len = strlen(s);
+	int i;
+
+	for (i = 0; *words; i++) {
+		const char *bar = strchr(words, '|');
+		size_t wlen = bar ? (size_t)(bar - words) : strlen(words);
+
+		if (wlen == len && !strncmp(words, s, len))
+			return i;
+		if (!bar)
+			break;
+		words = bar + 1;
+	}
+	return -1;
+}
+
+/* N, or MIN-MAX with MIN <= MAX, both within [lo, hi]. 0 or -EINVAL. */
+static int parse_range(const char *s, uint32_t lo, uint32_t hi, uint32_t *min, uint32_t *max)
+{
+	const char *dash = strchr(s, '-');
+	char first[16];
+
+	if (!dash) {
+		if (parse_u32(s, hi, min) || *min < lo)
+			return -EINVAL;
+		*max = *min;
+		return 0;
+	}
+	if ((size_t)(dash - s) >= sizeof(first))
+		return -EINVAL;
+	memcpy(first, s, (size_t)(dash - s));
+	first[dash - s] = '\0';
+	if (parse_u32(first, hi, min) || parse_u32(dash + 1, hi, max) || *min < lo || *min > *max)
+		return -EINVAL;
+	return 0;
+}
+
+/* Parses one of the program's own options; 0, or 2 after saying why. */
+static int parse_own(const struct apn_ex_cmd *cmd, const struct apn_ex_opt *o, const char *arg)
+{
+	char why[96];
+	uint32_t v;
+	int i;
+
+	switch (o->type) {
+	case APN_EX_NUM:
+		if (!parse_u32(arg, o->max, &v) && v >= o->min) {
+			*o->val = v;
+			return 0;
+		}
+		snprintf(why, sizeof(why), "bad %s (%u..%u)", o->arg, o->min, o->max);
+		break;
+	case APN_EX_POW2:
+		if (!parse_u32(arg, o->max, &v) && v >= o->min && !(v & (v - 1))) {
+			*o->val = v;
+			return 0;
+		}
+		snprintf(why, sizeof(why), "bad %s (power of two, %u..%u)", o->arg, o->min, o->max);
+		break;
+	case APN_EX_RANGE:
+		if (!parse_range(arg, o->min, o->max, o->val, o->val_hi))
+			return 0;
+		snprintf(why, sizeof(why), "bad %s (MIN <= MAX, both %u..%u)", o->arg, o->min, o->max);
+		break;
+	case APN_EX_WORD:
+		i = word_index(o->words, arg);
+		if (i >= 0) {
+			*o->val = (uint32_t)i;
+			return 0;
+		}
+		snprintf(why, sizeof(why), "bad %s (one of %s)", o->arg, o->words);
+		break;
+	default:
+		snprintf(why, sizeof(why), "-%c: unknown option type", o->letter);
+		break;
+	}
+	return apn_ex_bad_usage(cmd, why, arg);
+}
+
+int apn_ex_parse_args(const struct apn_ex_cmd *cmd, int argc, char **argv,
+		      struct apn_ex_args *a)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "untrusted", no_argument, NULL, OPT_UNTRUSTED },
+		{ NULL, 0, NULL, 0 },
+	};
+	char optstring[64] = "L:C:t:d:vh";
+	const struct apn_ex_opt *o;
+	int have_l = 0, have_c = 0, opt;
+	size_t n = strlen(optstring);
+	uint32_t v;
+
+	for (o = cmd->opts; o && o->letter && n + 3 <= sizeof(optstring); o++) {
+		optstring[n++] = o->letter;
+		optstring[n++] = ':';
+		optstring[n] = '\0';
+	}
+	memset(a, 0, sizeof(*a));
+	a->prog = cmd->prog;
+	a->timeout_s = 30;
+	while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'L':
+			if (parse_u32(optarg, 65535, &v) || !v)
+				return apn_ex_bad_usage(cmd, "bad PORT (1..65535)", optarg);
+			a->port = (uint16_t)v;
+			have_l = 1;
+			break;
+		case 'C':
+			if (parse_hostport(optarg, &a->peer_host, &a->peer_port))
+				return apn_ex_bad_usage(cmd, "bad HOST:PORT", optarg);
+			have_c = 1;
+			break;
+		case 't':
+			if (parse_u32(optarg, 86400, &a->timeout_s) || !a->timeout_s)
+				return apn_ex_bad_usage(cmd, "bad TIMEOUT (1..86400 s)", optarg);
+			break;
+		case 'd':
+			a->dev = optarg;
+			break;
+		case 'v':
+			a->verbose = 1;
+			break;
+		case OPT_UNTRUSTED:
+			a->untrusted = 1;
+			break;
+		case 'h':
+			usage(stdout, cmd);
+			return 0;
+		default:
+			for (o = cmd->opts; o && o->letter && o->letter != opt; o++)
+				;
+			/* '?': getopt has said what is wrong */
+			if (opt == '?' || !o || !o->letter)
+				return apn_ex_bad_usage(cmd, NULL, NULL);
+			if (parse_own(cmd, o, optarg))
+				return 2;
+		}
+	}
+	if (optind != argc && !(cmd->flags & APN_EX_F_ARGS))
+		return apn_ex_bad_usage(cmd, "unexpected argument", argv[optind]);
+	if (have_l == have_c)
+		return apn_ex_bad_usage(cmd, "need exactly one of -L PORT and -C HOST:PORT", NULL);
+	a->listening = have_l;
+	if (!have_l)
+		a->port = 0;
+	a->rest = argv + optind;
+	a->nrest = argc - optind;
+	return -1;
 }

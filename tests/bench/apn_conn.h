@@ -140,13 +140,12 @@ static inline int apn_conn_dial(struct apn_conn *c, const char *prog, uint16_t h
 
 /*
  * Server: sleeps until a CONNECT that is not a repeat of the one accepted last
- * (repeats are dropped: that client is gone), calls prepare(arg, session) to
- * reset the memory, aims oa at the connector and answers ACCEPT. The session id
- * is the low 16 bits of the connector's nonce. Returns the session id, 0 at the
- * deadline, -1 on error.
+ * (repeats are dropped: that client is gone), clears our memory of the last
+ * session's stores, aims oa at the connector and answers ACCEPT. The session id
+ * is the low 16 bits of the connector's nonce. Returns the session id | 0x10000,
+ * 0 at the deadline, -1 on error.
  */
-static inline long apn_conn_accept(struct apn_conn *c, const char *prog, double deadline,
-				   void (*prepare)(void *arg, uint16_t session), void *arg)
+static inline long apn_conn_accept(struct apn_conn *c, const char *prog, double deadline)
 {
 	struct apn_msg_info m;
 	struct apn_event ev;
@@ -163,8 +162,7 @@ static inline long apn_conn_accept(struct apn_conn *c, const char *prog, double 
 		if (c->have_peer && m.src_host == c->peer.src_host && m.src_port == c->peer.src_port &&
 		    m.in_index == c->peer.in_index && m.nonce == c->peer.nonce)
 			continue;
-		if (prepare)
-			prepare(arg, (uint16_t)m.nonce);
+		memset(c->buf, 0, c->map_len);
 		r = apn_out_aperture_connect(&c->oa, m.src_host, m.in_index, m.nonce);
 		if (r)
 			return apn_conn_fail(prog, "aim outgoing aperture", r);
@@ -175,6 +173,38 @@ static inline long apn_conn_accept(struct apn_conn *c, const char *prog, double 
 		c->have_peer = 1;
 		return (long)(uint16_t)m.nonce | 0x10000; /* nonzero even for session 0 */
 	}
+}
+
+/*
+ * A tool's server side: apn_conn_open() on PORT, then "BENCH PROG ROLE port=P
+ * in_index=I" on stdout. 0, or -1 after saying why.
+ */
+static inline int apn_conn_serve(struct apn_conn *c, const char *prog, const char *role,
+				 long port, size_t in_size, size_t out_size)
+{
+	if (apn_conn_open(c, prog, (uint16_t)port, in_size, out_size))
+		return -1;
+	printf("BENCH %s %s port=%u in_index=%u\n", prog, role, apn_endpoint_port(&c->ep),
+	       c->ia.in_index);
+	fflush(stdout);
+	return 0;
+}
+
+/*
+ * A tool's client side: apn_conn_open() on any port and apn_conn_dial() the server
+ * at -c HOST (a cluster host id, 0..65535, else the usage), -P PORT, for 30 s.
+ * 0, or -1 after saying why.
+ */
+static inline int apn_conn_client(struct apn_conn *c, const struct bench_args *a,
+				  size_t in_size, size_t out_size)
+{
+	long host;
+
+	if (bench_parse_long(a->host, 0, 65535, &host))
+		bench_bad_option(a, 'c', "HOST (a cluster host id, 0..65535)", a->host);
+	if (apn_conn_open(c, a->prog, 0, in_size, out_size))
+		return -1;
+	return apn_conn_dial(c, a->prog, (uint16_t)host, (uint16_t)a->port, 30);
 }
 
 /* Stores one naturally aligned 64-bit word into the outgoing aperture. */

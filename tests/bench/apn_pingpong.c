@@ -38,7 +38,6 @@
 #define APERTURE  8192
 #define FLAG_OFF  (APERTURE - 8)
 #define MAX_MSG   4096
-#define MAX_SIZES 32
 #define SIZE_BYE  0
 #define SIZE_QUIT 0xffff
 
@@ -62,17 +61,6 @@ static void usage(void)
 	exit(2);
 }
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = PROG ": time limit reached\n";
-
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing left to do */
-	}
-	_exit(3);
-}
-
 static void send_msg(struct apn_conn *c, const void *data, size_t n, uint64_t flag)
 {
 	if (n)
@@ -81,25 +69,14 @@ static void send_msg(struct apn_conn *c, const void *data, size_t n, uint64_t fl
 	apn_out_aperture_fence(&c->oa);
 }
 
-static void prepare(void *arg, uint16_t session)
-{
-	struct apn_conn *c = arg;
-
-	(void)session;
-	memset(c->buf, 0, c->map_len);
-}
-
-static int server(uint16_t port)
+static int server(long port)
 {
 	struct apn_conn c;
 
-	if (apn_conn_open(&c, PROG, port, APERTURE, APERTURE))
+	if (apn_conn_serve(&c, PROG, "server", port, APERTURE, APERTURE))
 		return 1;
-	printf("BENCH apn_pingpong server port=%u in_index=%u\n", apn_endpoint_port(&c.ep),
-	       c.ia.in_index);
-	fflush(stdout);
 	for (;;) {
-		long s = apn_conn_accept(&c, PROG, bench_now() + 3600, prepare, &c);
+		long s = apn_conn_accept(&c, PROG, bench_now() + 3600);
 		uint64_t last = 0, limit;
 
 		if (s <= 0)
@@ -141,66 +118,27 @@ static int server(uint16_t port)
 int main(int argc, char **argv)
 {
 	static unsigned char msg[MAX_MSG];
-	long sizes[MAX_SIZES] = { 8, 64, 256, 1024, 4096 }, port = 5001, host = -1;
-	long rounds = 1000, warmup = 100, secs = 0;
-	int nsizes = 5, is_server = 0, quit = 0, opt;
-	const char *label = "apn";
+	struct bench_args a = {
+		.prog = PROG, .usage = usage, .size_min = 8, .size_max = MAX_MSG, .port = 5001,
+		.rounds = 1000, .warmup = 100, .label = "apn",
+		.sizes = { 8, 64, 256, 1024, 4096 }, .nsizes = 5,
+	};
 	struct apn_conn c;
 	uint64_t seq = 0, sess, timeout;
+	long rounds, warmup;
 	double *t;
 
-	while ((opt = getopt(argc, argv, "sc:P:z:n:w:l:t:qh")) != -1) {
-		switch (opt) {
-		case 's':
-			is_server = 1;
-			break;
-		case 'c':
-			if (bench_parse_long(optarg, 0, 65535, &host))
-				usage();
-			break;
-		case 'P':
-			if (bench_parse_long(optarg, 1, 65535, &port))
-				usage();
-			break;
-		case 'z':
-			nsizes = bench_parse_sizes(optarg, 8, MAX_MSG, sizes, MAX_SIZES);
-			if (nsizes < 0)
-				usage();
-			break;
-		case 'n':
-			if (bench_parse_long(optarg, 1, 10000000, &rounds))
-				usage();
-			break;
-		case 'w':
-			if (bench_parse_long(optarg, 0, 10000000, &warmup))
-				usage();
-			break;
-		case 'l':
-			label = optarg;
-			break;
-		case 't':
-			if (bench_parse_long(optarg, 1, 86400, &secs))
-				usage();
-			break;
-		case 'q':
-			quit = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc || is_server == (host >= 0))
-		usage();
-	signal(SIGALRM, on_alarm);
-	alarm(secs ? secs : is_server ? 3600 : 600);
-	if (is_server)
-		return server((uint16_t)port);
+	bench_parse_args(&a, argc, argv, "scPznwltq", NULL, NULL, NULL);
+	bench_time_limit(&a, 600);
+	if (a.server)
+		return server(a.port);
 
+	rounds = a.rounds;
+	warmup = a.warmup;
 	t = calloc(rounds, sizeof(*t));
 	if (!t)
 		return apn_conn_fail(PROG, "calloc", ENOMEM), 1;
-	if (apn_conn_open(&c, PROG, 0, APERTURE, APERTURE) ||
-	    apn_conn_dial(&c, PROG, (uint16_t)host, (uint16_t)port, 30))
+	if (apn_conn_client(&c, &a, APERTURE, APERTURE))
 		return 1;
 	sess = (uint64_t)(uint16_t)c.ia.nonce << 48;
 	bench_calibrate();
@@ -208,8 +146,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(msg); i++)
 		msg[i] = (unsigned char)i;
 
-	for (int s = 0; s < nsizes; s++) {
-		size_t size = sizes[s];
+	for (int s = 0; s < a.nsizes; s++) {
+		size_t size = a.sizes[s];
 		unsigned long long lost = 0;
 		struct bench_cost cost = { 0, 0 };
 
@@ -242,12 +180,12 @@ again:
 			/* The loop above is loads, stores and rdtsc: no system call. */
 			printf("BENCH lat path=%s size=%zu n=%ld median_us=%.1f p99_us=%.1f min_us=%.1f "
 			       "lost=%llu syscalls_per_rt=%.2f ctxsw_per_rt=%.2f irqs_per_rt=%.2f\n",
-			       label, size, rounds, med, p99, t[0], lost, 0.0,
+			       a.label, size, rounds, med, p99, t[0], lost, 0.0,
 			       (double)cost.ctxsw / rounds, (double)cost.irqs / rounds);
 			fflush(stdout);
 		}
 	}
-	send_msg(&c, NULL, 0, sess | (uint64_t)(quit ? SIZE_QUIT : SIZE_BYE) << 32 | (uint32_t)++seq);
+	send_msg(&c, NULL, 0, sess | (uint64_t)(a.quit ? SIZE_QUIT : SIZE_BYE) << 32 | (uint32_t)++seq);
 	apn_conn_close(&c);
 	free(t);
 	return 0;

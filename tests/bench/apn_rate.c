@@ -66,17 +66,6 @@ static void usage(void)
 	exit(2);
 }
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = PROG ": time limit reached\n";
-
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing left to do */
-	}
-	_exit(3);
-}
-
 static uint64_t tag_word(const unsigned char *msg, uint16_t sess, uint32_t seq)
 {
 	return (uint64_t)msg[48] | (uint64_t)msg[49] << 8 | (uint64_t)seq << 16 |
@@ -91,25 +80,14 @@ static int is_end(uint64_t w, uint16_t sess)
 	return (uint16_t)(w >> 48) == sess && (seq == SEQ_END || seq == SEQ_QUIT);
 }
 
-static void prepare(void *arg, uint16_t session)
-{
-	struct apn_conn *c = arg;
-
-	(void)session;
-	memset(c->buf, 0, c->map_len);
-}
-
-static int receiver(uint16_t port)
+static int receiver(long port)
 {
 	struct apn_conn c;
 
-	if (apn_conn_open(&c, PROG, port, RING, 4096))
+	if (apn_conn_serve(&c, PROG, "receiver", port, RING, 4096))
 		return 1;
-	printf("BENCH apn_rate receiver port=%u in_index=%u\n", apn_endpoint_port(&c.ep),
-	       c.ia.in_index);
-	fflush(stdout);
 	for (;;) {
-		long s = apn_conn_accept(&c, PROG, bench_now() + 3600, prepare, &c);
+		long s = apn_conn_accept(&c, PROG, bench_now() + 3600);
 		uint64_t delivered = 0, limit;
 		uint32_t seq = 1;
 		unsigned slot = 0;
@@ -179,13 +157,20 @@ static inline void store_slot(struct apn_conn *c, unsigned slot, const uint64_t 
 	p[6] = tag;
 }
 
+static int fence_every(const struct bench_args *a, void *ctx, int opt, const char *arg)
+{
+	bench_opt_long(a, opt, arg, "EVERY", 0, 1000000, ctx);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned char msg[MSG_SIZE];
 	uint64_t words[6];
-	long port = 5002, host = -1, window = 3, limit = 0, every = 0;
-	int is_server = 0, quit = 0, opt;
-	const char *label = "apn";
+	struct bench_args a = {
+		.prog = PROG, .usage = usage, .port = 5002, .window = 3, .label = "apn",
+	};
+	long every = 0;
 	struct apn_conn c;
 	uint64_t sent = 0, stalls = 0, t0, t1, end, wait_limit;
 	unsigned long long delivered, rirqs, rctx;
@@ -194,50 +179,12 @@ int main(int argc, char **argv)
 	uint16_t sess;
 	double secs, d;
 
-	while ((opt = getopt(argc, argv, "sc:P:T:f:l:t:qh")) != -1) {
-		switch (opt) {
-		case 's':
-			is_server = 1;
-			break;
-		case 'c':
-			if (bench_parse_long(optarg, 0, 65535, &host))
-				usage();
-			break;
-		case 'P':
-			if (bench_parse_long(optarg, 1, 65535, &port))
-				usage();
-			break;
-		case 'T':
-			if (bench_parse_long(optarg, 1, 3600, &window))
-				usage();
-			break;
-		case 'f':
-			if (bench_parse_long(optarg, 0, 1000000, &every))
-				usage();
-			break;
-		case 'l':
-			label = optarg;
-			break;
-		case 't':
-			if (bench_parse_long(optarg, 1, 86400, &limit))
-				usage();
-			break;
-		case 'q':
-			quit = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc || is_server == (host >= 0))
-		usage();
-	signal(SIGALRM, on_alarm);
-	alarm(limit ? limit : is_server ? 3600 : window + 117);
-	if (is_server)
-		return receiver((uint16_t)port);
+	bench_parse_args(&a, argc, argv, "scPTltq", "f:", fence_every, &every);
+	bench_time_limit(&a, a.window + 117);
+	if (a.server)
+		return receiver(a.port);
 
-	if (apn_conn_open(&c, PROG, 0, 4096, RING) ||
-	    apn_conn_dial(&c, PROG, (uint16_t)host, (uint16_t)port, 30))
+	if (apn_conn_client(&c, &a, 4096, RING))
 		return 1;
 	sess = (uint16_t)c.ia.nonce | 1;
 	for (int i = 0; i < MSG_SIZE; i++)
@@ -248,7 +195,7 @@ int main(int argc, char **argv)
 
 	bench_cost_start(&cost, APN_IRQS);
 	t0 = bench_tsc();
-	end = t0 + bench_ticks(window * 1e6);
+	end = t0 + bench_ticks(a.window * 1e6);
 	for (;;) {
 		t1 = bench_tsc();
 		if (t1 >= end)
@@ -276,7 +223,7 @@ int main(int argc, char **argv)
 		if (bench_tsc() - t1 > wait_limit)
 			goto stuck;
 	}
-	store_slot(&c, slot, words, tag_word(msg, sess, quit ? SEQ_QUIT : SEQ_END));
+	store_slot(&c, slot, words, tag_word(msg, sess, a.quit ? SEQ_QUIT : SEQ_END));
 	apn_out_aperture_fence(&c.oa);
 	bench_cost_end(&cost, APN_IRQS);
 	secs = bench_us(t1 - t0) / 1e6;
@@ -294,7 +241,7 @@ int main(int argc, char **argv)
 	       "sent_per_s=%.0f delivered_per_s=%.0f send_failed=0 credit_stalls=%llu "
 	       "tx_syscalls_per_msg=%.3f tx_ctxsw_per_msg=%.4f tx_irqs_per_msg=%.4f "
 	       "rx_syscalls_per_msg=%.3f rx_ctxsw_per_msg=%.4f rx_irqs_per_msg=%.4f\n",
-	       label, MSG_SIZE, secs, (unsigned long long)sent, delivered,
+	       a.label, MSG_SIZE, secs, (unsigned long long)sent, delivered,
 	       sent ? 100.0 * (double)(sent - (delivered < sent ? delivered : sent)) / sent : 0,
 	       sent / secs, delivered / secs, (unsigned long long)stalls,
 	       0.0, sent ? (double)cost.ctxsw / sent : 0, sent ? (double)cost.irqs / sent : 0,

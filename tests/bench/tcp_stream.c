@@ -50,54 +50,12 @@ static void usage(void)
 	exit(2);
 }
 
-static void die(const char *what)
-{
-	fprintf(stderr, "tcp_stream: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void on_alarm(int sig)
-{
-	static const char msg[] = "tcp_stream: time limit reached\n";
-
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing left to do */
-	}
-	_exit(3);
-}
-
-static int write_all(int fd, const void *p, size_t len)
-{
-	const char *s = p;
-
-	while (len) {
-		ssize_t w = write(fd, s, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w;
-		len -= w;
-	}
-	return 0;
-}
-
-static void __attribute__((noreturn)) receiver(int port, const char *irq)
+static void __attribute__((noreturn)) receiver(long port, const char *irq)
 {
 	static char buf[MAX_BUF];
-	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
+	int lfd = bench_listen(SOCK_STREAM, port);
 
-	if (lfd < 0)
-		die("socket");
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&me, sizeof(me)))
-		die("bind");
-	if (listen(lfd, 4))
-		die("listen");
-	printf("BENCH tcp_stream receiver port=%d\n", port);
+	printf("BENCH tcp_stream receiver port=%ld\n", port);
 	fflush(stdout);
 	for (;;) {
 		unsigned long long bytes = 0, syscalls = 0;
@@ -108,7 +66,7 @@ static void __attribute__((noreturn)) receiver(int port, const char *irq)
 		if (fd < 0) {
 			if (errno == EINTR)
 				continue;
-			die("accept");
+			bench_die("accept");
 		}
 		bench_cost_start(&cost, irq);
 		for (;;) {
@@ -127,18 +85,27 @@ static void __attribute__((noreturn)) receiver(int port, const char *irq)
 		bench_cost_end(&cost, irq);
 		snprintf(line, sizeof(line), "RESULT bytes=%llu syscalls=%llu ctxsw=%llu irqs=%llu\n",
 			 bytes, syscalls, cost.ctxsw, cost.irqs);
-		write_all(fd, line, strlen(line));
+		bench_write_all(fd, line, strlen(line));
 		close(fd);
 	}
+}
+
+static int write_size(const struct bench_args *a, void *ctx, int opt, const char *arg)
+{
+	bench_opt_long(a, opt, arg, "BYTES", 1, MAX_BUF, ctx);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static char buf[MAX_BUF];
-	const char *host = NULL, *label = "tcp", *irq = "virtio";
-	long port = 7004, bsize = 65536, window = 3, limit = 0;
-	int is_server = 0, quit = 0, opt, fd;
-	struct sockaddr_in peer = { .sin_family = AF_INET };
+	struct bench_args a = {
+		.prog = "tcp_stream", .usage = usage, .port = 7004, .window = 3, .label = "tcp",
+		.irq = "virtio",
+	};
+	long bsize = 65536;
+	int fd;
+	struct sockaddr_in peer;
 	unsigned long long sent = 0, syscalls = 0, bytes, rsys, rctx, rirq;
 	struct bench_cost cost;
 	char line[160];
@@ -146,75 +113,29 @@ int main(int argc, char **argv)
 	uint64_t t0, end;
 	double secs, mb;
 
-	while ((opt = getopt(argc, argv, "sc:p:b:T:i:l:t:qh")) != -1) {
-		switch (opt) {
-		case 's':
-			is_server = 1;
-			break;
-		case 'c':
-			host = optarg;
-			break;
-		case 'p':
-			if (bench_parse_long(optarg, 1, 65535, &port))
-				usage();
-			break;
-		case 'b':
-			if (bench_parse_long(optarg, 1, MAX_BUF, &bsize))
-				usage();
-			break;
-		case 'T':
-			if (bench_parse_long(optarg, 1, 3600, &window))
-				usage();
-			break;
-		case 'i':
-			irq = optarg;
-			break;
-		case 'l':
-			label = optarg;
-			break;
-		case 't':
-			if (bench_parse_long(optarg, 1, 86400, &limit))
-				usage();
-			break;
-		case 'q':
-			quit = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc || is_server == !!host)
-		usage();
-	signal(SIGALRM, on_alarm);
+	bench_parse_args(&a, argc, argv, "scpTiltq", "b:", write_size, &bsize);
 	signal(SIGPIPE, SIG_IGN);
-	alarm(limit ? limit : is_server ? 3600 : window + 117);
-	if (is_server)
-		receiver(port, irq);
+	bench_time_limit(&a, a.window + 117);
+	if (a.server)
+		receiver(a.port, a.irq);
 
-	peer.sin_port = htons(port);
-	if (inet_pton(AF_INET, host, &peer.sin_addr) != 1) {
-		fprintf(stderr, "tcp_stream: bad IPv4 address %s\n", host);
+	if (bench_ipv4(a.host, a.port, &peer))
 		usage();
-	}
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		die("socket");
-	if (connect(fd, (struct sockaddr *)&peer, sizeof(peer)))
-		die("connect");
+	fd = bench_dial(SOCK_STREAM, &peer, NULL);
 	bench_calibrate();
 	memset(buf, 0x5a, sizeof(buf));
-	bench_cost_start(&cost, irq);
+	bench_cost_start(&cost, a.irq);
 	t0 = bench_tsc();
-	end = t0 + bench_ticks(window * 1e6);
+	end = t0 + bench_ticks(a.window * 1e6);
 	do {
 		syscalls++;
-		if (write_all(fd, buf, bsize))
-			die("write");
+		if (bench_write_all(fd, buf, bsize))
+			bench_die("write");
 		sent += bsize;
 	} while (bench_tsc() < end);
 	syscalls++;
 	if (shutdown(fd, SHUT_WR))
-		die("shutdown");
+		bench_die("shutdown");
 	for (;;) {
 		ssize_t n;
 
@@ -229,7 +150,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	secs = bench_us(bench_tsc() - t0) / 1e6;
-	bench_cost_end(&cost, irq);
+	bench_cost_end(&cost, a.irq);
 	line[got] = 0;
 	if (sscanf(line, "RESULT bytes=%llu syscalls=%llu ctxsw=%llu irqs=%llu",
 		   &bytes, &rsys, &rctx, &rirq) != 4) {
@@ -242,14 +163,14 @@ int main(int argc, char **argv)
 	printf("BENCH bw path=%s secs=%.3f bytes=%llu mbytes_per_s=%.2f write_bytes=%ld "
 	       "tx_syscalls_per_mb=%.2f tx_ctxsw_per_mb=%.2f tx_irqs_per_mb=%.2f "
 	       "rx_syscalls_per_mb=%.2f rx_ctxsw_per_mb=%.2f rx_irqs_per_mb=%.2f\n",
-	       label, secs, bytes, bytes / 1e6 / secs, bsize,
+	       a.label, secs, bytes, bytes / 1e6 / secs, bsize,
 	       syscalls / mb, cost.ctxsw / mb, cost.irqs / mb, rsys / mb, rctx / mb, rirq / mb);
 	fflush(stdout);
 	close(fd);
-	if (quit) {
+	if (a.quit) {
 		fd = socket(AF_INET, SOCK_STREAM, 0);
 		if (fd >= 0 && !connect(fd, (struct sockaddr *)&peer, sizeof(peer)))
-			write_all(fd, "QUIT\n", 5);
+			bench_write_all(fd, "QUIT\n", 5);
 	}
 	return 0;
 }

@@ -31,7 +31,6 @@
 #include "bench_util.h"
 
 #define MAX_SIZE  65000
-#define MAX_SIZES 32
 
 static void usage(void)
 {
@@ -54,33 +53,12 @@ static void usage(void)
 	exit(2);
 }
 
-static void die(const char *what)
-{
-	fprintf(stderr, "udp_pingpong: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	static const char msg[] = "udp_pingpong: time limit reached\n";
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing left to do */
-	}
-	_exit(3);
-}
-
-static int server(int port)
+static int server(long port)
 {
 	static char buf[MAX_SIZE];
-	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int fd = bench_listen(SOCK_DGRAM, port);
 
-	if (fd < 0)
-		die("socket");
-	if (bind(fd, (struct sockaddr *)&me, sizeof(me)))
-		die("bind");
-	printf("BENCH udp_pingpong server port=%d\n", port);
+	printf("BENCH udp_pingpong server port=%ld\n", port);
 	fflush(stdout);
 	for (;;) {
 		struct sockaddr_in peer;
@@ -90,7 +68,7 @@ static int server(int port)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			die("recvfrom");
+			bench_die("recvfrom");
 		}
 		if (n == 0)
 			return 0;
@@ -102,85 +80,38 @@ static int server(int port)
 int main(int argc, char **argv)
 {
 	static char buf[MAX_SIZE], rbuf[MAX_SIZE];
-	long sizes[MAX_SIZES] = { 8, 64, 256, 1024, 4096 }, port = 7001, rounds = 1000;
-	long warmup = 100, secs = 0;
-	int nsizes = 5, is_server = 0, quit = 0, opt;
-	const char *host = NULL, *label = "udp", *irq_match = "virtio";
-	struct sockaddr_in peer = { .sin_family = AF_INET };
+	struct bench_args a = {
+		.prog = "udp_pingpong", .usage = usage, .size_min = 8, .size_max = MAX_SIZE,
+		.port = 7001, .rounds = 1000, .warmup = 100, .label = "udp", .irq = "virtio",
+		.sizes = { 8, 64, 256, 1024, 4096 }, .nsizes = 5,
+	};
 	struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+	struct sockaddr_in peer;
+	long rounds, warmup;
 	double *t;
 	uint64_t seq = 0;
 	int fd;
 
-	while ((opt = getopt(argc, argv, "sc:p:z:n:w:i:l:t:qh")) != -1) {
-		switch (opt) {
-		case 's':
-			is_server = 1;
-			break;
-		case 'c':
-			host = optarg;
-			break;
-		case 'p':
-			if (bench_parse_long(optarg, 1, 65535, &port))
-				usage();
-			break;
-		case 'z':
-			nsizes = bench_parse_sizes(optarg, 8, MAX_SIZE, sizes, MAX_SIZES);
-			if (nsizes < 0)
-				usage();
-			break;
-		case 'n':
-			if (bench_parse_long(optarg, 1, 10000000, &rounds))
-				usage();
-			break;
-		case 'w':
-			if (bench_parse_long(optarg, 0, 10000000, &warmup))
-				usage();
-			break;
-		case 'i':
-			irq_match = optarg;
-			break;
-		case 'l':
-			label = optarg;
-			break;
-		case 't':
-			if (bench_parse_long(optarg, 1, 86400, &secs))
-				usage();
-			break;
-		case 'q':
-			quit = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc || is_server == !!host)
-		usage();
-	signal(SIGALRM, on_alarm);
-	alarm(secs ? secs : is_server ? 3600 : 600);
-	if (is_server)
-		return server(port);
+	bench_parse_args(&a, argc, argv, "scpznwiltq", NULL, NULL, NULL);
+	bench_time_limit(&a, 600);
+	if (a.server)
+		return server(a.port);
 
-	peer.sin_port = htons(port);
-	if (inet_pton(AF_INET, host, &peer.sin_addr) != 1) {
-		fprintf(stderr, "udp_pingpong: bad IPv4 address %s\n", host);
+	if (bench_ipv4(a.host, a.port, &peer))
 		usage();
-	}
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (fd < 0)
-		die("socket");
-	if (connect(fd, (struct sockaddr *)&peer, sizeof(peer)))
-		die("connect");
+	fd = bench_dial(SOCK_DGRAM, &peer, NULL);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
-		die("SO_RCVTIMEO");
+		bench_die("SO_RCVTIMEO");
+	rounds = a.rounds;
+	warmup = a.warmup;
 	t = calloc(rounds, sizeof(*t));
 	if (!t)
-		die("calloc");
+		bench_die("calloc");
 	bench_calibrate();
 	memset(buf, 0x5a, sizeof(buf));
 
-	for (int s = 0; s < nsizes; s++) {
-		size_t size = sizes[s];
+	for (int s = 0; s < a.nsizes; s++) {
+		size_t size = a.sizes[s];
 		unsigned long long syscalls = 0, lost = 0;
 		struct bench_cost cost = { 0, 0 };
 
@@ -190,7 +121,7 @@ int main(int argc, char **argv)
 
 			if (i == 0) {
 				syscalls = 0;
-				bench_cost_start(&cost, irq_match);
+				bench_cost_start(&cost, a.irq);
 			}
 again:
 			seq++;
@@ -198,7 +129,7 @@ again:
 			t0 = bench_tsc();
 			syscalls++;
 			if (send(fd, buf, size, 0) != (ssize_t)size)
-				die("send");
+				bench_die("send");
 			for (;;) {
 				syscalls++;
 				n = recv(fd, rbuf, sizeof(rbuf), 0);
@@ -210,7 +141,7 @@ again:
 				if (n < 0 && errno == EINTR)
 					continue;
 				if (n < 0)
-					die("recv");
+					bench_die("recv");
 				if (n == (ssize_t)size && !memcmp(rbuf, &seq, sizeof(seq)))
 					break;
 				/* a late echo of a datagram given up on: not ours */
@@ -219,20 +150,20 @@ again:
 			if (i >= 0)
 				t[i] = bench_us(t1 - t0);
 		}
-		bench_cost_end(&cost, irq_match);
+		bench_cost_end(&cost, a.irq);
 		{
 			double p99 = bench_quantile(t, rounds, 0.99);
 			double med = bench_quantile(t, rounds, 0.5);
 
 			printf("BENCH lat path=%s size=%zu n=%ld median_us=%.1f p99_us=%.1f min_us=%.1f "
 			       "lost=%llu syscalls_per_rt=%.2f ctxsw_per_rt=%.2f irqs_per_rt=%.2f\n",
-			       label, size, rounds, med, p99, t[0], lost,
+			       a.label, size, rounds, med, p99, t[0], lost,
 			       (double)syscalls / rounds, (double)cost.ctxsw / rounds,
 			       (double)cost.irqs / rounds);
 			fflush(stdout);
 		}
 	}
-	if (quit && send(fd, buf, 0, 0) < 0)
+	if (a.quit && send(fd, buf, 0, 0) < 0)
 		perror("udp_pingpong: send quit");
 	free(t);
 	return 0;

@@ -61,23 +61,6 @@ static void usage(void)
 	exit(2);
 }
 
-static void die(const char *what)
-{
-	fprintf(stderr, "udp_rate: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void on_alarm(int sig)
-{
-	static const char msg[] = "udp_rate: time limit reached\n";
-
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing left to do */
-	}
-	_exit(3);
-}
-
 /* Reads one line (up to cap-1 chars, without the newline) from fd. 0 or -1. */
 static int read_line(int fd, char *buf, size_t cap)
 {
@@ -98,21 +81,9 @@ static int read_line(int fd, char *buf, size_t cap)
 	return 0;
 }
 
-static int write_all(int fd, const char *s)
+static int write_line(int fd, const char *s)
 {
-	size_t len = strlen(s);
-
-	while (len) {
-		ssize_t w = write(fd, s, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w;
-		len -= w;
-	}
-	return 0;
+	return bench_write_all(fd, s, strlen(s));
 }
 
 static void session(int ctl, int ufd)
@@ -136,7 +107,7 @@ static void session(int ctl, int ufd)
 	while (recv(ufd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
 		;
 	bench_cost_start(&cost, irq);
-	if (write_all(ctl, "READY\n"))
+	if (write_line(ctl, "READY\n"))
 		return;
 	for (;;) {
 		ssize_t n;
@@ -160,7 +131,7 @@ static void session(int ctl, int ufd)
 			continue;
 		}
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			die("recv");
+			bench_die("recv");
 		/* 100 ms without datagrams: has the sender said END? */
 		if (!ended) {
 			n = recv(ctl, line, sizeof(line) - 1, MSG_DONTWAIT);
@@ -183,28 +154,18 @@ static void session(int ctl, int ufd)
 		 "RESULT delivered=%llu syscalls=%llu ctxsw=%llu irqs=%llu other=%llu window_us=%.0f\n",
 		 delivered, syscalls, cost.ctxsw, cost.irqs, other,
 		 bench_us(t_last - t_first));
-	write_all(ctl, line);
+	write_line(ctl, line);
 }
 
-static void __attribute__((noreturn)) receiver(int port)
+static void __attribute__((noreturn)) receiver(long port)
 {
-	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(port) };
 	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
-	int one = 1, lfd, ufd;
+	int one = 1, lfd = bench_listen(SOCK_STREAM, port), ufd = bench_listen(SOCK_DGRAM, port);
 
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	ufd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (lfd < 0 || ufd < 0)
-		die("socket");
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&me, sizeof(me)) || bind(ufd, (struct sockaddr *)&me, sizeof(me)))
-		die("bind");
-	if (listen(lfd, 4))
-		die("listen");
 	if (setsockopt(ufd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
-		die("SO_RCVTIMEO");
+		bench_die("SO_RCVTIMEO");
 	bench_calibrate();
-	printf("BENCH udp_rate receiver port=%d\n", port);
+	printf("BENCH udp_rate receiver port=%ld\n", port);
 	fflush(stdout);
 	for (;;) {
 		int ctl = accept(lfd, NULL, NULL);
@@ -212,7 +173,7 @@ static void __attribute__((noreturn)) receiver(int port)
 		if (ctl < 0) {
 			if (errno == EINTR)
 				continue;
-			die("accept");
+			bench_die("accept");
 		}
 		setsockopt(ctl, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		session(ctl, ufd);
@@ -220,13 +181,32 @@ static void __attribute__((noreturn)) receiver(int port)
 	}
 }
 
+struct sender_opts {
+	const char *data_host;         /* -d */
+	long size;                     /* -z */
+};
+
+static int sender_opt(const struct bench_args *a, void *ctx, int opt, const char *arg)
+{
+	struct sender_opts *o = ctx;
+
+	if (opt == 'd')
+		o->data_host = arg;
+	else
+		bench_opt_long(a, opt, arg, "SIZE", 8, MAX_SIZE, &o->size);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static char buf[MAX_SIZE];
-	const char *ctrl_host = NULL, *data_host = NULL, *label = "udp", *irq = "virtio";
-	long port = 7003, size = 50, window = 3, limit = 0;
-	int is_server = 0, quit = 0, opt, one = 1, ctl, ufd;
-	struct sockaddr_in ctrl = { .sin_family = AF_INET }, data = { .sin_family = AF_INET };
+	struct bench_args a = {
+		.prog = "udp_rate", .usage = usage, .port = 7003, .window = 3, .label = "udp",
+		.irq = "virtio",
+	};
+	struct sender_opts o = { .size = 50 };
+	int one = 1, ctl, ufd;
+	struct sockaddr_in ctrl, data;
 	unsigned long long sent = 0, syscalls = 0, failed = 0, delivered, rsys, rctx, rirq, other;
 	double rwin;
 	struct bench_cost cost;
@@ -234,100 +214,49 @@ int main(int argc, char **argv)
 	char line[256];
 	uint64_t t0, t1, end;
 
-	while ((opt = getopt(argc, argv, "sc:d:p:z:T:i:l:t:qh")) != -1) {
-		switch (opt) {
-		case 's':
-			is_server = 1;
-			break;
-		case 'c':
-			ctrl_host = optarg;
-			break;
-		case 'd':
-			data_host = optarg;
-			break;
-		case 'p':
-			if (bench_parse_long(optarg, 1, 65535, &port))
-				usage();
-			break;
-		case 'z':
-			if (bench_parse_long(optarg, 8, MAX_SIZE, &size))
-				usage();
-			break;
-		case 'T':
-			if (bench_parse_long(optarg, 1, 3600, &window))
-				usage();
-			break;
-		case 'i':
-			irq = optarg;
-			break;
-		case 'l':
-			label = optarg;
-			break;
-		case 't':
-			if (bench_parse_long(optarg, 1, 86400, &limit))
-				usage();
-			break;
-		case 'q':
-			quit = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc || is_server == !!ctrl_host || strchr(irq, ' ') || !*irq)
+	bench_parse_args(&a, argc, argv, "scpTiltq", "d:z:", sender_opt, &o);
+	if (strchr(a.irq, ' ') || !*a.irq)
 		usage();
-	signal(SIGALRM, on_alarm);
 	signal(SIGPIPE, SIG_IGN);
-	alarm(limit ? limit : is_server ? 3600 : window + 117);
-	if (is_server)
-		receiver(port);
+	bench_time_limit(&a, a.window + 117);
+	if (a.server)
+		receiver(a.port);
 
-	if (!data_host)
-		data_host = ctrl_host;
-	ctrl.sin_port = data.sin_port = htons(port);
-	if (inet_pton(AF_INET, ctrl_host, &ctrl.sin_addr) != 1 ||
-	    inet_pton(AF_INET, data_host, &data.sin_addr) != 1) {
-		fprintf(stderr, "udp_rate: bad IPv4 address\n");
+	if (bench_ipv4(a.host, a.port, &ctrl) ||
+	    bench_ipv4(o.data_host ? o.data_host : a.host, a.port, &data))
 		usage();
-	}
-	ctl = socket(AF_INET, SOCK_STREAM, 0);
-	ufd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (ctl < 0 || ufd < 0)
-		die("socket");
-	if (connect(ctl, (struct sockaddr *)&ctrl, sizeof(ctrl)))
-		die("connect (control)");
+	ctl = bench_dial(SOCK_STREAM, &ctrl, "(control)");
 	setsockopt(ctl, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(ufd, (struct sockaddr *)&data, sizeof(data)))
-		die("connect (data)");
+	ufd = bench_dial(SOCK_DGRAM, &data, "(data)");
 	bench_calibrate();
 	srand((unsigned)bench_tsc() ^ (unsigned)getpid());
 	h.session = (uint32_t)rand() | 1;
-	snprintf(line, sizeof(line), "START session=%u irq=%s\n", h.session, irq);
-	if (write_all(ctl, line) || read_line(ctl, line, sizeof(line)) || strcmp(line, "READY"))
-		die("control: no READY");
+	snprintf(line, sizeof(line), "START session=%u irq=%s\n", h.session, a.irq);
+	if (write_line(ctl, line) || read_line(ctl, line, sizeof(line)) || strcmp(line, "READY"))
+		bench_die("control: no READY");
 	memset(buf, 0x5a, sizeof(buf));
 
-	bench_cost_start(&cost, irq);
+	bench_cost_start(&cost, a.irq);
 	t0 = bench_tsc();
-	end = t0 + bench_ticks(window * 1e6);
+	end = t0 + bench_ticks(a.window * 1e6);
 	do {
 		h.seq = (uint32_t)sent;
 		memcpy(buf, &h, sizeof(h));
 		syscalls++;
-		if (send(ufd, buf, size, 0) == size)
+		if (send(ufd, buf, o.size, 0) == o.size)
 			sent++;
 		else if (errno == ENOBUFS || errno == EAGAIN || errno == ECONNREFUSED || errno == EINTR)
 			failed++;
 		else
-			die("send");
+			bench_die("send");
 	} while ((t1 = bench_tsc()) < end);
-	bench_cost_end(&cost, irq);
+	bench_cost_end(&cost, a.irq);
 
 	snprintf(line, sizeof(line), "END sent=%llu\n", sent);
-	if (write_all(ctl, line) || read_line(ctl, line, sizeof(line)) ||
+	if (write_line(ctl, line) || read_line(ctl, line, sizeof(line)) ||
 	    sscanf(line, "RESULT delivered=%llu syscalls=%llu ctxsw=%llu irqs=%llu other=%llu window_us=%lf",
 		   &delivered, &rsys, &rctx, &rirq, &other, &rwin) != 6)
-		die("control: no RESULT");
+		bench_die("control: no RESULT");
 	{
 		double secs = bench_us(t1 - t0) / 1e6, d = delivered ? (double)delivered : 1;
 
@@ -335,7 +264,7 @@ int main(int argc, char **argv)
 		       "sent_per_s=%.0f delivered_per_s=%.0f send_failed=%llu "
 		       "tx_syscalls_per_msg=%.3f tx_ctxsw_per_msg=%.4f tx_irqs_per_msg=%.4f "
 		       "rx_syscalls_per_msg=%.3f rx_ctxsw_per_msg=%.4f rx_irqs_per_msg=%.4f\n",
-		       label, size, secs, sent, delivered,
+		       a.label, o.size, secs, sent, delivered,
 		       sent ? 100.0 * (double)(sent - (delivered < sent ? delivered : sent)) / sent : 0,
 		       sent / secs, delivered / secs, failed,
 		       sent ? (double)syscalls / sent : 0, sent ? (double)cost.ctxsw / sent : 0,
@@ -344,10 +273,10 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	close(ctl);
-	if (quit) {
+	if (a.quit) {
 		ctl = socket(AF_INET, SOCK_STREAM, 0);
 		if (ctl >= 0 && !connect(ctl, (struct sockaddr *)&ctrl, sizeof(ctrl)))
-			write_all(ctl, "QUIT\n");
+			write_line(ctl, "QUIT\n");
 	}
 	return 0;
 }
