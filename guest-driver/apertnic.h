@@ -13,7 +13,9 @@
 #include <linux/mutex.h>
 #include <linux/netdevice.h>
 #include <linux/pci.h>
+#include <linux/spinlock.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "apertnic_hw.h"
@@ -21,9 +23,26 @@
 #define APN_DRV_NAME		"apertnic"
 #define APN_OSQ_EVENTS		256
 #define APN_NUM_PORTS		65536
+/* Connection messages the IRQ handler hands to process context (power of two). */
+#define APN_CM_RING		256
+#define APN_CM_BACKLOG		16	/* = APN_ACCEPT_BACKLOG (uapi) */
 
 struct apn_file;
 struct apn_mr;
+struct apn_tunnel;
+
+/*
+ * The user-space tunnel of apnN's traffic (apertnic_tunnel.c, seed 002): at
+ * most one per NIC. active is published and cleared under the TX queue's
+ * xmit lock (and read by poll() under RCU); lock serialises attach, detach,
+ * kick and the watchdog.
+ */
+#define APN_TUN_NUM_STATS	15
+struct apn_tunnel_dev {
+	struct mutex lock;
+	struct apn_tunnel __rcu *active;
+	atomic64_t stats[APN_TUN_NUM_STATS];	/* enum apn_tun_stat */
+};
 
 /* An incoming table entry's software state; owner NULL means free. */
 struct apn_in_slot {
@@ -82,6 +101,17 @@ struct apn_dev {
 	atomic_long_t overflow_events;	/* APN_EV_OVERFLOW seen */
 
 	/*
+	 * Kernel connection management (apertnic_cm.c): the IRQ handler cannot
+	 * sleep, so it queues untrusted endpoints' connection messages here and
+	 * cm_work acts on them under ->lock.
+	 */
+	spinlock_t cm_ring_lock;
+	struct apn_event cm_ring[APN_CM_RING];
+	u32 cm_head, cm_tail;		/* free running, under cm_ring_lock */
+	struct work_struct cm_work;
+	atomic_long_t cm_dropped;	/* messages lost because the ring was full */
+
+	/*
 	 * Serialises the tables, the slot arrays, the endpoint bitmap, the file
 	 * list and every file's state. Never held while touching user memory:
 	 * a fault on one of our own mappings takes it.
@@ -99,6 +129,7 @@ struct apn_dev {
 
 	/* apnN (apertnic_netdev.c); NULL until registered and from remove() on. */
 	struct net_device *netdev;
+	struct apn_tunnel_dev tun;
 };
 
 /* One of an endpoint's queues: control block + entries, coherent DMA memory. */
@@ -107,6 +138,29 @@ struct apn_queue {
 	dma_addr_t dma;
 	size_t bytes;			/* allocated (page rounded): the mmap limit */
 	u32 size;			/* events (EVQ, CQ), bytes (VARQ) or requests (RQ) */
+};
+
+/* A connection message's sender and the aperture it offers (kernel CM). */
+struct apn_cm_peer {
+	u16 host;
+	u16 port;
+	u32 in_index;
+	u32 nonce;
+};
+
+/* An APN_IOC_ACCEPT done, remembered to answer a repeated CONNECT again. */
+struct apn_cm_accepted {
+	struct apn_cm_peer peer;
+	u32 in_index;			/* ours, as offered in the ACCEPT */
+};
+
+/* Kernel connection management state of an untrusted endpoint's file. */
+struct apn_cm_file {
+	struct apn_cm_peer backlog[APN_CM_BACKLOG];	/* CONNECTs held, oldest first */
+	u32 nbacklog;
+	struct apn_cm_accepted accepted[APN_CM_BACKLOG];	/* ring, newest overwrites */
+	u32 naccepted;			/* ever, free running */
+	struct list_head pending;	/* struct apn_cm_pending: APN_IOC_CONNECTs, oldest first */
 };
 
 /* State of one open /dev/apertnicN, protected by apn_dev.lock. */
@@ -124,6 +178,7 @@ struct apn_file {
 	struct mm_struct *mm;		/* charged for the queues, NULL if none */
 	unsigned long charged;		/* pages charged to mm->pinned_vm */
 	struct xarray mrs;		/* mr_id -> struct apn_mr */
+	struct apn_cm_file cm;		/* untrusted endpoints only */
 };
 
 /* A registered (pinned and DMA-mapped) user memory region. */
@@ -144,9 +199,37 @@ void apn_dev_put(struct apn_dev *apn);
 void apn_set_host_id(struct apn_dev *apn, u16 host_id);
 void apn_revoke_files(struct apn_dev *apn);
 
+/* Kernel connection management (apertnic_cm.c) */
+void apn_cm_init(struct apn_dev *apn);
+void apn_cm_queue(struct apn_dev *apn, const struct apn_event *ev);
+void apn_cm_file_init(struct apn_file *f);
+void apn_cm_file_release(struct apn_file *f);
+void apn_cm_out_gone(struct apn_file *f, u32 out_index);
+void apn_out_close_all(struct apn_file *f);
+int apn_cm_ioc_connect(struct apn_file *f, void __user *uarg);
+int apn_cm_ioc_accept(struct apn_file *f, void __user *uarg);
+
 int apn_netdev_probe(struct apn_dev *apn, int nvecs);
 void apn_netdev_remove(struct apn_dev *apn);
 void apn_netdev_link_event(struct apn_dev *apn, u32 status);
+/* For the tunnel: the TX ring, with the queue's xmit lock held (apertnic_netdev.c). */
+netdev_tx_t apn_netdev_xmit_direct(struct sk_buff *skb, struct net_device *ndev, bool more);
+void apn_netdev_tx_doorbell(struct net_device *ndev);
+bool apn_netdev_tx_ready(struct net_device *ndev);
+
+/* User-space tunnel (apertnic_tunnel.c) */
+void apn_tunnel_init(struct apn_dev *apn);
+long apn_tunnel_ioctl(struct apn_file *f, unsigned int cmd, void __user *uarg);
+bool apn_tunnel_mmap_offset(unsigned long pgoff);
+int apn_tunnel_mmap(struct apn_file *f, struct vm_area_struct *vma);
+bool apn_tunnel_pending(struct apn_file *f);
+void apn_tunnel_release(struct apn_file *f);
+void apn_tunnel_shutdown(struct apn_dev *apn);
+bool apn_tunnel_xmit(struct apn_dev *apn, struct sk_buff *skb, netdev_tx_t *ret);
+unsigned int apn_tunnel_stat_count(void);
+void apn_tunnel_stat_strings(u8 **data);
+void apn_tunnel_stat_values(struct apn_dev *apn, u64 *data);
+extern const struct attribute_group apn_tunnel_attr_group;
 
 static inline u64 apn_read_counter(struct apn_dev *apn, unsigned int id)
 {

@@ -295,7 +295,9 @@ static void apn_ep_start(struct apn_file *f)
 	apn_ep_write(apn, ep, APN_EPR_PORT, f->port);
 	apn_queue_sync(apn, ep, &f->evq, APN_UREG_EVQ_WRPTR, APN_UREG_EVQ_RDPTR);
 	apn_queue_sync(apn, ep, &f->varq, APN_UREG_VARQ_WRPTR, APN_UREG_VARQ_RDPTR);
-	apn_ep_write(apn, ep, APN_EPR_CTRL, APN_EP_VALID | (f->trusted ? APN_EP_TRUSTED : 0));
+	/* untrusted: the kernel sets up its connections (apertnic_cm.c) */
+	apn_ep_write(apn, ep, APN_EPR_CTRL,
+		     APN_EP_VALID | (f->trusted ? APN_EP_TRUSTED : APN_EP_KERNEL_CM));
 }
 
 /*
@@ -382,6 +384,7 @@ static void apn_out_clear(struct apn_dev *apn, u32 idx)
 	writel(APN_INVAL_OUT | idx, apn->regs + APN_REG_TABLE_INVAL);
 	slot->owner = NULL;
 	slot->size = 0;
+	apn_cm_out_gone(f, idx);
 	unmap_mapping_range(f->mapping, APN_MMAP_OUT_BASE + ((u64)idx << apn->out_slot_shift),
 			    1ULL << apn->out_slot_shift, 1);
 }
@@ -470,12 +473,14 @@ void apn_revoke_files(struct apn_dev *apn)
 static u32 apn_info_caps(struct apn_dev *apn)
 {
 	u32 hw = readl(apn->regs + APN_REG_CAPS);
-	u32 caps = APN_INFO_CAP_EVENT_AP;
+	u32 caps = APN_INFO_CAP_EVENT_AP | APN_INFO_CAP_KERNEL_CM;
 
 	if (hw & APN_CAP_DMA)
 		caps |= APN_INFO_CAP_DMA;
 	if (hw & APN_CAP_READ)
 		caps |= APN_INFO_CAP_READ;
+	if (READ_ONCE(apn->netdev))
+		caps |= APN_INFO_CAP_TUNNEL;
 	return caps;
 }
 
@@ -686,6 +691,16 @@ static int apn_dereg_mr(struct apn_file *f, void __user *uarg)
 	return ret;
 }
 
+/*
+ * Nonces and destinations are the user-programmable bits of seed 004: a
+ * trusted endpoint sets them itself; an untrusted one gets none (the kernel
+ * sets up its connections), unless an administrator wires it statically.
+ */
+static bool apn_may_program(const struct apn_file *f)
+{
+	return f->trusted || capable(CAP_NET_ADMIN);
+}
+
 static int apn_create_in_aperture(struct apn_file *f, void __user *uarg)
 {
 	const u32 known_flags = APN_IN_APERTURE_CHECK_SRC_HOST | APN_IN_APERTURE_NONCE_GIVEN |
@@ -720,6 +735,8 @@ static int apn_create_in_aperture(struct apn_file *f, void __user *uarg)
 		ret = -ENODEV;
 	else if (f->endpoint < 0)
 		ret = -EBADFD;
+	else if ((req.flags & APN_IN_APERTURE_NONCE_GIVEN) && !apn_may_program(f))
+		ret = -EPERM;
 	else if (!event && !mr)
 		ret = -ENOENT;
 	else if (!event && (req.size > mr->len || req.mr_offset > mr->len - req.size))
@@ -806,6 +823,8 @@ static int apn_create_out_aperture(struct apn_file *f, void __user *uarg)
 		ret = -ENODEV;
 	else if (f->endpoint < 0)
 		ret = -EBADFD;
+	else if ((req.dest_host || req.dest_in_index || req.nonce) && !apn_may_program(f))
+		ret = -EPERM;
 	if (!ret) {
 		while (idx < apn->num_out && apn->out_slots[idx].owner)
 			idx++;
@@ -976,6 +995,14 @@ static long apn_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return apn_set_route(f, uarg);
 	case APN_IOC_GET_COUNTERS:
 		return apn_get_counters(f, uarg);
+	case APN_IOC_CONNECT:
+		return apn_cm_ioc_connect(f, uarg);
+	case APN_IOC_ACCEPT:
+		return apn_cm_ioc_accept(f, uarg);
+	case APN_IOC_TUNNEL_ATTACH:
+	case APN_IOC_TUNNEL_DETACH:
+	case APN_IOC_TUNNEL_KICK:
+		return apn_tunnel_ioctl(f, cmd, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -1106,6 +1133,8 @@ static int apn_mmap(struct file *filp, struct vm_area_struct *vma)
 	/* Copy-on-write mappings of device registers or queues make no sense. */
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
+	if (apn_tunnel_mmap_offset(vma->vm_pgoff))
+		return apn_tunnel_mmap(f, vma);
 
 	q = apn_queue_at(f, vma->vm_pgoff, &first);
 	mutex_lock(&apn->lock);
@@ -1170,7 +1199,7 @@ static __poll_t apn_poll(struct file *filp, poll_table *wait)
 		mask = EPOLLERR;
 	} else {
 		poll_wait(filp, &apn->ep_wq[f->endpoint], wait);
-		if (apn_evq_pending(f))
+		if (apn_evq_pending(f) || apn_tunnel_pending(f))
 			mask = EPOLLIN | EPOLLRDNORM;
 	}
 	mutex_unlock(&apn->lock);
@@ -1192,6 +1221,7 @@ static int apn_open(struct inode *inode, struct file *filp)
 	f->mapping = filp->f_mapping;
 	f->endpoint = -1;
 	xa_init_flags(&f->mrs, XA_FLAGS_ALLOC1);
+	apn_cm_file_init(f);
 	kref_get(&apn->kref);
 
 	mutex_lock(&apn->lock);
@@ -1207,12 +1237,18 @@ static int apn_release(struct inode *inode, struct file *filp)
 	struct apn_file *f = filp->private_data;
 	struct apn_dev *apn = f->apn;
 
+	/* kernel traffic it tunneled goes back to direct access first */
+	apn_tunnel_release(f);
 	mutex_lock(&apn->lock);
-	if (!apn->dead)
+	if (!apn->dead) {
+		/* the process may have died: its peers learn it from a CLOSE */
+		apn_out_close_all(f);
 		apn_file_teardown(f);
+	}
 	list_del(&f->node);
 	mutex_unlock(&apn->lock);
 
+	apn_cm_file_release(f);
 	xa_destroy(&f->mrs);
 	kfree(f);
 	apn_dev_put(apn);

@@ -34,6 +34,8 @@ static void apn_dev_release(struct kref *kref)
 {
 	struct apn_dev *apn = container_of(kref, struct apn_dev, kref);
 
+	/* The IRQ that queues it is gone; a work item still queued runs and sees ->dead. */
+	cancel_work_sync(&apn->cm_work);
 	ida_free(&apn_ida, apn->id);
 	bitmap_free(apn->endpoints);
 	bitmap_free(apn->ports);
@@ -235,6 +237,16 @@ static void apn_handle_event(struct apn_dev *apn, const struct apn_event *ev)
 	case APN_EV_NO_PORT:
 		apn_no_port(apn, ev);
 		break;
+	case APN_EV_CONNECT:
+	case APN_EV_ACCEPT:
+	case APN_EV_CLOSE:
+	case APN_EV_ALIVE:
+	case APN_EV_ALIVEACK:
+	case APN_EV_ERROR_MSG:
+		/* an untrusted endpoint's connection message: kernel CM, in process context */
+		if (apn_event_endpoint(apn, ev) >= 0)
+			apn_cm_queue(apn, ev);
+		break;
 	default:
 		dev_dbg_ratelimited(dev, "ignored event %u for endpoint %u\n", ev->type,
 				    le16_to_cpu(ev->endpoint));
@@ -321,6 +333,8 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	mutex_init(&apn->lock);
 	INIT_LIST_HEAD(&apn->files);
 	init_completion(&apn->irq_test);
+	apn_cm_init(apn);
+	apn_tunnel_init(apn);
 	snprintf(apn->name, sizeof(apn->name), APN_DRV_NAME "%d", apn->id);
 	/* Registered first so it runs last: the IRQ handler uses apn until freed. */
 	ret = devm_add_action_or_reset(dev, apn_dev_put_action, apn);
@@ -405,6 +419,8 @@ static void apn_remove(struct pci_dev *pdev)
 	apn_netdev_remove(apn);
 	misc_deregister(&apn->misc);
 	apn_revoke_files(apn);
+	/* ->dead is set: connection messages still queued are dropped */
+	flush_work(&apn->cm_work);
 }
 
 /* ---- sysfs ---------------------------------------------------------------- */
@@ -505,6 +521,7 @@ static const struct attribute_group apn_counter_group = {
 static const struct attribute_group *apn_groups[] = {
 	&apn_attr_group,
 	&apn_counter_group,
+	&apn_tunnel_attr_group,
 	NULL,
 };
 

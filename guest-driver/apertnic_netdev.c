@@ -16,6 +16,11 @@
  * the ring. TX maps the (linear) skb itself. One NAPI context on vector
  * APN_VEC_RINGS cleans TX and receives RX; its IRQ handler masks RING_IRQ,
  * and the poll unmasks it when done.
+ *
+ * While a process tunnels apnN's traffic (apertnic_tunnel.c, seed 002's
+ * user-space tunneled access), transmit hands the stack's frames to it, and
+ * the tunnel sends the frames the process marks for the wire through the TX
+ * ring here, with the queue's xmit lock held.
  */
 
 #include <linux/dma-mapping.h>
@@ -91,6 +96,8 @@ struct apn_netdev {
 	struct apn_tx_buf *tx_buf;
 	u32 tx_tail;			/* next descriptor to fill (xmit) */
 	u32 tx_clean;			/* oldest descriptor not yet done (NAPI) */
+	/* The rings exist (open to stop): what the tunnel checks under the xmit lock. */
+	bool tx_ready;
 
 	struct apn_napi_stats napi_stats;
 	struct apn_xmit_stats xmit_stats;
@@ -406,7 +413,13 @@ static void apn_xmit_drop(struct apn_netdev *nd, struct sk_buff *skb)
 	u64_stats_update_end(&nd->xmit_stats.syncp);
 }
 
-static netdev_tx_t apn_start_xmit(struct sk_buff *skb, struct net_device *ndev)
+/*
+ * Puts skb on the TX ring (direct access). The queue's xmit lock is held: by
+ * the stack, or by the tunnel (apertnic_tunnel.c) sending a process's frames
+ * to the wire, which passes more = true and rings apn_netdev_tx_doorbell()
+ * after its batch.
+ */
+netdev_tx_t apn_netdev_xmit_direct(struct sk_buff *skb, struct net_device *ndev, bool more)
 {
 	struct apn_netdev *nd = netdev_priv(ndev);
 	struct device *dev = &nd->apn->pdev->dev;
@@ -463,9 +476,37 @@ static netdev_tx_t apn_start_xmit(struct sk_buff *skb, struct net_device *ndev)
 			netif_start_queue(ndev);
 	}
 	/* writel() orders the descriptor before the doorbell. */
-	if (!netdev_xmit_more() || netif_queue_stopped(ndev))
+	if (!more || netif_queue_stopped(ndev))
 		writel(nd->tx_tail, nd->regs + APN_REG_TX_TAIL);
 	return NETDEV_TX_OK;
+}
+
+/* Hands the device what apn_netdev_xmit_direct() queued; xmit lock held. */
+void apn_netdev_tx_doorbell(struct net_device *ndev)
+{
+	struct apn_netdev *nd = netdev_priv(ndev);
+
+	writel(nd->tx_tail, nd->regs + APN_REG_TX_TAIL);
+}
+
+/* Whether the TX ring may be used: call with the xmit lock held. */
+bool apn_netdev_tx_ready(struct net_device *ndev)
+{
+	struct apn_netdev *nd = netdev_priv(ndev);
+
+	/* Pairs with the release in ndo_open: the rings are set up. */
+	return smp_load_acquire(&nd->tx_ready);
+}
+
+static netdev_tx_t apn_start_xmit(struct sk_buff *skb, struct net_device *ndev)
+{
+	struct apn_netdev *nd = netdev_priv(ndev);
+	netdev_tx_t ret;
+
+	/* While a process tunnels our traffic, the frame is its to handle. */
+	if (rcu_access_pointer(nd->apn->tun.active) && apn_tunnel_xmit(nd->apn, skb, &ret))
+		return ret;
+	return apn_netdev_xmit_direct(skb, ndev, netdev_xmit_more());
 }
 
 static void apn_set_carrier(struct net_device *ndev, bool up)
@@ -489,6 +530,8 @@ static int apn_ndo_open(struct net_device *ndev)
 		goto err_free;
 	napi_enable(&nd->napi);
 	apn_rings_start_device(nd);
+	/* Pairs with apn_netdev_tx_ready(): the rings are set up before. */
+	smp_store_release(&nd->tx_ready, true);
 	apn_set_carrier(ndev, readl(nd->regs + APN_REG_STATUS) & APN_STATUS_LINK_UP);
 	netif_start_queue(ndev);
 	return 0;
@@ -502,6 +545,8 @@ static int apn_ndo_stop(struct net_device *ndev)
 {
 	struct apn_netdev *nd = netdev_priv(ndev);
 
+	/* The tunnel sees this under the xmit lock, which netif_tx_disable() takes. */
+	WRITE_ONCE(nd->tx_ready, false);
 	netif_tx_disable(ndev);
 	apn_rings_stop_device(nd);
 	free_irq(nd->irq, nd);
@@ -568,7 +613,9 @@ static const char * const apn_ring_stat_names[] = {
 	"ring_polls", "ring_irqs",
 };
 
-#define APN_NUM_STATS (ARRAY_SIZE(apn_counter_names) + ARRAY_SIZE(apn_ring_stat_names))
+/* Then the tunnel's (apertnic_tunnel.c). */
+#define APN_NUM_STATS (ARRAY_SIZE(apn_counter_names) + ARRAY_SIZE(apn_ring_stat_names) + \
+		       apn_tunnel_stat_count())
 
 static void apn_get_drvinfo(struct net_device *ndev, struct ethtool_drvinfo *info)
 {
@@ -612,6 +659,7 @@ static void apn_get_strings(struct net_device *ndev, u32 sset, u8 *data)
 		ethtool_sprintf(&data, "%s", apn_counter_names[i]);
 	for (i = 0; i < ARRAY_SIZE(apn_ring_stat_names); i++)
 		ethtool_sprintf(&data, "%s", apn_ring_stat_names[i]);
+	apn_tunnel_stat_strings(&data);
 }
 
 static void apn_get_ethtool_stats(struct net_device *ndev, struct ethtool_stats *stats,
@@ -654,6 +702,7 @@ static void apn_get_ethtool_stats(struct net_device *ndev, struct ethtool_stats 
 		start = u64_stats_fetch_begin(&nd->irq_syncp);
 		*data = u64_stats_read(&nd->irqs);
 	} while (u64_stats_fetch_retry(&nd->irq_syncp, start));
+	apn_tunnel_stat_values(nd->apn, data + 1);
 }
 
 static const struct ethtool_ops apn_ethtool_ops = {
@@ -755,6 +804,8 @@ void apn_netdev_remove(struct apn_dev *apn)
 	/* Wait out a link event that may have read the pointer. */
 	WRITE_ONCE(apn->netdev, NULL);
 	synchronize_irq(pci_irq_vector(apn->pdev, APN_VEC_OSQ));
+	/* No tunnel may outlive the interface (nor attach from now on). */
+	apn_tunnel_shutdown(apn);
 	unregister_netdev(ndev);
 	free_netdev(ndev);
 }

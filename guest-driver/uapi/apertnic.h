@@ -112,7 +112,11 @@ struct apn_mr_dereg {
 	__u32 reserved;
 };
 
-/* APN_IOC_CREATE_IN_APERTURE: an incoming aperture onto registered memory */
+/*
+ * APN_IOC_CREATE_IN_APERTURE: an incoming aperture onto registered memory.
+ * APN_IN_APERTURE_NONCE_GIVEN needs a trusted endpoint or CAP_NET_ADMIN
+ * (EPERM): an untrusted endpoint has no user-programmable bits.
+ */
 struct apn_in_aperture_create {
 	__u32 mr_id;             /* in */
 	__u32 flags;             /* in: APN_IN_APERTURE_* */
@@ -140,7 +144,12 @@ struct apn_in_aperture_destroy {
 	__u32 reserved;
 };
 
-/* APN_IOC_CREATE_OUT_APERTURE: a slot in the aperture window aimed at a peer */
+/*
+ * APN_IOC_CREATE_OUT_APERTURE: a slot in the aperture window aimed at a peer.
+ * A nonzero dest_host, dest_in_index or nonce needs a trusted endpoint or
+ * CAP_NET_ADMIN (EPERM); an untrusted endpoint creates it unaimed and lets the
+ * kernel aim it (APN_IOC_CONNECT, APN_IOC_ACCEPT).
+ */
 struct apn_out_aperture_create {
 	__u16 dest_host;         /* in: remote NIC's cluster address */
 	__u16 reserved;

@@ -252,7 +252,9 @@ int apn_ex_events(struct apn_ex_conn *c)
 		for (i = 0; i < n; i++) {
 			struct apn_msg_info m;
 
-			if (ev[i].type == APN_EV_CONNECT && c->listening && !apn_event_msg(&ev[i], &m) &&
+			/* (untrusted: the kernel answers repeats itself) */
+			if (ev[i].type == APN_EV_CONNECT && c->listening && !c->untrusted &&
+			    !apn_event_msg(&ev[i], &m) &&
 			    m.src_host == c->peer.src_host && m.src_port == c->peer.src_port &&
 			    m.in_index == c->peer.in_index && m.nonce == c->peer.nonce) {
 				/* our ACCEPT was lost: say it again */

@@ -28,7 +28,8 @@ _Static_assert(APN_QUEUE_DATA_OFFSET == sizeof(struct apn_queue_ctrl), "queue la
 _Static_assert(APN_ENDPOINT_F_TRUSTED == APN_ENDPOINT_TRUSTED, "trusted flag");
 _Static_assert(sizeof(struct apn_var_hdr) == 8, "record header");
 _Static_assert(APN_DEVICE_CAP_DMA == APN_INFO_CAP_DMA && APN_DEVICE_CAP_READ == APN_INFO_CAP_READ &&
-	       APN_DEVICE_CAP_EVENT_AP == APN_INFO_CAP_EVENT_AP, "capability bits");
+	       APN_DEVICE_CAP_EVENT_AP == APN_INFO_CAP_EVENT_AP &&
+	       APN_DEVICE_CAP_KERNEL_CM == APN_INFO_CAP_KERNEL_CM, "capability bits");
 _Static_assert(APN_DMA_PUT == APN_REQ_PUT && APN_DMA_GET == APN_REQ_GET, "DMA opcodes");
 
 /* ---- Library ---------------------------------------------------------------------- */
@@ -243,14 +244,14 @@ APN_EXPORT int apn_device_set_route(struct apn_device *dev, uint16_t host,
 /* ---- User page -------------------------------------------------------------------- */
 
 /*
- * Writes the command register (its value is ignored) and reads back how it went.
- * The read cannot pass the write: both go to the same device, uncached, in order.
+ * Writes `val` to the command register and reads back how it went. The read
+ * cannot pass the write: both go to the same device, uncached, in order.
  */
-static int ureg_command(void *page, unsigned cmd_reg)
+static int ureg_command_val(void *page, unsigned cmd_reg, uint32_t val)
 {
 	uint32_t st;
 
-	apn__ureg_write(page, cmd_reg, 1);
+	apn__ureg_write(page, cmd_reg, val);
 	st = apn__ureg_read(page, APN_UREG_CMD_STATUS);
 	switch (st) {
 	case APN_CMD_OK:
@@ -268,6 +269,12 @@ static int ureg_command(void *page, unsigned cmd_reg)
 	default:                 /* APN_CMD_EIO, or a status this library does not know */
 		return -EIO;
 	}
+}
+
+/* A command whose register value is ignored. */
+static int ureg_command(void *page, unsigned cmd_reg)
+{
+	return ureg_command_val(page, cmd_reg, 1);
 }
 
 /* ---- Endpoint --------------------------------------------------------------------- */
@@ -962,6 +969,12 @@ APN_EXPORT int apn_out_aperture_connect(struct apn_out_aperture *oa, uint16_t de
 		oa->nonce = nonce;
 	}
 	return r;
+}
+
+APN_EXPORT int apn_out_aperture_close(struct apn_out_aperture *oa)
+{
+	/* the command register takes the aperture's index, not 1 */
+	return ureg_command_val(oa->ep->user_page, APN_UREG_OUT_CLOSE, oa->out_index);
 }
 
 APN_EXPORT int apn_out_aperture_write(struct apn_out_aperture *oa, size_t off,

@@ -15,6 +15,12 @@
  * dropped, as the remote NIC would drop them, and the drop is counted in
  * drops_nonce / drops_bounds / drops_index. Single host: dest_host is ignored.
  * Not a model of the device (no frames, no gathering, no fences).
+ *
+ * Kernel connection management (APN_IOC_CONNECT/ACCEPT) follows the driver's
+ * errno rules for the arguments (EINVAL for trusted endpoints, no endpoint or
+ * reserved fields; EAGAIN with no CONNECT held) but sends nothing: the unit tests
+ * hold CONNECTs and look at the last APN_IOC_CONNECT through fake_dev.h. Indices
+ * are not checked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +34,7 @@
 
 #include "apertnic.h"      /* uapi */
 #include "apertnic_hw.h"
+#include "fake_dev.h"
 
 #define FAKE_PATH "/fake/apertnic0"
 #define MAX_FD    1024
@@ -39,6 +46,7 @@ void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 
 struct fake_mr { uint64_t addr, len; };
 struct fake_out { int target; uint32_t in_index; uint32_t size; };
+struct fake_held { uint16_t host, port; uint32_t in_index; };
 
 static struct fake_file {
 	int is_fake;
@@ -48,6 +56,11 @@ static struct fake_file {
 	unsigned nmr;
 	struct fake_out out[MAX_OBJ];
 	unsigned nout;
+	int trusted;
+	struct apn_conn_connect kconnect;  /* the last APN_IOC_CONNECT */
+	unsigned nkconnect;
+	struct fake_held held[APN_ACCEPT_BACKLOG];  /* CONNECTs "the kernel" holds */
+	unsigned nheld;
 } files[MAX_FD];
 
 static const char *fake_dir(void)
@@ -155,6 +168,7 @@ static int fake_ioctl(struct fake_file *f, unsigned long req, void *arg)
 		if (c->flags & ~APN_ENDPOINT_TRUSTED)
 			return fail(EINVAL);
 		f->endpoint = (int)next_endpoint++;
+		f->trusted = !!(c->flags & APN_ENDPOINT_TRUSTED);
 		c->endpoint = (uint32_t)f->endpoint;
 		if (!c->port)
 			c->port = (uint16_t)(APN_PORT_EPHEMERAL_MIN + c->endpoint);
@@ -252,6 +266,35 @@ static int fake_ioctl(struct fake_file *f, unsigned long req, void *arg)
 	case APN_IOC_SET_HOST_ID:
 	case APN_IOC_SET_ROUTE:
 		return 0;
+	case APN_IOC_CONNECT: {
+		struct apn_conn_connect *c = arg;
+
+		if (c->reserved || f->endpoint < 0 || f->trusted)
+			return fail(EINVAL);
+		f->kconnect = *c;
+		f->nkconnect++;
+		return 0;
+	}
+	case APN_IOC_ACCEPT: {
+		struct apn_conn_accept *a = arg;
+		unsigned i;
+
+		if ((a->flags & ~APN_ACCEPT_PEER) || a->reserved[0] || a->reserved[1] ||
+		    a->reserved[2] || f->endpoint < 0 || f->trusted)
+			return fail(EINVAL);
+		for (i = 0; i < f->nheld; i++)
+			if (!(a->flags & APN_ACCEPT_PEER) ||
+			    (f->held[i].host == a->peer_host && f->held[i].port == a->peer_port))
+				break;
+		if (i == f->nheld)
+			return fail(EAGAIN);
+		a->peer_host = f->held[i].host;
+		a->peer_port = f->held[i].port;
+		a->peer_in_index = f->held[i].in_index;
+		memmove(&f->held[i], &f->held[i + 1], (f->nheld - i - 1) * sizeof(f->held[0]));
+		f->nheld--;
+		return 0;
+	}
 	case APN_IOC_GET_COUNTERS: {
 		struct apn_counters *c = arg;
 		unsigned i;
@@ -264,6 +307,31 @@ static int fake_ioctl(struct fake_file *f, unsigned long req, void *arg)
 	}
 	}
 	return fail(ENOTTY);
+}
+
+int fake_dev_hold_connect(int fd, uint16_t host, uint16_t port, uint32_t in_index)
+{
+	struct fake_file *f;
+
+	if (fd < 0 || fd >= MAX_FD || !files[fd].is_fake)
+		return -EBADF;
+	f = &files[fd];
+	if (f->nheld == APN_ACCEPT_BACKLOG)
+		return -ENOSPC;
+	f->held[f->nheld].host = host;
+	f->held[f->nheld].port = port;
+	f->held[f->nheld].in_index = in_index;
+	f->nheld++;
+	return 0;
+}
+
+unsigned fake_dev_kconnects(int fd, struct apn_conn_connect *last)
+{
+	if (fd < 0 || fd >= MAX_FD || !files[fd].is_fake)
+		return 0;
+	if (last)
+		*last = files[fd].kconnect;
+	return files[fd].nkconnect;
 }
 
 int __wrap_ioctl(int fd, unsigned long req, ...)

@@ -1070,6 +1070,29 @@ START_TEST(counter_names)
 }
 END_TEST
 
+/* The public header's event and message numbers are the device's (tests/pub_consts.c). */
+extern const unsigned apn_pub_consts[];
+extern const unsigned apn_pub_consts_count;
+
+START_TEST(public_constants)
+{
+	static const unsigned hw[] = {
+		APN_EV_CONNECT, APN_EV_ACCEPT, APN_EV_CLOSE, APN_EV_ALIVE, APN_EV_ALIVEACK,
+		APN_EV_ERROR_MSG, APN_EV_EVENT, APN_EV_VAR, APN_EV_RX_DROP, APN_EV_TX_ERROR,
+		APN_EV_READ_DONE, APN_EV_PUT_DONE, APN_EV_GET_DONE, APN_EV_OVERFLOW,
+		APN_EV_F_POSTED, APN_EV_F_APERTURE,
+		APN_MSG_CONNECT, APN_MSG_ACCEPT, APN_MSG_CLOSE, APN_MSG_ALIVE, APN_MSG_ALIVEACK,
+		APN_MSG_ERROR,
+	};
+	unsigned i;
+
+	ck_assert_uint_eq(apn_pub_consts_count, sizeof(hw) / sizeof(hw[0]));
+	for (i = 0; i < apn_pub_consts_count; i++)
+		ck_assert_msg(apn_pub_consts[i] == hw[i], "constant %u: public %u, device %u", i,
+			      apn_pub_consts[i], hw[i]);
+}
+END_TEST
+
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -1130,6 +1153,7 @@ static Suite *apertnic_suite(void)
 
 	tc = tcase_create("names");
 	tcase_add_test(tc, counter_names);
+	tcase_add_test(tc, public_constants);
 	tcase_add_test(tc, version);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,21 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests for libapertnic's DMA channel (request queue, completion queue),
- * remote-read and event-frame calls, and the connection helpers
- * (apn_endpoint_dial/listen), on an endpoint whose user page and queues are
- * plain memory: the test plays the device by writing the queues' mirrors and
- * posting events.
+ * remote-read and event-frame calls, orderly close, and the connection helpers
+ * (apn_endpoint_dial/listen, trusted and through the kernel), on an endpoint
+ * whose user page and queues are plain memory: the test plays the device by
+ * writing the queues' mirrors and posting events. Untrusted endpoints' ioctls
+ * go to tests/fake_dev.c (linked with --wrap), which plays the kernel.
  */
 #include <check.h>
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "apertnic_hw.h"      /* before the public header */
 #include <apertnic/apertnic.h>
 #include "apertnic.h"         /* uapi: APN_QUEUE_DATA_OFFSET */
+#include "fake_dev.h"
 
 #define RQ_MAX  16
 #define CQ_MAX  16
@@ -137,16 +142,22 @@ static void dev_complete(uint8_t type, uint32_t status, uint32_t cookie, uint32_
 	fcq.ctrl.wrptr = htole32(wr + 1);
 }
 
-static void dev_event(uint8_t type, uint32_t info, uint64_t data)
+static void dev_event_flags(uint8_t type, uint8_t flags, uint32_t info, uint64_t data)
 {
 	uint32_t wr = fevq.ctrl.wrptr;
 	struct apn_event *e = &fevq.ev[wr & (EVQ_SZ - 1)];
 
 	e->type = type;
+	e->flags = flags;
 	e->endpoint = 7;
 	e->info = info;
 	e->data = data;
 	fevq.ctrl.wrptr = wr + 1;
+}
+
+static void dev_event(uint8_t type, uint32_t info, uint64_t data)
+{
+	dev_event_flags(type, 0, info, data);
 }
 
 START_TEST(dma_post_and_doorbell)
@@ -496,6 +507,168 @@ START_TEST(listen_accepts)
 }
 END_TEST
 
+/* ---- orderly close ------------------------------------------------------------------------ */
+
+START_TEST(out_close_command)
+{
+	setup(0, 0);
+	ep.flags = 0;                                          /* any trust level */
+	ck_assert_int_eq(apn_out_aperture_close(&oa), 0);
+	/* one store: the aperture's index into the command register */
+	ck_assert_uint_eq(up_reg(APN_UREG_OUT_CLOSE), 5);
+	ck_assert_uint_eq(up_reg(APN_UREG_OUT_INDEX), 0);
+	ck_assert_uint_eq(up_reg(APN_UREG_FENCE), 0);
+	up_set(APN_UREG_CMD_STATUS, APN_CMD_ENOENT);
+	ck_assert_int_eq(apn_out_aperture_close(&oa), -ENOENT);
+	up_set(APN_UREG_CMD_STATUS, APN_CMD_ENOROUTE);
+	ck_assert_int_eq(apn_out_aperture_close(&oa), -EHOSTUNREACH);
+	up_set(APN_UREG_CMD_STATUS, APN_CMD_EPERM);
+	ck_assert_int_eq(apn_out_aperture_close(&oa), -EPERM);
+}
+END_TEST
+
+/* ---- kernel connection management (untrusted endpoints) ----------------------------------- */
+
+/* setup(), then an untrusted endpoint whose file is fake_dev's. Returns the fd. */
+static int setup_untrusted(void)
+{
+	struct apn_endpoint_create c;
+	int fd;
+
+	setup(0, 0);
+	fd = open("/fake/apertnic0", O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	memset(&c, 0, sizeof(c));
+	ck_assert_int_eq(ioctl(fd, APN_IOC_CREATE_ENDPOINT, &c), 0);
+	ep.fd = fd;
+	ep.flags = 0;
+	return fd;
+}
+
+START_TEST(kernel_dial_accepted)
+{
+	struct apn_conn_connect last;
+	struct apn_msg_info peer;
+	int fd = setup_untrusted();
+
+	npassed = 0;
+	/* the device's own ACCEPT is not the kernel's word that oa is aimed */
+	dev_msg(APN_EV_ACCEPT, 2, 5000, 40, 0xabc);
+	dev_event_flags(APN_EV_ACCEPT, APN_EV_F_POSTED, 41, 0xdef | 2ull << 32 | 5000ull << 48);
+	memset(&peer, 0, sizeof(peer));
+	ck_assert_int_eq(apn_endpoint_dial(&ep, 2, 5000, &ia, &oa, 2000, &peer, on_other,
+					   &npassed), 0);
+	/* one APN_IOC_CONNECT naming ia and oa, nothing through the user page */
+	ck_assert_uint_eq(fake_dev_kconnects(fd, &last), 1);
+	ck_assert_uint_eq(last.dest_host, 2);
+	ck_assert_uint_eq(last.dest_port, 5000);
+	ck_assert_uint_eq(last.in_index, 12);
+	ck_assert_uint_eq(last.out_index, 5);
+	ck_assert_uint_eq(up_reg(APN_UREG_MSG_TYPE), 0);
+	ck_assert_uint_eq(up_reg(APN_UREG_OUT_DEST_IN_INDEX), 0);
+	/* oa records where the kernel aimed it */
+	ck_assert_uint_eq(oa.dest_host, 2);
+	ck_assert_uint_eq(oa.dest_in_index, 41);
+	ck_assert_uint_eq(oa.nonce, 0xdef);
+	ck_assert_uint_eq(peer.type, APN_MSG_ACCEPT);
+	ck_assert_uint_eq(peer.in_index, 41);
+	ck_assert_int_eq(npassed, 1);
+	ck_assert_uint_eq(passed[0].flags, 0);
+	close(fd);
+}
+END_TEST
+
+START_TEST(kernel_dial_refused_retried)
+{
+	struct apn_msg_info peer;
+	int fd = setup_untrusted();
+
+	ck_assert_int_eq(apn_endpoint_dial(&ep, 2, 5000, &ia, NULL, 2000, NULL, NULL, NULL),
+			 -EINVAL);                             /* the kernel needs oa */
+	ck_assert_uint_eq(fake_dev_kconnects(fd, NULL), 0);
+	dev_event_flags(APN_EV_ERROR_MSG, APN_EV_F_POSTED, 7, 2ull << 32 | 5000ull << 48);
+	ck_assert_int_eq(apn_endpoint_dial(&ep, 2, 5000, &ia, &oa, 2000, &peer, NULL, NULL),
+			 -ECONNREFUSED);
+	ck_assert_uint_eq(peer.info, 7);
+	/* nobody answers: the same CONNECT again after 0.2 s (and 0.4 s), then ETIMEDOUT */
+	ck_assert_int_eq(apn_endpoint_dial(&ep, 2, 5000, &ia, &oa, 500, NULL, NULL, NULL),
+			 -ETIMEDOUT);
+	ck_assert_uint_ge(fake_dev_kconnects(fd, NULL), 1 + 2);
+	close(fd);
+}
+END_TEST
+
+START_TEST(kernel_listen_accepts)
+{
+	struct apn_msg_info peer;
+	int fd = setup_untrusted();
+
+	npassed = 0;
+	ck_assert_int_eq(fake_dev_hold_connect(fd, 1, 49152, 30), 0);
+	dev_msg(APN_EV_CONNECT, 1, 49152, 30, 0x777);          /* not posted: passed on */
+	dev_event_flags(APN_EV_CONNECT, APN_EV_F_POSTED, 30, 0x777 | 1ull << 32 |
+			49152ull << 48);
+	ck_assert_int_eq(apn_endpoint_listen(&ep, &ia, &oa, 2000, &peer, on_other, &npassed), 0);
+	ck_assert_int_eq(npassed, 1);
+	/* the kernel aimed oa and answered: nothing through the user page */
+	ck_assert_uint_eq(up_reg(APN_UREG_MSG_TYPE), 0);
+	ck_assert_uint_eq(up_reg(APN_UREG_OUT_DEST_IN_INDEX), 0);
+	ck_assert_uint_eq(oa.dest_host, 1);
+	ck_assert_uint_eq(oa.dest_in_index, 30);
+	ck_assert_uint_eq(oa.nonce, 0x777);
+	ck_assert_uint_eq(peer.src_host, 1);
+	ck_assert_uint_eq(peer.src_port, 49152);
+	ck_assert_uint_eq(peer.in_index, 30);
+
+	/* a posted CONNECT the kernel no longer holds (taken elsewhere): keep waiting */
+	dev_event_flags(APN_EV_CONNECT, APN_EV_F_POSTED, 31, 1ull << 32 | 49153ull << 48);
+	ck_assert_int_eq(apn_endpoint_listen(&ep, &ia, &oa, 200, &peer, NULL, NULL),
+			 -ETIMEDOUT);
+	ck_assert_int_eq(apn_endpoint_listen(&ep, &ia, NULL, 200, &peer, NULL, NULL), -EINVAL);
+	close(fd);
+}
+END_TEST
+
+START_TEST(kernel_calls)
+{
+	struct apn_msg_info req, peer;
+	int fd = setup_untrusted(), tfd;
+	struct apn_endpoint_create c;
+
+	/* nothing held: EAGAIN; then the oldest, or the named peer's */
+	ck_assert_int_eq(apn_endpoint_kaccept(&ep, NULL, &ia, &oa, &peer), -EAGAIN);
+	ck_assert_int_eq(fake_dev_hold_connect(fd, 3, 100, 50), 0);
+	ck_assert_int_eq(fake_dev_hold_connect(fd, 4, 200, 60), 0);
+	memset(&req, 0, sizeof(req));
+	req.src_host = 4;
+	req.src_port = 200;
+	req.in_index = 60;
+	req.nonce = 0x99;
+	ck_assert_int_eq(apn_endpoint_kaccept(&ep, &req, &ia, &oa, &peer), 0);
+	ck_assert_uint_eq(peer.src_host, 4);
+	ck_assert_uint_eq(oa.nonce, 0x99);
+	ck_assert_int_eq(apn_endpoint_kaccept(&ep, NULL, &ia, &oa, &peer), 0);
+	ck_assert_uint_eq(peer.src_host, 3);
+	ck_assert_uint_eq(peer.src_port, 100);
+	ck_assert_uint_eq(peer.in_index, 50);
+	ck_assert_uint_eq(oa.dest_in_index, 50);
+	ck_assert_uint_eq(oa.nonce, 0);                        /* the kernel did not say */
+	ck_assert_int_eq(apn_endpoint_kconnect(&ep, 9, 7, &ia, &oa), 0);
+
+	/* a trusted endpoint: EINVAL, it connects itself */
+	tfd = open("/fake/apertnic0", O_RDWR);
+	ck_assert_int_ge(tfd, 0);
+	memset(&c, 0, sizeof(c));
+	c.flags = APN_ENDPOINT_TRUSTED;
+	ck_assert_int_eq(ioctl(tfd, APN_IOC_CREATE_ENDPOINT, &c), 0);
+	ep.fd = tfd;
+	ck_assert_int_eq(apn_endpoint_kconnect(&ep, 9, 7, &ia, &oa), -EINVAL);
+	ck_assert_int_eq(apn_endpoint_kaccept(&ep, NULL, &ia, &oa, NULL), -EINVAL);
+	close(tfd);
+	close(fd);
+}
+END_TEST
+
 static Suite *endpoint_suite(void)
 {
 	Suite *s = suite_create("endpoint");
@@ -520,6 +693,11 @@ static Suite *endpoint_suite(void)
 	tcase_add_test(tc, dial_accepted);
 	tcase_add_test(tc, dial_refused_and_timeout);
 	tcase_add_test(tc, listen_accepts);
+	tcase_add_test(tc, out_close_command);
+	tcase_add_test(tc, kernel_dial_accepted);
+	tcase_add_test(tc, kernel_dial_refused_retried);
+	tcase_add_test(tc, kernel_listen_accepts);
+	tcase_add_test(tc, kernel_calls);
 	suite_add_tcase(s, tc);
 	return s;
 }

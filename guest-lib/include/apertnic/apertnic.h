@@ -21,8 +21,9 @@
  *
  * Hot path: apn_out_aperture_ptr(), apn_out_aperture_write(), apn_out_aperture_fence(),
  * apn_endpoint_fence(), apn_evq_poll(), apn_evq_pending(), apn_varq_read(),
- * apn_endpoint_arm() and the trusted-endpoint commands (apn_out_aperture_connect(),
- * apn_in_aperture_set_nonce(), apn_in_aperture_narrow(), apn_endpoint_send_msg()...)
+ * apn_endpoint_arm(), apn_out_aperture_close() and the trusted-endpoint commands
+ * (apn_out_aperture_connect(), apn_in_aperture_set_nonce(), apn_in_aperture_narrow(),
+ * apn_endpoint_send_msg()...)
  * make no system calls and do not allocate: they are loads and stores to the
  * endpoint's mapped queues and user page. Only apn_endpoint_wait() sleeps in poll(2).
  *
@@ -115,6 +116,9 @@ struct apn_device_info {
 #define APN_DEVICE_CAP_DMA       (1u << 0)  /* DMA queues: apn_dma_put()/apn_dma_get() */
 #define APN_DEVICE_CAP_READ      (1u << 1)  /* remote reads: apn_out_aperture_read() */
 #define APN_DEVICE_CAP_EVENT_AP  (1u << 2)  /* event apertures: apn_out_aperture_event() */
+#define APN_DEVICE_CAP_KERNEL_CM (1u << 3)  /* kernel connection management: untrusted
+					     * endpoints dial and listen
+					     * (apn_endpoint_kconnect/kaccept()) */
 
 /*
  * Opens the device at `path` (NULL: APN_DEFAULT_DEVICE) for queries and
@@ -172,9 +176,20 @@ struct apn_event {
 	uint64_t data;
 };
 
-/* Connection messages from peers: decode with apn_event_msg(). */
+/*
+ * Connection messages from peers: decode with apn_event_msg(). An untrusted
+ * endpoint receives them only after the kernel acted on them, posted with
+ * APN_EV_F_POSTED (see apn_endpoint_kconnect()).
+ */
 #define APN_EV_CONNECT             16
 #define APN_EV_ACCEPT              17
+/*
+ * A peer closed: its CLOSE message, or, with APN_EV_F_APERTURE, a CLOSE segment
+ * through the outgoing aperture aimed at one of ours: apn_out_aperture_close(), or
+ * the peer's process exited or died (its kernel closes every aperture it had aimed).
+ * With APN_EV_F_APERTURE: info = our incoming aperture it named, data = that
+ * aperture's nonce | peer's host << 32 (no port); not for apn_event_msg().
+ */
 #define APN_EV_CLOSE               18
 #define APN_EV_ALIVE               19
 #define APN_EV_ALIVEACK            20
@@ -198,6 +213,11 @@ struct apn_event {
 #define APN_EV_GET_DONE            28
 /* Made by the library (see apn_evq_poll()): events or datagrams were lost. */
 #define APN_EV_OVERFLOW            5
+
+/* struct apn_event flags of the events above */
+#define APN_EV_F_POSTED            (1u << 0)  /* posted by the kernel (kernel connection
+					     * management), not by the device */
+#define APN_EV_F_APERTURE          (1u << 1)  /* APN_EV_CLOSE from a CLOSE segment */
 
 /* Connection message types (apn_endpoint_send_msg()) */
 #define APN_MSG_CONNECT            1
@@ -288,7 +308,9 @@ struct apn_endpoint {
  * Trusted endpoints (APN_ENDPOINT_F_TRUSTED) program their own apertures'
  * destinations, nonces and narrowing, and send connection messages, all through
  * the user page without system calls (seed 004's user-programmable bits). They
- * need CAP_NET_ADMIN or the driver's trust_users=1 parameter.
+ * need CAP_NET_ADMIN or the driver's trust_users=1 parameter. Untrusted endpoints
+ * leave connection setup to the kernel (apn_endpoint_kconnect()); apn_endpoint_dial()
+ * and apn_endpoint_listen() work on both.
  *
  * With attr->rq_size the endpoint also gets DMA queues (seeds 000/001, see "DMA:
  * put and get"): a request queue of rq_size and a completion queue of cq_size.
@@ -453,33 +475,75 @@ int apn_endpoint_accept(struct apn_endpoint *ep, const struct apn_msg_info *req,
 typedef void apn_event_fn(void *arg, const struct apn_event *ev);
 
 /*
- * Trusted endpoints: the connecting side of seed 004's setup, with retries and a
- * time limit. Sends CONNECT offering ia to <host, port> (again after 0.2, 0.4, 0.8 s
- * and then every second: datagrams may be lost), sleeps in apn_endpoint_wait() until
- * the ACCEPT from host arrives, then aims oa (if not NULL) at the aperture it offers
- * with apn_out_aperture_connect() and fills *peer (if not NULL) from it. Other events
- * taken meanwhile go to other(arg, ev) (NULL: dropped).
+ * Untrusted endpoints (kernel connection management, APN_DEVICE_CAP_KERNEL_CM): the
+ * kernel receives their connection messages, answers ALIVE itself, and posts the
+ * others onto their event queue once it has acted on them (APN_EV_F_POSTED); it
+ * chooses and programs every nonce and destination. One system call per step.
+ *
+ * apn_endpoint_kconnect() asks the kernel to send CONNECT to <host, port> offering
+ * ia, and to aim oa at the acceptor's aperture when the ACCEPT comes back: the
+ * endpoint then gets APN_EV_ACCEPT (oa is aimed; decode with apn_event_msg()), or
+ * APN_EV_ERROR_MSG if host refused. It does not wait; call it again with the same
+ * arguments to retry (datagrams may be lost). oa must not be aimed yet: create it
+ * with destination 0, 0, 0. A refused CONNECT, or destroying oa, ends the attempt.
+ * Returns 0, or
+ *   -EINVAL        the endpoint is trusted (use apn_endpoint_connect()),
+ *   -ENOENT        ia or oa is not this endpoint's,
+ *   -EBUSY         oa is aimed, or being connected elsewhere,
+ *   -EHOSTUNREACH  no route to host, or another -errno from the driver.
+ *
+ * apn_endpoint_kaccept() takes a CONNECT the kernel holds for the endpoint (one
+ * posted as APN_EV_CONNECT): the one from req's host and port if req is not NULL
+ * (decoded with apn_event_msg()), else the oldest. The kernel aims oa at the
+ * connector's aperture, then answers ACCEPT offering ia. oa's dest_host and
+ * dest_in_index are updated (nonce too when req named that CONNECT, else 0: the
+ * kernel does not tell it), and *peer (if not NULL) describes the connector.
+ * The kernel holds up to 16 CONNECTs per endpoint and answers more with ERROR
+ * (reason 105, ENOBUFS); it answers a repeated CONNECT itself.
+ * Returns 0, or -EAGAIN (no such CONNECT held), or the errors above.
+ */
+int apn_endpoint_kconnect(struct apn_endpoint *ep, uint16_t host, uint16_t port,
+			  const struct apn_in_aperture *ia, const struct apn_out_aperture *oa);
+int apn_endpoint_kaccept(struct apn_endpoint *ep, const struct apn_msg_info *req,
+			 const struct apn_in_aperture *ia, struct apn_out_aperture *oa,
+			 struct apn_msg_info *peer);
+
+/*
+ * The connecting side of seed 004's setup, with retries and a time limit.
+ * Trusted endpoints: sends CONNECT offering ia to <host, port> (again after 0.2, 0.4,
+ * 0.8 s and then every second: datagrams may be lost), sleeps in apn_endpoint_wait()
+ * until the ACCEPT from host arrives, then aims oa (if not NULL) at the aperture it
+ * offers with apn_out_aperture_connect() and fills *peer (if not NULL) from it.
+ * Untrusted endpoints: the same through the kernel, apn_endpoint_kconnect() with the
+ * same retries, until the posted APN_EV_ACCEPT from host (oa, required, is aimed by
+ * then; its fields are updated). Other events taken meanwhile go to other(arg, ev)
+ * (NULL: dropped).
  * timeout_ms bounds the whole exchange (-1: none).
  * Returns 0, or
  *   -ETIMEDOUT      no ACCEPT in time: nobody listens on that port (its NIC drops the
  *                   CONNECT and tells its OS, APN_EV_NO_PORT), or the host is down,
  *   -ECONNREFUSED   host answered with an ERROR message (*peer filled, info = reason),
  *   -EINTR          a signal interrupted the wait,
- *   or apn_endpoint_send_msg()'s, apn_out_aperture_connect()'s or apn_evq_poll()'s
- *   error (-EPERM: the endpoint is not trusted; -EHOSTUNREACH: no route).
+ *   -EINVAL         an untrusted endpoint without oa,
+ *   or apn_endpoint_send_msg()'s / apn_endpoint_kconnect()'s,
+ *   apn_out_aperture_connect()'s or apn_evq_poll()'s error (-EHOSTUNREACH: no route).
  */
 int apn_endpoint_dial(struct apn_endpoint *ep, uint16_t host, uint16_t port,
 		      const struct apn_in_aperture *ia, struct apn_out_aperture *oa,
 		      int timeout_ms, struct apn_msg_info *peer, apn_event_fn *other, void *arg);
 
 /*
- * Trusted endpoints: the listening side. Sleeps until a CONNECT arrives on the
- * endpoint's port, aims oa (if not NULL) at the aperture it offers, answers ACCEPT
- * offering ia and fills *peer (if not NULL). Other events go to other(arg, ev).
- * A CONNECT repeated later by the same peer (our ACCEPT was lost) arrives as an
- * ordinary APN_EV_CONNECT: answer it with apn_endpoint_accept(ep, peer, ia) again.
+ * The listening side. Sleeps until a CONNECT arrives on the endpoint's port, aims oa
+ * (if not NULL) at the aperture it offers, answers ACCEPT offering ia and fills
+ * *peer (if not NULL). Other events go to other(arg, ev).
+ * Trusted endpoints: a CONNECT repeated later by the same peer (our ACCEPT was lost)
+ * arrives as an ordinary APN_EV_CONNECT: answer it with apn_endpoint_accept(ep, peer,
+ * ia) again. Untrusted endpoints: the CONNECT is the kernel's posted one, taken with
+ * apn_endpoint_kaccept() (oa required, created with destination 0, 0, 0); the kernel
+ * answers repeats itself.
  * Returns 0, -ETIMEDOUT (no CONNECT within timeout_ms; -1: wait forever), -EINTR,
- * or an error of the calls named (the ACCEPT not sent: -EHOSTUNREACH ...).
+ * -EINVAL (untrusted without oa), or an error of the calls named (the ACCEPT not
+ * sent: -EHOSTUNREACH ...).
  */
 int apn_endpoint_listen(struct apn_endpoint *ep, const struct apn_in_aperture *ia,
 			struct apn_out_aperture *oa, int timeout_ms, struct apn_msg_info *peer,
@@ -670,6 +734,17 @@ int apn_out_aperture_destroy(struct apn_out_aperture *oa);
  */
 int apn_out_aperture_connect(struct apn_out_aperture *oa, uint16_t dest_host,
 			     uint32_t dest_in_index, uint32_t nonce);
+
+/*
+ * Orderly close (any endpoint): sends a CLOSE segment through the aperture after the
+ * stores gathered on it; the peer's endpoint gets APN_EV_CLOSE with APN_EV_F_APERTURE
+ * naming its incoming aperture. The aperture stays aimed and usable; destroy it
+ * afterwards. (The kernel does the same for every aimed aperture of a process that
+ * exits or dies.) No system call. Returns 0, or -ENOENT (not this endpoint's
+ * aperture, or not valid), -EPERM (endpoint not valid), -EHOSTUNREACH (no route to
+ * its host), -ENETDOWN (NIC disabled), -EIO (device failure).
+ */
+int apn_out_aperture_close(struct apn_out_aperture *oa);
 
 /*
  * The mapped aperture: a store to ptr + off (off < size) is written by the remote
@@ -1006,6 +1081,119 @@ static inline uint32_t apn_cq_cookie(const struct apn_event *ev)
 static inline uint32_t apn_cq_bytes(const struct apn_event *ev)
 {
 	return (uint32_t)(ev->data >> 32);
+}
+
+/* ---- Kernel traffic tunnel (seed 002) --------------------------------------------- */
+/*
+ * A process that owns an endpoint may become the path of the kernel's own traffic
+ * on the NIC's network interface (apnN): the frames the kernel's stack sends arrive
+ * in a ring mapped into the process (apn_tunnel_peek()/apn_tunnel_recv()), and the
+ * process hands frames in through a second ring (apn_tunnel_send()), each for the
+ * kernel's stack (received on apnN) or, with APN_TUNNEL_F_WIRE, for the network (the
+ * driver sends it through the device as the stack would have). Frames from the
+ * network for the kernel keep arriving directly. The driver takes its traffic back
+ * (direct access: IP keeps working) when the endpoint's file is closed (the process
+ * exits or is killed), on apn_tunnel_detach(), on a bad value in the rings, or when
+ * the process has not called apn_tunnel_kick() for watchdog_ms: kick at least every
+ * watchdog_ms / 3, even when idle. Frames still in the to-user ring then go out
+ * directly. Counters: /sys/class/net/apnN/device/tunnel/ and `ethtool -S apnN`.
+ *
+ * Peek, recv, consume and send make no system call; apn_tunnel_kick() is one ioctl
+ * and the driver takes the sent frames only then. One thread per tunnel.
+ */
+#define APN_DEVICE_CAP_TUNNEL  (1u << 4)  /* struct apn_device_info caps: tunnels */
+#define APN_TUNNEL_F_WIRE      (1u << 0)  /* apn_tunnel_send(): to the network */
+
+/* Tunnel attributes; zero fields (or NULL attributes) take the defaults. */
+struct apn_tunnel_attr {
+	uint32_t slots;          /* frames per ring, power of two in [16, 1024]; 0: 256 */
+	uint32_t watchdog_ms;    /* [10, 60000]; 0: 1000 */
+};
+
+struct apn_tunnel {
+	int fd;                  /* the endpoint's file */
+	void *to_user;           /* mapped ring: the kernel's frames */
+	void *to_kernel;         /* mapped ring: frames for the kernel */
+	size_t map_len;          /* of each */
+	uint32_t slots;          /* per ring */
+	uint32_t slot_bytes;
+	uint32_t max_frame;      /* largest frame either way, Ethernet header included */
+	uint32_t watchdog_ms;
+	uint32_t rx_tail;        /* to-user frames consumed, free running */
+	uint32_t tx_head;        /* to-kernel frames written, free running */
+	struct apn_endpoint *ep;
+};
+
+/*
+ * Attaches ep's process as the tunnel of the NIC's network interface and maps the
+ * two rings. One tunnel per NIC; needs CAP_NET_ADMIN. Returns 0, or -errno:
+ *   -EINVAL      an attribute out of range,
+ *   -EPERM       no CAP_NET_ADMIN,
+ *   -EBUSY       the NIC has a tunnel already,
+ *   -EOPNOTSUPP  the NIC has no network interface (APN_DEVICE_CAP_TUNNEL unset),
+ *   -ENOMEM, or mmap(2)'s error.
+ */
+int apn_tunnel_attach(struct apn_tunnel *t, struct apn_endpoint *ep,
+		      const struct apn_tunnel_attr *attr);
+
+/*
+ * Kicks (so the driver takes what was sent), gives the traffic back to the driver and
+ * unmaps the rings; the handle is unusable afterwards, whatever it returns. Returns 0,
+ * -ENOTCONN if the driver had taken the traffic back already, or another -errno.
+ */
+int apn_tunnel_detach(struct apn_tunnel *t);
+
+/*
+ * Heartbeat and doorbell (one ioctl): the driver takes the frames sent since the last
+ * kick, restarts the interface's queue if the to-user ring had filled, and resets its
+ * watchdog. A frame for the network that does not fit the device's ring now stays
+ * for the next kick (apn_tunnel_send_room() tells). Returns 0, or
+ *   -ENOTCONN  the driver has taken the traffic back (watchdog, or detached),
+ *   -EPROTO    it did so now: a bad value in the rings (logged by the driver).
+ */
+int apn_tunnel_kick(struct apn_tunnel *t);
+
+/* Frames from the kernel waiting in the to-user ring (no system call), or -EIO. */
+int apn_tunnel_pending(const struct apn_tunnel *t);
+
+/*
+ * Zero copy: points *frame at the next frame from the kernel, in the ring (valid
+ * until apn_tunnel_consume()). Returns its length (Ethernet header included),
+ * -EAGAIN if there is none, -EIO if the ring is inconsistent.
+ */
+int apn_tunnel_peek(struct apn_tunnel *t, const void **frame);
+
+/* Gives the peeked frame's slot back to the driver. Returns 0 or -EAGAIN (none). */
+int apn_tunnel_consume(struct apn_tunnel *t);
+
+/*
+ * Copies the next frame from the kernel into buf and consumes it. Returns its length,
+ * -EAGAIN (none), -EMSGSIZE (longer than len: left in the ring) or -EIO.
+ */
+int apn_tunnel_recv(struct apn_tunnel *t, void *buf, size_t len);
+
+/*
+ * Puts a frame (Ethernet header included) into the to-kernel ring: for the kernel's
+ * stack, or with APN_TUNNEL_F_WIRE for the network. Taken at the next kick. Returns 0,
+ * -EAGAIN (the ring is full: kick and retry), -EMSGSIZE (shorter than an Ethernet
+ * header or longer than max_frame), -EINVAL (unknown flags) or -EIO.
+ */
+int apn_tunnel_send(struct apn_tunnel *t, const void *frame, size_t len, unsigned flags);
+
+/* Free slots in the to-kernel ring (no system call), or -EIO. */
+int apn_tunnel_send_room(const struct apn_tunnel *t);
+
+/*
+ * Sleeps in poll(2) until frames from the kernel wait or timeout_ms passes (-1:
+ * forever); it also returns early when the endpoint's event queue has events. Returns
+ * the frames waiting (>= 0), -ENODEV (device gone) or another -errno.
+ */
+int apn_tunnel_wait(struct apn_tunnel *t, int timeout_ms);
+
+/* The endpoint's file descriptor: POLLIN while frames from the kernel wait. */
+static inline int apn_tunnel_fd(const struct apn_tunnel *t)
+{
+	return t->fd;
 }
 
 #ifdef __cplusplus

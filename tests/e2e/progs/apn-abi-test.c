@@ -20,6 +20,14 @@
  *     through the interrupt path), not readable once the event is consumed;
  *     EPOLLHUP after unbind;
  *   - user-page commands refused (APN_CMD_EPERM) for an untrusted endpoint;
+ *   - kernel connection management (untrusted endpoints): a CLOSE message is
+ *     posted by the kernel (APN_EV_F_POSTED), an ALIVE answered by it
+ *     (ALIVEACK); APN_IOC_CONNECT/ACCEPT's errnos (EINVAL without an endpoint,
+ *     on a trusted one, reserved fields or unknown flags; ENOENT for another
+ *     file's apertures; EBUSY for an aimed aperture or one being connected
+ *     elsewhere; EAGAIN with no CONNECT held), and one connection set up by
+ *     the two kernels (CONNECT posted once despite a retry, ACCEPT aims the
+ *     connector's aperture and is posted there);
  *   - bytes stored through an outgoing aperture of NIC 0 and fenced through the
  *     user page arrive, exactly and only there, in the memory NIC 1's incoming
  *     aperture is pinned on;
@@ -216,6 +224,9 @@ struct nonroot_result {
 	int trusted_r, trusted_errno;     /* CREATE_ENDPOINT TRUSTED on a new file */
 	int bigq_r, bigq_errno;           /* default queues: over RLIMIT_MEMLOCK */
 	int smallq_r, smallq_errno;       /* smallest queues: within it */
+	int aimed_r, aimed_errno;         /* untrusted: an out aperture with a destination */
+	int unaimed_r, unaimed_errno;     /* untrusted: an unaimed one */
+	int nonce_r, nonce_errno;         /* untrusted: an in aperture with its own nonce */
 };
 
 #define MEMLOCK_LIMIT 65536      /* RLIMIT_MEMLOCK of the unprivileged child */
@@ -233,6 +244,7 @@ static void nonroot_child(int fd, int out)
 
 	res.route_r = res.big_r = res.small_r = INT_MIN;
 	res.trusted_r = res.bigq_r = res.smallq_r = INT_MIN;
+	res.aimed_r = res.unaimed_r = res.nonce_r = INT_MIN;
 	if (setrlimit(RLIMIT_MEMLOCK, &rl) || setgroups(0, NULL) ||
 	    setresgid(NOBODY, NOBODY, NOBODY) || setresuid(NOBODY, NOBODY, NOBODY)) {
 		res.drop_err = errno ? errno : EPERM;
@@ -275,6 +287,30 @@ static void nonroot_child(int fd, int out)
 	errno = 0;
 	res.smallq_r = ioctl(nfd, APN_IOC_CREATE_ENDPOINT, &ep);
 	res.smallq_errno = errno;
+	if (res.smallq_r == 0) {
+		/* untrusted, no CAP_NET_ADMIN: no user-programmable bits */
+		struct apn_out_aperture_create oc = { .dest_host = 2, .dest_in_index = 1,
+						      .nonce = 0x1234, .size = 4096 };
+		struct apn_in_aperture_create ic = { .flags = APN_IN_APERTURE_NONCE_GIVEN,
+						     .size = 4096, .nonce = 0x1234 };
+		struct apn_mr_reg nmr = { .addr = (uintptr_t)buf + 65536, .len = 4096 };
+
+		errno = 0;
+		res.aimed_r = ioctl(nfd, APN_IOC_CREATE_OUT_APERTURE, &oc);
+		res.aimed_errno = errno;
+		memset(&oc, 0, sizeof(oc));
+		oc.size = 4096;
+		errno = 0;
+		res.unaimed_r = ioctl(nfd, APN_IOC_CREATE_OUT_APERTURE, &oc);
+		res.unaimed_errno = errno;
+		errno = 0;
+		res.nonce_r = ioctl(nfd, APN_IOC_REG_MR, &nmr);
+		if (res.nonce_r == 0) {
+			ic.mr_id = nmr.mr_id;
+			res.nonce_r = ioctl(nfd, APN_IOC_CREATE_IN_APERTURE, &ic);
+		}
+		res.nonce_errno = errno;
+	}
 	close(nfd);
 out:
 	if (write(out, &res, sizeof(res)) != sizeof(res))
@@ -332,6 +368,17 @@ static void nonroot_checks(int fd)
 	if (!check(res.smallq_r == 0, "CREATE_ENDPOINT with the smallest queues as non-root"))
 		diag("ioctl returned %d, errno %d (%s)", res.smallq_r, res.smallq_errno,
 		     strerror(res.smallq_errno));
+	if (!check(res.aimed_r == -1 && res.aimed_errno == EPERM,
+		   "untrusted non-root: CREATE_OUT_APERTURE with a destination and nonce: EPERM"))
+		diag("ioctl returned %d, errno %d (%s)", res.aimed_r, res.aimed_errno,
+		     strerror(res.aimed_errno));
+	if (!check(res.unaimed_r == 0, "untrusted non-root: an unaimed CREATE_OUT_APERTURE works"))
+		diag("ioctl returned %d, errno %d (%s)", res.unaimed_r, res.unaimed_errno,
+		     strerror(res.unaimed_errno));
+	if (!check(res.nonce_r == -1 && res.nonce_errno == EPERM,
+		   "untrusted non-root: CREATE_IN_APERTURE with NONCE_GIVEN: EPERM"))
+		diag("ioctl returned %d, errno %d (%s)", res.nonce_r, res.nonce_errno,
+		     strerror(res.nonce_errno));
 }
 
 /* CREATE_ENDPOINT's argument checks, ports and trust; leaves no endpoint behind. */
@@ -463,16 +510,20 @@ static int unbind(const char *address)
 }
 
 /*
- * A trusted endpoint on NIC 0 sends ALIVE to NIC 1's endpoint (port 77, file
- * fd1); that endpoint is armed and sleeps in poll(), so only the device's
- * interrupt and the driver's wake-up can end the wait.
+ * A trusted endpoint on NIC 0 sends CLOSE to NIC 1's untrusted endpoint (port
+ * 77, file fd1); that endpoint is armed and sleeps in poll(), so only the
+ * interrupt path can end the wait: the device hands the message to NIC 1's
+ * driver (kernel connection management), whose worker posts it onto the
+ * endpoint's queue, which wakes it. Then ALIVE: NIC 1's kernel answers it
+ * with ALIVEACK and posts nothing.
  */
 static void event_checks(int fd1)
 {
 	struct apn_endpoint_create tc = { .flags = APN_ENDPOINT_TRUSTED };
-	const struct apn_queue_ctrl *ctrl;
+	const struct apn_queue_ctrl *ctrl, *ctrlt;
 	const struct apn_event *ev;
-	uint8_t *up1, *evq1, *upt;
+	uint8_t *up1, *evq1, *upt, *evqt;
+	uint32_t rdt;
 	long no_port = sysfs_long("/sys/class/misc/apertnic1/device/no_port_events");
 	uint32_t rd, st;
 	int ft, r, wst;
@@ -484,19 +535,22 @@ static void event_checks(int fd1)
 	upt = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, ft, APN_MMAP_USER_PAGE);
 	up1 = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd1, APN_MMAP_USER_PAGE);
 	evq1 = mmap(NULL, EVQ_LEN, PROT_READ, MAP_SHARED, fd1, APN_MMAP_EVQ);
-	if (!check(upt != MAP_FAILED && up1 != MAP_FAILED && evq1 != MAP_FAILED,
-		   "mmap the sender's user page, the receiver's user page and EVQ")) {
-		diag("%p %p %p errno %d", upt, up1, evq1, errno);
+	evqt = mmap(NULL, EVQ_LEN, PROT_READ, MAP_SHARED, ft, APN_MMAP_EVQ);
+	if (!check(upt != MAP_FAILED && up1 != MAP_FAILED && evq1 != MAP_FAILED &&
+		   evqt != MAP_FAILED,
+		   "mmap the sender's user page and EVQ, the receiver's user page and EVQ")) {
+		diag("%p %p %p %p errno %d", upt, up1, evq1, evqt, errno);
 		close(ft);
 		return;
 	}
 	ctrl = (const struct apn_queue_ctrl *)evq1;
+	ctrlt = (const struct apn_queue_ctrl *)evqt;
 	rd = ureg_read(up1, APN_UREG_EVQ_RDPTR);
 	ureg_write(up1, APN_UREG_ARM, 1);
 
 	ureg_write(upt, APN_UREG_MSG_DEST_HOST, 2);
 	ureg_write(upt, APN_UREG_MSG_DEST_PORT, 77);
-	ureg_write(upt, APN_UREG_MSG_TYPE, APN_MSG_ALIVE);
+	ureg_write(upt, APN_UREG_MSG_TYPE, APN_MSG_CLOSE);
 	ureg_write(upt, APN_UREG_MSG_IN_INDEX, 5);
 	ureg_write(upt, APN_UREG_MSG_NONCE, 0x1234abcd);
 	ureg_write(upt, APN_UREG_MSG_INFO, 0);
@@ -516,18 +570,18 @@ static void event_checks(int fd1)
 	st = ~0u;
 	if (pid > 0 && waitpid(pid, &wst, 0) == pid && WIFEXITED(wst))
 		st = WEXITSTATUS(wst);
-	if (!check(st == 0, "trusted endpoint sends ALIVE to host 2 port 77 (in a child)"))
+	if (!check(st == 0, "trusted endpoint sends CLOSE to host 2 port 77 (in a child)"))
 		diag("child status %u", st);
 	if (!check((r == (POLLIN | POLLRDNORM) || r == POLLIN) && t1 - t0 >= 250,
-		   "poll() asleep on the armed receiver is woken by the event's interrupt"))
+		   "poll() asleep on the armed untrusted receiver is woken by the kernel's post"))
 		diag("revents %#x (errno %d) after %ld ms", r, errno, t1 - t0);
 	if (!check(ctrl->wrptr - rd == 1, "exactly one event in the receiver's EVQ"))
 		diag("wrptr %u rdptr %u", ctrl->wrptr, rd);
 	ev = (const struct apn_event *)(evq1 + APN_QUEUE_DATA_OFFSET) +
 	     (rd & (APN_EVQ_DEFAULT_EVENTS - 1));
-	if (!check(ev->type == APN_EV_ALIVE && ev->info == 5 &&
+	if (!check(ev->type == APN_EV_CLOSE && ev->flags == APN_EV_F_POSTED && ev->info == 5 &&
 		   ev->data == (0x1234abcdull | 1ull << 32 | (uint64_t)tc.port << 48),
-		   "the event: ALIVE, in-index 5, nonce, from host 1 and the sender's port %u",
+		   "the event: CLOSE posted by the kernel (APN_EV_F_POSTED), in-index 5, nonce, from host 1 and the sender's port %u",
 		   tc.port))
 		diag("type %u endpoint %u info %u data %#llx", ev->type, ev->endpoint, ev->info,
 		     (unsigned long long)ev->data);
@@ -535,6 +589,24 @@ static void event_checks(int fd1)
 	r = poll_events(fd1, 0);
 	if (!check(r == 0, "poll(): not readable once the event is consumed"))
 		diag("revents %#x", r);
+
+	/* ALIVE to the untrusted endpoint: its kernel answers, the sender hears ALIVEACK */
+	rdt = ureg_read(upt, APN_UREG_EVQ_RDPTR);
+	ureg_write(upt, APN_UREG_ARM, 1);
+	ureg_write(upt, APN_UREG_MSG_TYPE, APN_MSG_ALIVE);
+	ureg_write(upt, APN_UREG_MSG_SEND, 1);
+	r = poll_events(ft, 5000);
+	ev = (const struct apn_event *)(evqt + APN_QUEUE_DATA_OFFSET) +
+	     (rdt & (APN_EVQ_DEFAULT_EVENTS - 1));
+	if (!check(r > 0 && ctrlt->wrptr - rdt == 1 && ev->type == APN_EV_ALIVEACK &&
+		   ev->info == 5 && (uint32_t)ev->data == 0x1234abcd &&
+		   (uint16_t)(ev->data >> 32) == 2 && (uint16_t)(ev->data >> 48) == 77,
+		   "ALIVE to an untrusted endpoint: its kernel answers ALIVEACK from host 2 port 77"))
+		diag("revents %#x, %u events, type %u info %u data %#llx", r, ctrlt->wrptr - rdt,
+		     ev->type, ev->info, (unsigned long long)ev->data);
+	if (!check(ctrl->wrptr == rd + 1, "... and posts nothing to the untrusted endpoint"))
+		diag("wrptr %u, expected %u", ctrl->wrptr, rd + 1);
+	ureg_write(upt, APN_UREG_MSG_TYPE, APN_MSG_CLOSE);
 
 	/* nobody on port 9: the receiving NIC tells its driver, and nothing else */
 	ureg_write(upt, APN_UREG_MSG_DEST_PORT, 9);
@@ -550,7 +622,183 @@ static void event_checks(int fd1)
 	munmap(upt, PAGE);
 	munmap(up1, PAGE);
 	munmap(evq1, EVQ_LEN);
+	munmap(evqt, EVQ_LEN);
 	close(ft);
+}
+
+/* Arms the endpoint and waits up to 5 s for its queue to pass `rd`; the event at rd. */
+static const struct apn_event *next_event(int fd, uint8_t *up, const uint8_t *evq, uint32_t rd)
+{
+	const struct apn_queue_ctrl *ctrl = (const struct apn_queue_ctrl *)evq;
+	long until = now_ms() + 5000;
+
+	while (ctrl->wrptr == rd && now_ms() < until) {
+		ureg_write(up, APN_UREG_ARM, 1);
+		poll_events(fd, 500);
+	}
+	if (ctrl->wrptr == rd)
+		return NULL;
+	return (const struct apn_event *)(evq + APN_QUEUE_DATA_OFFSET) +
+	       (rd & (APN_EVQ_DEFAULT_EVENTS - 1));
+}
+
+/*
+ * Kernel connection management (APN_IOC_CONNECT/ACCEPT): the errno rules, then
+ * one connection between NIC 0's untrusted endpoint (fd0) and NIC 1's (fd1,
+ * port 77, incoming aperture in1) set up by the two kernels: CONNECT posted at
+ * NIC 1, ACCEPT taken there, ACCEPT posted at NIC 0 with its aperture aimed.
+ */
+static void kcm_checks(int fd0, int fd1, uint32_t in1)
+{
+	struct apn_endpoint_create tc = { .flags = APN_ENDPOINT_TRUSTED };
+	struct apn_in_aperture_create evin = { .flags = APN_IN_APERTURE_EVENT, .size = 4096 };
+	struct apn_out_aperture_create o0 = { .size = 4096 }, o1 = { .size = 4096 };
+	struct apn_out_aperture_create aimed = { .size = 4096, .dest_host = 2, .nonce = 1 };
+	struct apn_out_aperture_destroy dout = { 0 };
+	struct apn_in_aperture_destroy din = { 0 };
+	struct apn_in_aperture_create tin = evin, xin = evin;
+	struct apn_out_aperture_create tout = { .size = 4096 };
+	struct apn_endpoint_create xc = { 0 };
+	struct apn_conn_connect cc = { 0 };
+	struct apn_conn_accept ca = { 0 };
+	struct apn_info info = { 0 };
+	const struct apn_event *ev;
+	uint8_t *up0, *up1, *evq0, *evq1;
+	uint32_t rd0, rd1;
+	int fn, ft, fx;
+
+	EXPECT_OK("GET_INFO", ioctl(fd0, APN_IOC_GET_INFO, &info));
+	if (!check(info.caps & APN_INFO_CAP_KERNEL_CM, "GET_INFO caps: APN_INFO_CAP_KERNEL_CM"))
+		diag("caps %#x", info.caps);
+	EXPECT_OK("CREATE_IN_APERTURE (event) on NIC 0 for CONNECT",
+		  ioctl(fd0, APN_IOC_CREATE_IN_APERTURE, &evin));
+	EXPECT_OK("CREATE_OUT_APERTURE unaimed on NIC 0",
+		  ioctl(fd0, APN_IOC_CREATE_OUT_APERTURE, &o0));
+	EXPECT_OK("CREATE_OUT_APERTURE unaimed on NIC 1",
+		  ioctl(fd1, APN_IOC_CREATE_OUT_APERTURE, &o1));
+	EXPECT_OK("CREATE_OUT_APERTURE aimed on NIC 0",
+		  ioctl(fd0, APN_IOC_CREATE_OUT_APERTURE, &aimed));
+
+	/* the errno rules; "another file's" apertures on the same NIC */
+	fn = open("/dev/apertnic0", O_RDWR);
+	ft = open("/dev/apertnic0", O_RDWR);
+	fx = open("/dev/apertnic1", O_RDWR);
+	cc.dest_host = 2;
+	cc.dest_port = 77;
+	cc.in_index = evin.in_index;
+	cc.out_index = o0.out_index;
+	EXPECT_ERR(EINVAL, "CONNECT without an endpoint", ioctl(fn, APN_IOC_CONNECT, &cc));
+	EXPECT_OK("CREATE_ENDPOINT TRUSTED for CONNECT/ACCEPT",
+		  ioctl(ft, APN_IOC_CREATE_ENDPOINT, &tc));
+	EXPECT_OK("an incoming and an outgoing aperture of the trusted endpoint",
+		  ioctl(ft, APN_IOC_CREATE_IN_APERTURE, &tin) ||
+		  ioctl(ft, APN_IOC_CREATE_OUT_APERTURE, &tout));
+	EXPECT_OK("another untrusted endpoint on NIC 1, with an incoming aperture",
+		  ioctl(fx, APN_IOC_CREATE_ENDPOINT, &xc) ||
+		  ioctl(fx, APN_IOC_CREATE_IN_APERTURE, &xin));
+	EXPECT_ERR(EINVAL, "CONNECT on a trusted endpoint", ioctl(ft, APN_IOC_CONNECT, &cc));
+	EXPECT_ERR(EINVAL, "ACCEPT on a trusted endpoint", ioctl(ft, APN_IOC_ACCEPT, &ca));
+	cc.reserved = 1;
+	EXPECT_ERR(EINVAL, "CONNECT with reserved set", ioctl(fd0, APN_IOC_CONNECT, &cc));
+	cc.reserved = 0;
+	cc.in_index = tin.in_index;
+	EXPECT_ERR(ENOENT, "CONNECT offering another file's incoming aperture",
+		   ioctl(fd0, APN_IOC_CONNECT, &cc));
+	cc.in_index = evin.in_index;
+	cc.out_index = tout.out_index;
+	EXPECT_ERR(ENOENT, "CONNECT through another file's outgoing aperture",
+		   ioctl(fd0, APN_IOC_CONNECT, &cc));
+	cc.out_index = 1u << 30;
+	EXPECT_ERR(ENOENT, "CONNECT through outgoing index 2^30", ioctl(fd0, APN_IOC_CONNECT, &cc));
+	cc.out_index = aimed.out_index;
+	EXPECT_ERR(EBUSY, "CONNECT through an aimed outgoing aperture",
+		   ioctl(fd0, APN_IOC_CONNECT, &cc));
+	ca.in_index = in1;
+	ca.out_index = o1.out_index;
+	EXPECT_ERR(EAGAIN, "ACCEPT with no CONNECT held", ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	ca.flags = 2;
+	EXPECT_ERR(EINVAL, "ACCEPT with an unknown flag", ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	ca.flags = 0;
+	ca.reserved[2] = 1;
+	EXPECT_ERR(EINVAL, "ACCEPT with reserved set", ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	ca.reserved[2] = 0;
+	ca.in_index = xin.in_index;
+	EXPECT_ERR(ENOENT, "ACCEPT offering another file's incoming aperture",
+		   ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	close(fn);
+	close(ft);
+	close(fx);
+
+	/* one connection through both kernels */
+	up0 = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd0, APN_MMAP_USER_PAGE);
+	up1 = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd1, APN_MMAP_USER_PAGE);
+	evq0 = mmap(NULL, EVQ_LEN, PROT_READ, MAP_SHARED, fd0, APN_MMAP_EVQ);
+	evq1 = mmap(NULL, EVQ_LEN, PROT_READ, MAP_SHARED, fd1, APN_MMAP_EVQ);
+	if (!check(up0 != MAP_FAILED && up1 != MAP_FAILED && evq0 != MAP_FAILED &&
+		   evq1 != MAP_FAILED, "mmap both untrusted endpoints' user pages and EVQs")) {
+		diag("errno %d (%s)", errno, strerror(errno));
+		return;
+	}
+	rd0 = ureg_read(up0, APN_UREG_EVQ_RDPTR);
+	rd1 = ureg_read(up1, APN_UREG_EVQ_RDPTR);
+	cc.out_index = o0.out_index;
+	EXPECT_OK("CONNECT from NIC 0 to host 2 port 77", ioctl(fd0, APN_IOC_CONNECT, &cc));
+	EXPECT_OK("CONNECT again (a retry)", ioctl(fd0, APN_IOC_CONNECT, &cc));
+	cc.dest_port = 78;
+	EXPECT_ERR(EBUSY, "CONNECT elsewhere through an aperture being connected",
+		   ioctl(fd0, APN_IOC_CONNECT, &cc));
+	cc.dest_port = 77;
+	ev = next_event(fd1, up1, evq1, rd1);
+	if (!check(ev && ev->type == APN_EV_CONNECT && ev->flags == APN_EV_F_POSTED &&
+		   ev->info == evin.in_index && (uint32_t)ev->data == evin.nonce &&
+		   (uint16_t)(ev->data >> 32) == 1,
+		   "NIC 1's kernel posts the CONNECT (APN_EV_F_POSTED), in-index and nonce of NIC 0's aperture"))
+		diag("event %p type %u flags %u info %u data %#llx", (const void *)ev,
+		     ev ? ev->type : 0, ev ? ev->flags : 0, ev ? ev->info : 0,
+		     ev ? (unsigned long long)ev->data : 0ull);
+	if (ev)
+		ureg_write(up1, APN_UREG_EVQ_RDPTR, ++rd1);
+	/* the retry's CONNECT is held once: no second event */
+	if (!check(next_event(fd1, up1, evq1, rd1) == NULL, "a repeated CONNECT is not posted twice"))
+		diag("wrptr %u rd %u", ((const struct apn_queue_ctrl *)evq1)->wrptr, rd1);
+	ca.in_index = in1;
+	ca.out_index = o1.out_index;
+	ca.flags = APN_ACCEPT_PEER;
+	ca.peer_host = 1;
+	ca.peer_port = 9999;
+	EXPECT_ERR(EAGAIN, "ACCEPT of a peer that sent no CONNECT", ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	ca.flags = 0;
+	EXPECT_OK("ACCEPT the oldest CONNECT on NIC 1", ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	if (!check(ca.peer_host == 1 && ca.peer_in_index == evin.in_index && ca.peer_port == info.port,
+		   "ACCEPT reports the connector: host 1, its port, its aperture"))
+		diag("host %u port %u in %u (want port %u in %u)", ca.peer_host, ca.peer_port,
+		     ca.peer_in_index, info.port, evin.in_index);
+	ev = next_event(fd0, up0, evq0, rd0);
+	if (!check(ev && ev->type == APN_EV_ACCEPT && ev->flags == APN_EV_F_POSTED &&
+		   ev->info == in1 && (uint16_t)(ev->data >> 32) == 2 &&
+		   (uint16_t)(ev->data >> 48) == 77,
+		   "NIC 0's kernel aims the aperture and posts the ACCEPT from host 2 port 77"))
+		diag("event %p type %u flags %u info %u data %#llx", (const void *)ev,
+		     ev ? ev->type : 0, ev ? ev->flags : 0, ev ? ev->info : 0,
+		     ev ? (unsigned long long)ev->data : 0ull);
+	EXPECT_ERR(EBUSY, "CONNECT through the aperture the ACCEPT aimed",
+		   ioctl(fd0, APN_IOC_CONNECT, &cc));
+	EXPECT_ERR(EBUSY, "ACCEPT again through the aperture it aimed",
+		   ioctl(fd1, APN_IOC_ACCEPT, &ca));
+
+	munmap(up0, PAGE);
+	munmap(up1, PAGE);
+	munmap(evq0, EVQ_LEN);
+	munmap(evq1, EVQ_LEN);
+	dout.out_index = o0.out_index;
+	EXPECT_OK("DESTROY_OUT_APERTURE of the connected aperture",
+		  ioctl(fd0, APN_IOC_DESTROY_OUT_APERTURE, &dout));
+	dout.out_index = aimed.out_index;
+	ioctl(fd0, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	dout.out_index = o1.out_index;
+	ioctl(fd1, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	din.in_index = evin.in_index;
+	ioctl(fd0, APN_IOC_DESTROY_IN_APERTURE, &din);
 }
 
 static int finish(void)
@@ -775,6 +1023,9 @@ int main(void)
 
 	/* ---- an event through the interrupt path: NIC 0 -> NIC 1's endpoint ---- */
 	event_checks(fd1);
+
+	/* ---- kernel connection management between the two untrusted endpoints ---- */
+	kcm_checks(fd0, fd1, in.in_index);
 
 	/* ---- teardown rules ---- */
 	dmr.mr_id = mr.mr_id;

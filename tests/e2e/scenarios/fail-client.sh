@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Connecting side of the failures case (the listener is fail-server.sh):
+#   0. apn-kcm-test crash-dial to HOST:PORT+50 (the listener's APN-READY for it is
+#      relayed to us first): an untrusted endpoint dials, stores a message and
+#      dies by SIGKILL; our kernel must send the listener a CLOSE for us;
 #   1. apn-stream to HOST:PORT, whose receiver kills itself after 300 messages:
 #      we must report ECONNRESET (exit 1);
 #   2. apn-pingpong to HOST:CLOSED_PORT, where nobody listens: no ACCEPT,
@@ -18,6 +21,10 @@ step() { # NAME WANT GOT
 	echo "APN-FAIL-STEP $1 status=$3"
 	[ "$3" = "$2" ] || { echo "APN-FAIL-STEP $1: expected status $2"; status=1; }
 }
+# shellcheck disable=SC3045 # busybox sh has read -t
+read -r -t 180 _ || echo "fail-client: no APN-READY from the close-wait listener"
+apn-kcm-test crash-dial "$1" "$(($2 + 50))"
+step kcm-crash 137 $?
 apn-stream -C "$1:$2" -n 100000 -S 64-512 -i 2 -t 120
 step survivor-sender 1 $?
 apn-pingpong -C "$1:$3" -t 3

@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Listening side of the failures case (the client is fail-client.sh):
+#   0. apn-kcm-test close-wait on PORT+50 (untrusted; its APN-READY is relayed to
+#      the client): prints the message the client's crash-dial stores, then must
+#      get APN_EV_CLOSE with APN_EV_F_APERTURE from the client's kernel once the
+#      client is killed;
 #   1. an apn-stream receiver on PORT that kills itself (SIGKILL) after 300
 #      messages: its sender must report the dead peer;
 #   2. an apn-stream receiver on PORT+1 whose sender kills itself after 300
@@ -20,6 +24,8 @@ step() { # NAME WANT GOT
 	echo "APN-FAIL-STEP $1 status=$3"
 	[ "$3" = "$2" ] || { echo "APN-FAIL-STEP $1: expected status $2"; status=1; }
 }
+apn-kcm-test close-wait "$(($1 + 50))"
+step kcm-peer-close 0 $?
 apn-stream -L "$1" -K 300 -t 120
 step receiver-crash 137 $?
 apn-stream -L "$(($1 + 1))" -i 2 -t 120
