@@ -702,7 +702,8 @@ static inline void *apn_out_aperture_ptr(const struct apn_out_aperture *oa)
 /*
  * Copies len bytes from src to offset `off` of the aperture with volatile stores
  * in increasing address order: single bytes and a 32-bit store up to 8-byte
- * alignment, 64-bit stores for the aligned body, then a 32-bit store and bytes for
+ * alignment, 64-bit stores for the aligned body (one `rep movsq` on x86-64, which
+ * QEMU's TCG runs without rewinding each store), then a 32-bit store and bytes for
  * the tail. No system call; the data leaves when a frame fills, at the device's
  * timer, or at apn_out_aperture_fence().
  * Returns 0 (also for len 0), or -EINVAL if [off, off + len) is not inside the
