@@ -142,19 +142,17 @@ static int receiver(long port)
 	return 0;
 }
 
-/* Stores one 56-byte slot: seven 64-bit words in increasing address order. */
+/*
+ * Stores one 56-byte slot: seven 64-bit words in increasing address order, the
+ * tag last, through the library's copy (apn_out_aperture_write()).
+ */
 static inline void store_slot(struct apn_conn *c, unsigned slot, const uint64_t *words, uint64_t tag)
 {
-	volatile uint64_t *p = (volatile uint64_t *)((char *)apn_out_aperture_ptr(&c->oa) +
-						      (size_t)slot * SLOT);
+	uint64_t w[SLOT / 8];
 
-	p[0] = words[0];
-	p[1] = words[1];
-	p[2] = words[2];
-	p[3] = words[3];
-	p[4] = words[4];
-	p[5] = words[5];
-	p[6] = tag;
+	memcpy(w, words, 6 * sizeof(*w));
+	w[6] = tag;
+	apn_out_aperture_write(&c->oa, (size_t)slot * SLOT, w, sizeof(w));
 }
 
 static int fence_every(const struct bench_args *a, void *ctx, int opt, const char *arg)

@@ -2154,31 +2154,54 @@ START_TEST(test_gather_timer)
     ck_assert_uint_eq(tx->fake.timer_arms, 2);
     ck_assert_uint_eq(tx->fake.timer_delay_ns, 1000);
 
-    /* Idle for the whole delay: the timer firing sends the burst. */
+    /*
+     * Idle for the whole delay: the timer firing sends the burst, and keeps
+     * running (a store came recently), so the next gather need not arm it.
+     */
     tx->fake.now_ns = 6000;
     tx->fake.timer_armed = false;
     apn_core_flush_timer(&tx->core);
     ck_assert_uint_eq(tx->fake.nframes, 1);
     ck_assert_uint_eq(parse_sent(&tx->fake.frames[0]).len, 16);
-    ck_assert_uint_eq(tx->fake.timer_arms, 2);
-    apn_core_flush_timer(&tx->core);             /* spurious: nothing */
-    ck_assert_uint_eq(tx->fake.nframes, 1);
-    ck_assert_uint_eq(tx->fake.timer_arms, 2);
+    ck_assert(tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 3);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
 
-    /* The next burst arms it again; a fence cancels it. */
+    /* The next burst finds it running; a fence sends and leaves it running. */
+    tx->fake.now_ns = 7000;
     store(tx, TX_SLOT, 0x100, 3, 8);
     ck_assert_uint_eq(tx->fake.timer_arms, 3);
-    ck_assert(tx->fake.timer_armed);
     fence(tx);
-    ck_assert(!tx->fake.timer_armed);
     ck_assert_uint_eq(tx->fake.nframes, 2);
+    ck_assert(tx->fake.timer_armed);
 
     /* FLUSH sends as well. */
     store(tx, TX_SLOT, 0x200, 4, 8);
-    ck_assert_uint_eq(tx->fake.timer_arms, 4);
     wr(tx, APN_REG_FLUSH, 0);
-    ck_assert(!tx->fake.timer_armed);
     ck_assert_uint_eq(tx->fake.nframes, 3);
+    ck_assert_uint_eq(tx->fake.timer_arms, 3);
+    ck_assert_uint_eq(tx->fake.timer_cancels, 0);
+
+    /*
+     * Nothing gathered: expiries keep it running until 20 delays pass
+     * without a store (last store at 7000), then it stops and the next
+     * gather arms it again.
+     */
+    tx->fake.now_ns = 7000 + 20 * 5000 - 1;
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert(tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 4);
+    tx->fake.now_ns = 7000 + 20 * 5000;
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert(!tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 4);
+    ck_assert_uint_eq(tx->fake.nframes, 3);
+    store(tx, TX_SLOT, 0x300, 5, 8);
+    ck_assert(tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 5);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
     nic_free(tx);
 }
 END_TEST
@@ -4173,7 +4196,7 @@ START_TEST(test_msg_encoding)
     ck_assert_uint_eq(cmd_status(tx, CMD_EP_N), APN_CMD_OK);
     ck_assert_uint_eq(tx->fake.nframes, 2);
     ck_assert_uint_eq(ld_be16(tx->fake.frames[0].data + 12), APN_ETHERTYPE);
-    ck_assert(!tx->fake.timer_armed);
+    ck_assert(!tx->core.burst.active && !tx->core.pend.active);
     f = &tx->fake.frames[1];
     ck_assert_uint_eq(f->len, APN_ETH_HLEN + APN_IPV4_HLEN + APN_UDP_HLEN +
                       APN_MSG_LEN);
@@ -5084,23 +5107,32 @@ START_TEST(test_timer_idle)
     ck_assert_uint_eq(s[0].offset, 0);
     ck_assert_uint_eq(s[2].type, APN_SEG_EVENT);
     ck_assert_uint_eq(s[40].offset, 0xf00);
-    ck_assert(!tx->fake.timer_armed);
-    ck_assert_uint_eq(tx->fake.timer_arms, 4);
     ck_assert(!tx->core.burst.active);
     ck_assert(!tx->core.pend.active);
+    /* Sent; the timer keeps running while stores came within 20 delays. */
+    ck_assert(tx->fake.timer_armed);
+    ck_assert_uint_eq(tx->fake.timer_arms, 5);
+    ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
 
-    /* Nothing gathered: an expiry does nothing, not even re-arm. */
+    /* Nothing gathered: an expiry sends nothing; 20 delays idle stop it. */
     tx->fake.now_ns = 20000;
+    tx->fake.timer_armed = false;
     apn_core_flush_timer(&tx->core);
-    ck_assert_uint_eq(tx->fake.timer_arms, 4);
     ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(tx->fake.timer_arms, 6);
+    tx->fake.now_ns = 6000 + 20 * 5000;
+    tx->fake.timer_armed = false;
+    apn_core_flush_timer(&tx->core);
+    ck_assert_uint_eq(tx->fake.nframes, 1);
+    ck_assert_uint_eq(tx->fake.timer_arms, 6);
+    ck_assert(!tx->fake.timer_armed);
     /* A dropped store gathers nothing and arms nothing. */
     store(tx, TX_SLOT, 4096, 1, 8);
-    ck_assert_uint_eq(tx->fake.timer_arms, 4);
+    ck_assert_uint_eq(tx->fake.timer_arms, 6);
     ck_assert(!tx->fake.timer_armed);
     /* The next gather arms it again, for the full delay. */
     store(tx, TX_SLOT, 0, 1, 8);
-    ck_assert_uint_eq(tx->fake.timer_arms, 5);
+    ck_assert_uint_eq(tx->fake.timer_arms, 7);
     ck_assert_uint_eq(tx->fake.timer_delay_ns, 5000);
     nic_free(tx);
 }

@@ -933,22 +933,24 @@ static void burst_close(ApnCore *core)
 }
 
 /*
- * The idle timer is armed once per gather; each store only notes the time.
- * When the timer expires it sends what is gathered if no store came for a
- * whole delay, else it waits out the rest. Re-arming it on every store cost
- * a timer_mod (and a main-loop wake-up) per store.
+ * The idle timer. What is gathered goes out once no store has come for a
+ * whole flush delay. A store only notes its time; it arms the timer only when
+ * the timer is not running. Once running, the timer re-arms itself from the
+ * main loop: for the rest of the delay while a gather waits, else for another
+ * delay while stores keep coming (APN_TIMER_LINGER delays), so it is still
+ * running when the next gather starts. Arming it from the vCPU costs a main-loop
+ * notification (an eventfd write and a wake-up of the main-loop thread, which
+ * then contends for the BQL with the storing vCPU); a fenced message each time
+ * paid that on its first store, nearly half of a 64-byte round trip under TCG.
+ * A fence therefore leaves the timer running. The delay is unchanged: a gather
+ * leaves exactly one delay after its last store.
  */
+#define APN_TIMER_LINGER 20
+
 static void tx_timer_note_store(ApnCore *core)
 {
-    if (!core->burst.active && !core->pend.active) {
-        if (core->timer_armed) {
-            core->timer_armed = false;
-            core->ops->timer_cancel(core->opaque);
-        }
-        return;
-    }
     core->last_store_ns = core->ops->now_ns(core->opaque);
-    if (!core->timer_armed) {
+    if (!core->timer_armed && (core->burst.active || core->pend.active)) {
         core->timer_armed = true;
         core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns);
     }
@@ -959,24 +961,26 @@ static void tx_flush(ApnCore *core)
 {
     burst_close(core);
     frame_send(core);
-    if (core->timer_armed) {
-        core->timer_armed = false;
-        core->ops->timer_cancel(core->opaque);
-    }
 }
 
 void apn_core_flush_timer(ApnCore *core)
 {
+    uint64_t delay = core->cfg.flush_delay_ns;
     uint64_t idle = core->ops->now_ns(core->opaque) - core->last_store_ns;
 
     core->timer_armed = false;
-    if (idle < core->cfg.flush_delay_ns &&
-        (core->burst.active || core->pend.active)) {
-        core->timer_armed = true; /* not idle long enough yet */
-        core->ops->timer_arm(core->opaque, core->cfg.flush_delay_ns - idle);
-        return;
+    if (core->burst.active || core->pend.active) {
+        if (idle < delay) {
+            core->timer_armed = true; /* not idle long enough yet */
+            core->ops->timer_arm(core->opaque, delay - idle);
+            return;
+        }
+        tx_flush(core);
     }
-    tx_flush(core);
+    if (idle < delay * APN_TIMER_LINGER) {
+        core->timer_armed = true; /* stores still coming: keep running */
+        core->ops->timer_arm(core->opaque, delay);
+    }
 }
 
 uint64_t apn_core_aperture_bar_size(const ApnCoreConfig *cfg)
