@@ -470,10 +470,20 @@ static ssize_t overflow_events_show(struct device *dev, struct device_attribute 
 }
 static DEVICE_ATTR_RO(overflow_events);
 
+/* Connection messages for untrusted endpoints lost before the driver could act on them. */
+static ssize_t cm_dropped_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct apn_dev *apn = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&apn->cm_dropped));
+}
+static DEVICE_ATTR_RO(cm_dropped);
+
 static struct attribute *apn_attrs[] = {
 	&dev_attr_host_id.attr,
 	&dev_attr_no_port_events.attr,
 	&dev_attr_overflow_events.attr,
+	&dev_attr_cm_dropped.attr,
 	NULL,
 };
 
