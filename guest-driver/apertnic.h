@@ -56,6 +56,12 @@ struct apn_out_slot {
 	u32 size;
 };
 
+/* A connection message handed from the IRQ handler to cm_work. */
+struct apn_cm_msg {
+	struct apn_event ev;
+	u32 osq_pos;			/* its position in the OS queue (free running) */
+};
+
 /*
  * One NIC. Reference counted because open files may outlive the PCI device:
  * after remove() they see ->dead and fail with -ENODEV, but still release.
@@ -106,8 +112,14 @@ struct apn_dev {
 	 * cm_work acts on them under ->lock.
 	 */
 	spinlock_t cm_ring_lock;
-	struct apn_event cm_ring[APN_CM_RING];
+	struct apn_cm_msg cm_ring[APN_CM_RING];
 	u32 cm_head, cm_tail;		/* free running, under cm_ring_lock */
+	/*
+	 * Per endpoint, under lock: the OS queue position from which its
+	 * messages are its current owner's. Messages queued for a previous
+	 * owner of a reused endpoint sit before it and are dropped.
+	 */
+	u32 *cm_ep_from;
 	struct work_struct cm_work;
 	atomic_long_t cm_dropped;	/* messages lost because the ring was full */
 
@@ -201,7 +213,7 @@ void apn_revoke_files(struct apn_dev *apn);
 
 /* Kernel connection management (apertnic_cm.c) */
 void apn_cm_init(struct apn_dev *apn);
-void apn_cm_queue(struct apn_dev *apn, const struct apn_event *ev);
+void apn_cm_queue(struct apn_dev *apn, const struct apn_event *ev, u32 osq_pos);
 void apn_cm_file_init(struct apn_file *f);
 void apn_cm_file_release(struct apn_file *f);
 void apn_cm_out_gone(struct apn_file *f, u32 out_index);

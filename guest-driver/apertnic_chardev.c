@@ -295,6 +295,11 @@ static void apn_ep_start(struct apn_file *f)
 	apn_ep_write(apn, ep, APN_EPR_PORT, f->port);
 	apn_queue_sync(apn, ep, &f->evq, APN_UREG_EVQ_WRPTR, APN_UREG_EVQ_RDPTR);
 	apn_queue_sync(apn, ep, &f->varq, APN_UREG_VARQ_WRPTR, APN_UREG_VARQ_RDPTR);
+	/*
+	 * Messages the device queued for this endpoint number until now were
+	 * for a previous owner (the endpoint is not valid yet, so none after).
+	 */
+	apn->cm_ep_from[ep] = readl(apn->regs + APN_REG_OSQ_WRPTR);
 	/* untrusted: the kernel sets up its connections (apertnic_cm.c) */
 	apn_ep_write(apn, ep, APN_EPR_CTRL,
 		     APN_EP_VALID | (f->trusted ? APN_EP_TRUSTED : APN_EP_KERNEL_CM));

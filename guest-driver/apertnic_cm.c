@@ -18,6 +18,8 @@
  *   ERROR      drops the APN_IOC_CONNECTs pending to that host, then posted
  *   CLOSE, ALIVEACK  posted
  *   ALIVE      answered with ALIVEACK by the driver, not posted
+ * A message is stamped with its OS queue position; one from before the
+ * endpoint's current owner started it (a reused endpoint number) is dropped.
  * Messages are sent through the privileged command block acting for the
  * endpoint, and the nonces they offer are read from the driver's own incoming
  * table entries: the application never chooses one.
@@ -251,8 +253,10 @@ static void apn_cm_handle(struct apn_dev *apn, const struct apn_event *ev)
 static void apn_cm_work(struct work_struct *work)
 {
 	struct apn_dev *apn = container_of(work, struct apn_dev, cm_work);
-	struct apn_event ev;
+	struct apn_cm_msg msg;
 	unsigned long flags;
+	bool stale;
+	int ep;
 
 	for (;;) {
 		spin_lock_irqsave(&apn->cm_ring_lock, flags);
@@ -260,24 +264,32 @@ static void apn_cm_work(struct work_struct *work)
 			spin_unlock_irqrestore(&apn->cm_ring_lock, flags);
 			return;
 		}
-		ev = apn->cm_ring[apn->cm_tail++ & (APN_CM_RING - 1)];
+		msg = apn->cm_ring[apn->cm_tail++ & (APN_CM_RING - 1)];
 		spin_unlock_irqrestore(&apn->cm_ring_lock, flags);
 
+		ep = le16_to_cpu(msg.ev.endpoint);
 		mutex_lock(&apn->lock);
-		if (!apn->dead)
-			apn_cm_handle(apn, &ev);
+		stale = (s32)(msg.osq_pos - apn->cm_ep_from[ep]) < 0;
+		if (stale)
+			dev_dbg_ratelimited(&apn->pdev->dev, "message %u for a previous owner of endpoint %d dropped\n",
+					    msg.ev.type, ep);
+		else if (!apn->dead)
+			apn_cm_handle(apn, &msg.ev);
 		mutex_unlock(&apn->lock);
 	}
 }
 
 /* IRQ handler (hard IRQ context): hands a connection message to cm_work. */
-void apn_cm_queue(struct apn_dev *apn, const struct apn_event *ev)
+void apn_cm_queue(struct apn_dev *apn, const struct apn_event *ev, u32 osq_pos)
 {
 	bool queued = false;
 
 	spin_lock(&apn->cm_ring_lock);
 	if (apn->cm_head - apn->cm_tail < APN_CM_RING) {
-		apn->cm_ring[apn->cm_head++ & (APN_CM_RING - 1)] = *ev;
+		struct apn_cm_msg *msg = &apn->cm_ring[apn->cm_head++ & (APN_CM_RING - 1)];
+
+		msg->ev = *ev;
+		msg->osq_pos = osq_pos;
 		queued = true;
 	}
 	spin_unlock(&apn->cm_ring_lock);

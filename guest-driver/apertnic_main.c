@@ -40,6 +40,7 @@ static void apn_dev_release(struct kref *kref)
 	bitmap_free(apn->endpoints);
 	bitmap_free(apn->ports);
 	kfree(apn->ep_wq);
+	kfree(apn->cm_ep_from);
 	kfree(apn->in_slots);
 	kfree(apn->out_slots);
 	mutex_destroy(&apn->lock);
@@ -194,7 +195,7 @@ static void apn_no_port(struct apn_dev *apn, const struct apn_event *ev)
 			    le32_to_cpu(ev->info) & 0xffff, &src_ip, (u16)data);
 }
 
-static void apn_handle_event(struct apn_dev *apn, const struct apn_event *ev)
+static void apn_handle_event(struct apn_dev *apn, const struct apn_event *ev, u32 pos)
 {
 	struct device *dev = &apn->pdev->dev;
 	u32 info = le32_to_cpu(ev->info);
@@ -245,7 +246,7 @@ static void apn_handle_event(struct apn_dev *apn, const struct apn_event *ev)
 	case APN_EV_ERROR_MSG:
 		/* an untrusted endpoint's connection message: kernel CM, in process context */
 		if (apn_event_endpoint(apn, ev) >= 0)
-			apn_cm_queue(apn, ev);
+			apn_cm_queue(apn, ev, pos);
 		break;
 	default:
 		dev_dbg_ratelimited(dev, "ignored event %u for endpoint %u\n", ev->type,
@@ -269,7 +270,7 @@ static irqreturn_t apn_osq_irq(int irq, void *data)
 	/* The device writes the events before the mirror that covers them. */
 	dma_rmb();
 	for (; rd != wr; rd++)
-		apn_handle_event(apn, &apn->osq_events[rd & (APN_OSQ_EVENTS - 1)]);
+		apn_handle_event(apn, &apn->osq_events[rd & (APN_OSQ_EVENTS - 1)], rd);
 	apn->osq_rdptr = rd;
 	writel(rd, apn->regs + APN_REG_OSQ_RDPTR);
 	/* The vector is ours alone; an interrupt for events already consumed is not spurious. */
@@ -352,9 +353,11 @@ static int apn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	apn->endpoints = bitmap_zalloc(apn->num_endpoints, GFP_KERNEL);
 	apn->ports = bitmap_zalloc(APN_NUM_PORTS, GFP_KERNEL);
 	apn->ep_wq = kcalloc(apn->num_endpoints, sizeof(*apn->ep_wq), GFP_KERNEL);
+	apn->cm_ep_from = kcalloc(apn->num_endpoints, sizeof(*apn->cm_ep_from), GFP_KERNEL);
 	apn->in_slots = kcalloc(apn->num_in, sizeof(*apn->in_slots), GFP_KERNEL);
 	apn->out_slots = kcalloc(apn->num_out, sizeof(*apn->out_slots), GFP_KERNEL);
-	if (!apn->endpoints || !apn->ports || !apn->ep_wq || !apn->in_slots || !apn->out_slots)
+	if (!apn->endpoints || !apn->ports || !apn->ep_wq || !apn->cm_ep_from || !apn->in_slots ||
+	    !apn->out_slots)
 		return -ENOMEM;
 	for (i = 0; i < apn->num_endpoints; i++)
 		init_waitqueue_head(&apn->ep_wq[i]);
