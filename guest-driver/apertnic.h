@@ -164,6 +164,7 @@ struct apn_cm_peer {
 struct apn_cm_accepted {
 	struct apn_cm_peer peer;
 	u32 in_index;			/* ours, as offered in the ACCEPT */
+	u32 nonce;			/* its nonce then: a new aperture there is not offered */
 };
 
 /* Kernel connection management state of an untrusted endpoint's file. */

@@ -167,10 +167,15 @@ static void apn_cm_connect_msg(struct apn_file *f, const struct apn_cm_peer *p,
 
 		if (!apn_cm_peer_eq(&a->peer, p))
 			continue;
-		/* our ACCEPT was lost: say it again while the aperture lives */
-		if (a->in_index < apn->num_in && apn->in_slots[a->in_index].owner == f)
+		/*
+		 * Our ACCEPT was lost: say it again while that aperture lives. The
+		 * nonce tells it from a new aperture at the same index, which was
+		 * never offered to this peer.
+		 */
+		if (a->in_index < apn->num_in && apn->in_slots[a->in_index].owner == f &&
+		    apn_in_nonce(apn, a->in_index) == a->nonce)
 			apn_cm_send(apn, f->endpoint, APN_MSG_ACCEPT, p->host, p->port,
-				    a->in_index, apn_in_nonce(apn, a->in_index), 0);
+				    a->in_index, a->nonce, 0);
 		return;
 	}
 	for (i = 0; i < cm->nbacklog; i++)
@@ -450,6 +455,7 @@ int apn_cm_ioc_accept(struct apn_file *f, void __user *uarg)
 	struct apn_cm_accepted *a;
 	struct apn_cm_peer p;
 	int ret, i = -1;
+	u32 nonce;
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
@@ -467,9 +473,10 @@ int apn_cm_ioc_accept(struct apn_file *f, void __user *uarg)
 	}
 	if (!ret) {
 		p = cm->backlog[i];
+		nonce = apn_in_nonce(apn, req.in_index);
 		/* sent first: if it cannot go, the CONNECT stays held and nothing changes */
 		ret = apn_cm_send(apn, f->endpoint, APN_MSG_ACCEPT, p.host, p.port, req.in_index,
-				  apn_in_nonce(apn, req.in_index), 0);
+				  nonce, 0);
 	}
 	if (!ret) {
 		apn_cm_aim(apn, req.out_index, p.host, p.in_index, p.nonce);
@@ -479,6 +486,7 @@ int apn_cm_ioc_accept(struct apn_file *f, void __user *uarg)
 		a = &cm->accepted[cm->naccepted++ % APN_CM_BACKLOG];
 		a->peer = p;
 		a->in_index = req.in_index;
+		a->nonce = nonce;
 		req.peer_host = p.host;
 		req.peer_port = p.port;
 		req.peer_in_index = p.in_index;
