@@ -14,7 +14,8 @@
  *              repeat of one held is dropped, a repeat of one accepted gets its
  *              ACCEPT again, and a full backlog is answered with ERROR
  *   ACCEPT     aims the outgoing aperture of the oldest APN_IOC_CONNECT to that
- *              host, then posted (one that answers none is dropped)
+ *              host and port (else to that host), then posted (one that
+ *              answers none is dropped)
  *   ERROR      drops the APN_IOC_CONNECTs pending to that host, then posted
  *   CLOSE, ALIVEACK  posted
  *   ALIVE      answered with ALIVEACK by the driver, not posted
@@ -194,14 +195,27 @@ static void apn_cm_accept_msg(struct apn_file *f, const struct apn_cm_peer *p,
 			      const struct apn_event *ev)
 {
 	struct apn_dev *apn = f->apn;
-	struct apn_cm_pending *pc;
+	struct apn_cm_pending *pc, *match = NULL;
 
+	/*
+	 * The acceptor may answer from another port than the one dialled
+	 * (seed 004's port'): the oldest CONNECT to that host and port, else
+	 * the oldest to that host.
+	 */
 	list_for_each_entry(pc, &f->cm.pending, node) {
 		if (pc->host != p->host)
 			continue;
-		apn_cm_aim(apn, pc->out_index, p->host, p->in_index, p->nonce);
-		list_del(&pc->node);
-		kfree(pc);
+		if (pc->port == p->port) {
+			match = pc;
+			break;
+		}
+		if (!match)
+			match = pc;
+	}
+	if (match) {
+		apn_cm_aim(apn, match->out_index, p->host, p->in_index, p->nonce);
+		list_del(&match->node);
+		kfree(match);
 		apn_cm_post(apn, f->endpoint, ev);
 		return;
 	}

@@ -230,7 +230,7 @@ struct apn_counters {
  * answers a repeated CONNECT again). Errors: EINVAL (trusted endpoint, no
  * endpoint, reserved fields), ENOENT (in_index or out_index not this file's),
  * EBUSY (out_index is aimed or being connected already), EHOSTUNREACH (no route
- * to dest_host), ENODEV.
+ * to dest_host), ENETDOWN (the device is disabled), EIO, ENOMEM, ENODEV.
  */
 struct apn_conn_connect {
 	__u16 dest_host;
@@ -274,7 +274,15 @@ struct apn_conn_accept {
  * or died), on APN_IOC_TUNNEL_DETACH, or when the process has not called
  * APN_IOC_TUNNEL_KICK for watchdog_ms (the watchdog); frames in the to-user
  * ring are then sent directly. Needs CAP_NET_ADMIN (EPERM) and an endpoint on
- * this file (EINVAL): the tunnel is the process that owns a port.
+ * this file (EINVAL): the tunnel is the process that owns a port. Attach
+ * errors: EINVAL (flags, reserved fields, sizes out of range), EPERM, EBUSY
+ * (a tunnel is attached already), EOPNOTSUPP (the NIC has no net_device),
+ * ENOMEM. KICK and DETACH fail with ENOTCONN once the driver has gone back
+ * to direct access (the watchdog expired, or a bad value detached it: the
+ * KICK that found one fails with EPROTO); poll() does not report that, so a
+ * process learns it from its next KICK, which it makes at least every
+ * watchdog_ms anyway. A frame the process hands in that fits its slot but is
+ * longer than the interface takes is dropped and counted (from_user_dropped).
  *
  * Each ring (mmap offsets APN_MMAP_TUN_TO_USER / APN_MMAP_TUN_TO_KERNEL,
  * read-write, one struct apn_tun_ring then `slots` slots of slot_bytes each) has
