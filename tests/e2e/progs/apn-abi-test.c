@@ -27,7 +27,11 @@
  *     file's apertures; EBUSY for an aimed aperture or one being connected
  *     elsewhere; EAGAIN with no CONNECT held), and one connection set up by
  *     the two kernels (CONNECT posted once despite a retry, ACCEPT aims the
- *     connector's aperture and is posted there);
+ *     connector's aperture and is posted there); a repeated CONNECT for an
+ *     accepted connection gets its ACCEPT again with the nonce first offered,
+ *     and none once the acceptor has replaced that aperture by a new one at
+ *     the same index; with CONNECTs pending to two ports of one host, the
+ *     ACCEPT from the second port aims the second CONNECT's aperture;
  *   - bytes stored through an outgoing aperture of NIC 0 and fenced through the
  *     user page arrive, exactly and only there, in the memory NIC 1's incoming
  *     aperture is pinned on;
@@ -801,6 +805,320 @@ static void kcm_checks(int fd0, int fd1, uint32_t in1)
 	ioctl(fd0, APN_IOC_DESTROY_IN_APERTURE, &din);
 }
 
+/* An untrusted endpoint's user page and event queue, and how far it has read. */
+struct kcm_ep {
+	int fd;
+	uint8_t *up, *evq;
+	uint32_t rd;
+};
+
+/* Maps fd's user page and EVQ and consumes the events already there. */
+static bool kcm_ep_map(struct kcm_ep *e, int fd)
+{
+	e->fd = fd;
+	e->up = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, APN_MMAP_USER_PAGE);
+	e->evq = mmap(NULL, EVQ_LEN, PROT_READ, MAP_SHARED, fd, APN_MMAP_EVQ);
+	if (e->up == MAP_FAILED || e->evq == MAP_FAILED)
+		return false;
+	e->rd = ((const struct apn_queue_ctrl *)e->evq)->wrptr;
+	ureg_write(e->up, APN_UREG_EVQ_RDPTR, e->rd);
+	return true;
+}
+
+static void kcm_ep_unmap(struct kcm_ep *e)
+{
+	if (e->up != MAP_FAILED)
+		munmap(e->up, PAGE);
+	if (e->evq != MAP_FAILED)
+		munmap(e->evq, EVQ_LEN);
+}
+
+/* The endpoint's next event (waiting up to 5 s), consumed; a zeroed one if none came. */
+static struct apn_event kcm_ep_next(struct kcm_ep *e)
+{
+	const struct apn_event *ev = next_event(e->fd, e->up, e->evq, e->rd);
+	struct apn_event copy = { 0 };
+
+	if (ev) {
+		copy = *ev;
+		ureg_write(e->up, APN_UREG_EVQ_RDPTR, ++e->rd);
+	}
+	return copy;
+}
+
+/* ev is a connection message the kernel posted: type, the sender's aperture, nonce, host, port. */
+static bool kcm_msg_is(const struct apn_event *ev, uint8_t type, uint32_t in_index,
+		       uint32_t nonce, uint16_t host, uint16_t port)
+{
+	return ev->type == type && ev->flags == APN_EV_F_POSTED && ev->info == in_index &&
+	       ev->data == (nonce | (uint64_t)host << 32 | (uint64_t)port << 48);
+}
+
+static void kcm_diag_event(const char *who, const struct apn_event *ev)
+{
+	diag("%s: type %u flags %u info %u nonce %#x host %u port %u", who, ev->type, ev->flags,
+	     ev->info, (uint32_t)ev->data, (uint16_t)(ev->data >> 32),
+	     (uint16_t)(ev->data >> 48));
+}
+
+/*
+ * A repeated CONNECT for a connection NIC 1's kernel has accepted gets its
+ * ACCEPT again, with the nonce first offered, while that incoming aperture
+ * lives. Once the acceptor has destroyed it and created a new one at the same
+ * index (another nonce, never offered to that peer), the replay gets no ACCEPT
+ * at all: the next ACCEPT NIC 0 sees is the one for a later, new CONNECT.
+ * fd0 is NIC 0's untrusted endpoint, fd1 NIC 1's on port 77.
+ */
+static void kcm_replay_checks(int fd0, int fd1)
+{
+	struct apn_info info = { 0 };
+	struct apn_in_aperture_create cin = { .flags = APN_IN_APERTURE_EVENT, .size = 4096 };
+	struct apn_in_aperture_create cin2 = cin, ain = cin, ain2 = cin, ain3 = cin;
+	struct apn_out_aperture_create oa = { .size = 4096 }, ob = oa, oc = oa, od = oa;
+	struct apn_out_aperture_create ox = oa, oy = oa;
+	struct apn_conn_connect cc = { .dest_host = 2, .dest_port = 77 };
+	struct apn_conn_accept ca = { 0 };
+	struct apn_out_aperture_destroy dout = { 0 };
+	struct apn_in_aperture_destroy din = { 0 };
+	struct kcm_ep e0, e1;
+	struct apn_event ev;
+	uint16_t port0;
+
+	ioctl(fd0, APN_IOC_GET_INFO, &info);
+	port0 = info.port;
+	if (!check(kcm_ep_map(&e0, fd0) && kcm_ep_map(&e1, fd1) &&
+		   !ioctl(fd0, APN_IOC_CREATE_IN_APERTURE, &cin) &&
+		   !ioctl(fd0, APN_IOC_CREATE_IN_APERTURE, &cin2) &&
+		   !ioctl(fd0, APN_IOC_CREATE_OUT_APERTURE, &oa) &&
+		   !ioctl(fd0, APN_IOC_CREATE_OUT_APERTURE, &ob) &&
+		   !ioctl(fd0, APN_IOC_CREATE_OUT_APERTURE, &oc) &&
+		   !ioctl(fd0, APN_IOC_CREATE_OUT_APERTURE, &od) &&
+		   !ioctl(fd1, APN_IOC_CREATE_IN_APERTURE, &ain) &&
+		   !ioctl(fd1, APN_IOC_CREATE_OUT_APERTURE, &ox) &&
+		   !ioctl(fd1, APN_IOC_CREATE_OUT_APERTURE, &oy),
+		   "replay: mappings and apertures on both untrusted endpoints")) {
+		diag("errno %d (%s)", errno, strerror(errno));
+		return;
+	}
+
+	/* a connection: NIC 0's event aperture cin, NIC 1's aperture ain */
+	cc.in_index = cin.in_index;
+	cc.out_index = oa.out_index;
+	EXPECT_OK("replay: CONNECT from NIC 0 (a new aperture) to host 2 port 77",
+		  ioctl(fd0, APN_IOC_CONNECT, &cc));
+	ev = kcm_ep_next(&e1);
+	if (!check(kcm_msg_is(&ev, APN_EV_CONNECT, cin.in_index, cin.nonce, 1, port0),
+		   "replay: the CONNECT is posted at NIC 1"))
+		kcm_diag_event("NIC 1", &ev);
+	ca.in_index = ain.in_index;
+	ca.out_index = ox.out_index;
+	EXPECT_OK("replay: ACCEPT it on NIC 1", ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	ev = kcm_ep_next(&e0);
+	if (!check(kcm_msg_is(&ev, APN_EV_ACCEPT, ain.in_index, ain.nonce, 2, 77),
+		   "replay: the ACCEPT (aperture %u, its nonce) is posted at NIC 0", ain.in_index))
+		kcm_diag_event("NIC 0", &ev);
+
+	/* the same CONNECT again, as if that ACCEPT was lost: it comes again */
+	cc.out_index = ob.out_index;
+	EXPECT_OK("replay: the same CONNECT again, through another outgoing aperture",
+		  ioctl(fd0, APN_IOC_CONNECT, &cc));
+	ev = kcm_ep_next(&e0);
+	if (!check(kcm_msg_is(&ev, APN_EV_ACCEPT, ain.in_index, ain.nonce, 2, 77),
+		   "replay: NIC 1's kernel says the ACCEPT again, with the nonce it offered"))
+		kcm_diag_event("NIC 0", &ev);
+
+	/* the acceptor replaces its aperture: same index, new nonce */
+	din.in_index = ain.in_index;
+	if (!check(!ioctl(fd1, APN_IOC_CREATE_IN_APERTURE, &ain3) &&
+		   !ioctl(fd1, APN_IOC_DESTROY_IN_APERTURE, &din) &&
+		   !ioctl(fd1, APN_IOC_CREATE_IN_APERTURE, &ain2) &&
+		   ain2.in_index == ain.in_index && ain2.nonce != ain.nonce &&
+		   ain3.in_index != ain.in_index,
+		   "replay: NIC 1 destroys aperture %u and creates a new one there (another nonce)",
+		   ain.in_index))
+		diag("errno %d (%s); index %u nonce %#x -> index %u nonce %#x; other index %u",
+		     errno, strerror(errno), ain.in_index, ain.nonce, ain2.in_index, ain2.nonce,
+		     ain3.in_index);
+
+	/*
+	 * The old CONNECT again, then a new one: NIC 1's kernel handles them in
+	 * order, so the ACCEPT of the new one comes after any answer to the replay.
+	 */
+	cc.out_index = oc.out_index;
+	EXPECT_OK("replay: the old CONNECT again after the aperture was replaced",
+		  ioctl(fd0, APN_IOC_CONNECT, &cc));
+	cc.in_index = cin2.in_index;
+	cc.out_index = od.out_index;
+	EXPECT_OK("replay: then a new CONNECT (another aperture of NIC 0)",
+		  ioctl(fd0, APN_IOC_CONNECT, &cc));
+	ev = kcm_ep_next(&e1);
+	if (!check(kcm_msg_is(&ev, APN_EV_CONNECT, cin2.in_index, cin2.nonce, 1, port0),
+		   "replay: NIC 1 posts only the new CONNECT (the replay is not a new one)"))
+		kcm_diag_event("NIC 1", &ev);
+	ca.in_index = ain3.in_index;
+	ca.out_index = oy.out_index;
+	EXPECT_OK("replay: ACCEPT the new CONNECT on NIC 1", ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	ev = kcm_ep_next(&e0);
+	if (!check(kcm_msg_is(&ev, APN_EV_ACCEPT, ain3.in_index, ain3.nonce, 2, 77),
+		   "replay: no ACCEPT offers the new aperture %u: NIC 0's next ACCEPT is the new connection's",
+		   ain2.in_index))
+		kcm_diag_event("NIC 0", &ev);
+
+	dout.out_index = oa.out_index;
+	ioctl(fd0, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	dout.out_index = ob.out_index;
+	ioctl(fd0, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	dout.out_index = oc.out_index;
+	ioctl(fd0, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	dout.out_index = od.out_index;
+	ioctl(fd0, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	dout.out_index = ox.out_index;
+	ioctl(fd1, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	dout.out_index = oy.out_index;
+	ioctl(fd1, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	din.in_index = cin.in_index;
+	ioctl(fd0, APN_IOC_DESTROY_IN_APERTURE, &din);
+	din.in_index = cin2.in_index;
+	ioctl(fd0, APN_IOC_DESTROY_IN_APERTURE, &din);
+	din.in_index = ain2.in_index;
+	ioctl(fd1, APN_IOC_DESTROY_IN_APERTURE, &din);
+	din.in_index = ain3.in_index;
+	ioctl(fd1, APN_IOC_DESTROY_IN_APERTURE, &din);
+	kcm_ep_unmap(&e0);
+	kcm_ep_unmap(&e1);
+}
+
+/*
+ * Two APN_IOC_CONNECTs pending from NIC 0's untrusted endpoint to host 2, to
+ * ports 77 and 78: the ACCEPT from port 78 aims the second CONNECT's outgoing
+ * aperture (stores through it land in port 78's memory), the older one stays
+ * pending until the ACCEPT from port 77 aims it.
+ */
+static void kcm_match_checks(int fd0, int fd1)
+{
+	struct apn_info info = { 0 };
+	struct apn_in_aperture_create c77 = { .flags = APN_IN_APERTURE_EVENT, .size = 4096 };
+	struct apn_in_aperture_create c78 = c77, a77 = c77, m78 = { .size = 4096 };
+	struct apn_out_aperture_create oe = { .size = 4096 }, of = oe, o77 = oe, o78 = oe;
+	struct apn_endpoint_create ep78 = { .port = 78 };
+	struct apn_conn_connect cc77 = { .dest_host = 2, .dest_port = 77 };
+	struct apn_conn_connect cc78 = { .dest_host = 2, .dest_port = 78 };
+	struct apn_conn_accept ca = { 0 };
+	struct apn_out_aperture_destroy dout = { 0 };
+	struct apn_in_aperture_destroy din = { 0 };
+	struct apn_mr_reg mr = { .len = PAGE };
+	struct apn_mr_dereg dmr = { 0 };
+	struct kcm_ep e0, e1, e78;
+	volatile uint8_t *mem = aligned_alloc(PAGE, PAGE);
+	struct apn_event ev;
+	uint8_t *ap;
+	uint16_t port0;
+	int f78, i, polls;
+
+	ioctl(fd0, APN_IOC_GET_INFO, &info);
+	port0 = info.port;
+	f78 = open("/dev/apertnic1", O_RDWR);
+	if (mem)
+		memset((void *)mem, 0, PAGE);
+	mr.addr = (uintptr_t)mem;
+	if (!check(mem && f78 >= 0 && !ioctl(f78, APN_IOC_CREATE_ENDPOINT, &ep78) &&
+		   !ioctl(f78, APN_IOC_REG_MR, &mr) &&
+		   (m78.mr_id = mr.mr_id, !ioctl(f78, APN_IOC_CREATE_IN_APERTURE, &m78)) &&
+		   !ioctl(f78, APN_IOC_CREATE_OUT_APERTURE, &o78) &&
+		   !ioctl(fd1, APN_IOC_CREATE_IN_APERTURE, &a77) &&
+		   !ioctl(fd1, APN_IOC_CREATE_OUT_APERTURE, &o77) &&
+		   !ioctl(fd0, APN_IOC_CREATE_IN_APERTURE, &c77) &&
+		   !ioctl(fd0, APN_IOC_CREATE_IN_APERTURE, &c78) &&
+		   !ioctl(fd0, APN_IOC_CREATE_OUT_APERTURE, &oe) &&
+		   !ioctl(fd0, APN_IOC_CREATE_OUT_APERTURE, &of) &&
+		   kcm_ep_map(&e0, fd0) && kcm_ep_map(&e1, fd1) && kcm_ep_map(&e78, f78),
+		   "match: a second untrusted endpoint on NIC 1 (port 78) with memory; apertures")) {
+		diag("errno %d (%s)", errno, strerror(errno));
+		if (f78 >= 0)
+			close(f78);
+		return;
+	}
+
+	cc77.in_index = c77.in_index;
+	cc77.out_index = oe.out_index;
+	cc78.in_index = c78.in_index;
+	cc78.out_index = of.out_index;
+	EXPECT_OK("match: CONNECT to host 2 port 77", ioctl(fd0, APN_IOC_CONNECT, &cc77));
+	EXPECT_OK("match: then CONNECT to host 2 port 78 (another outgoing aperture)",
+		  ioctl(fd0, APN_IOC_CONNECT, &cc78));
+	ev = kcm_ep_next(&e78);
+	if (!check(kcm_msg_is(&ev, APN_EV_CONNECT, c78.in_index, c78.nonce, 1, port0),
+		   "match: port 78's kernel posts its CONNECT"))
+		kcm_diag_event("port 78", &ev);
+	ca.in_index = m78.in_index;
+	ca.out_index = o78.out_index;
+	EXPECT_OK("match: port 78 ACCEPTs first", ioctl(f78, APN_IOC_ACCEPT, &ca));
+	ev = kcm_ep_next(&e0);
+	if (!check(kcm_msg_is(&ev, APN_EV_ACCEPT, m78.in_index, m78.nonce, 2, 78),
+		   "match: NIC 0 posts the ACCEPT from port 78"))
+		kcm_diag_event("NIC 0", &ev);
+	EXPECT_ERR(EBUSY, "match: that ACCEPT aimed the CONNECT to port 78's aperture",
+		   ioctl(fd0, APN_IOC_CONNECT, &cc78));
+	EXPECT_OK("match: the CONNECT to port 77 is still pending (the same again is a retry)",
+		  ioctl(fd0, APN_IOC_CONNECT, &cc77));
+
+	/* what a user relies on: stores through the second aperture reach port 78 */
+	ap = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd0, of.mmap_offset);
+	if (ap != MAP_FAILED) {
+		for (i = 0; i < 64; i += 8)
+			*(volatile uint64_t *)(ap + i) = 0x0101010101010101ull * (0x78 + i / 8);
+		ureg_write(e0.up, APN_UREG_FENCE, 0);
+		for (polls = 0; polls < 500 && mem[63] != 0x7f; polls++)
+			usleep(10000);
+		munmap(ap, 4096);
+	}
+	for (i = 0; i < 64 && mem[i] == 0x78 + i / 8; i++)
+		;
+	if (!check(ap != MAP_FAILED && i == 64 && mem[64] == 0,
+		   "match: stores through the port-78 CONNECT's aperture land in port 78's memory"))
+		diag("mmap %p; byte %d is %#x", (void *)ap, i, i < 64 ? mem[i] : mem[64]);
+
+	/* then port 77 answers the older CONNECT: its aperture is aimed now */
+	ev = kcm_ep_next(&e1);
+	if (!check(kcm_msg_is(&ev, APN_EV_CONNECT, c77.in_index, c77.nonce, 1, port0),
+		   "match: port 77's kernel posts its CONNECT"))
+		kcm_diag_event("port 77", &ev);
+	ca.in_index = a77.in_index;
+	ca.out_index = o77.out_index;
+	EXPECT_OK("match: port 77 ACCEPTs", ioctl(fd1, APN_IOC_ACCEPT, &ca));
+	ev = kcm_ep_next(&e0);
+	if (!check(kcm_msg_is(&ev, APN_EV_ACCEPT, a77.in_index, a77.nonce, 2, 77),
+		   "match: NIC 0 posts the ACCEPT from port 77"))
+		kcm_diag_event("NIC 0", &ev);
+	EXPECT_ERR(EBUSY, "match: that ACCEPT aimed the CONNECT to port 77's aperture",
+		   ioctl(fd0, APN_IOC_CONNECT, &cc77));
+
+	dout.out_index = oe.out_index;
+	ioctl(fd0, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	dout.out_index = of.out_index;
+	ioctl(fd0, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	dout.out_index = o77.out_index;
+	ioctl(fd1, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	/* destroyed first: closing a file with an aimed aperture would send CLOSE */
+	dout.out_index = o78.out_index;
+	ioctl(f78, APN_IOC_DESTROY_OUT_APERTURE, &dout);
+	din.in_index = c77.in_index;
+	ioctl(fd0, APN_IOC_DESTROY_IN_APERTURE, &din);
+	din.in_index = c78.in_index;
+	ioctl(fd0, APN_IOC_DESTROY_IN_APERTURE, &din);
+	din.in_index = a77.in_index;
+	ioctl(fd1, APN_IOC_DESTROY_IN_APERTURE, &din);
+	din.in_index = m78.in_index;
+	ioctl(f78, APN_IOC_DESTROY_IN_APERTURE, &din);
+	dmr.mr_id = mr.mr_id;
+	ioctl(f78, APN_IOC_DEREG_MR, &dmr);
+	kcm_ep_unmap(&e0);
+	kcm_ep_unmap(&e1);
+	kcm_ep_unmap(&e78);
+	close(f78);
+	free((void *)mem);
+}
+
 static int finish(void)
 {
 	printf("1..%d\n", passed + failed);
@@ -1026,6 +1344,8 @@ int main(void)
 
 	/* ---- kernel connection management between the two untrusted endpoints ---- */
 	kcm_checks(fd0, fd1, in.in_index);
+	kcm_replay_checks(fd0, fd1);
+	kcm_match_checks(fd0, fd1);
 
 	/* ---- teardown rules ---- */
 	dmr.mr_id = mr.mr_id;

@@ -6,7 +6,10 @@
  * in order with flow control (a full to-user ring stops the queue, KICK
  * restarts it, nothing is lost), POLLIN, a frame handed to the stack (a UDP
  * datagram a local socket receives), a frame to the wire, every fallback cause
- * with its counter, and bad values written by the process (each detaches).
+ * with its counter, and bad values written by the process (each detaches);
+ * a frame that fits its slot but not apn0 is dropped and counted instead; a
+ * full to-user ring the process kicks but does not drain for longer than
+ * apn0's TX watchdog is not reported as a TX timeout.
  * Prints "APN-TUNTEST <check> ok|FAIL ..." per check and a last line
  * "APN-TUNTEST passed=N failed=M". Needs root.
  * Usage: apn-tunnel-test PEER (the other guest's host number, for addresses)
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -286,6 +290,31 @@ static void put(struct tun *t, const void *frame, uint16_t len, uint16_t flags)
 	st(&t->tk->head, head + 1);
 }
 
+/* Kernel log lines that say apn0's TX watchdog fired (the stack's and the driver's). */
+static int tx_timeout_lines(void)
+{
+	int size = klogctl(10, NULL, 0), len, n = 0;
+	char *buf, *p;
+
+	if (size <= 0)
+		return -1;
+	buf = malloc((size_t)size + 1);
+	if (!buf)
+		return -1;
+	len = klogctl(3, buf, size);
+	if (len < 0) {
+		free(buf);
+		return -1;
+	}
+	buf[len] = 0;
+	for (p = buf; (p = strstr(p, "NETDEV WATCHDOG")); p++)
+		n++;
+	for (p = buf; (p = strstr(p, "TX timeout")); p++)
+		n++;
+	free(buf);
+	return n;
+}
+
 /* A bad value the process writes: KICK fails with EPROTO and the tunnel is gone. */
 static void bad_value(const char *name, int ep_fd, int what)
 {
@@ -430,6 +459,44 @@ int main(int argc, char **argv)
 		      "%d test frames, %d out of order, next %u", test_frames, bad, next);
 	}
 
+	/*
+	 * ---- a full to-user ring, kicked but not drained past apn0's TX watchdog ----
+	 * A full ring stops apn0's queue; a process that kicks is alive, so the
+	 * stack's TX watchdog (5 s, looked at every 5 s: 12 s covers a look past
+	 * it) must not call that a hung transmitter. Nothing is lost meanwhile.
+	 */
+	{
+		long long full = stat_of("to_user_full");
+		int test_frames = 0, kick_errors = 0, timeouts = tx_timeout_lines(), timeouts2;
+		uint32_t in_ring;
+
+		next = 1000;
+		before = t.tu->tail;
+		bad = send_raw(ps, ifindex, info.mac, 1000, 20);
+		in_ring = wait_head(&t, before + 16) - before;
+		v = wait_stat("to_user_full", full + 1);
+		for (i = 0; i < 120; i++) {
+			if (xioctl(ep, APN_IOC_TUNNEL_KICK, NULL))
+				kick_errors++;
+			sleep_ms(100);
+		}
+		timeouts2 = tx_timeout_lines();
+		check(!bad && in_ring == 16 && v > full && !kick_errors && timeouts >= 0 &&
+		      timeouts2 == timeouts && stat_of("state") == 1, "full-ring-no-tx-timeout",
+		      "send %d, %u in the ring, to_user_full %lld -> %lld, %d kicks failed, TX timeout lines %d -> %d, state %lld",
+		      bad, in_ring, full, v, kick_errors, timeouts, timeouts2, stat_of("state"));
+		bad = 0;
+		for (i = 0; i < 8 && test_frames < 20; i++) {
+			before = t.tu->tail;
+			if (i > 0)
+				wait_head(&t, before + (uint32_t)(20 - test_frames));
+			bad += drain(&t, &next, &test_frames);
+			xioctl(ep, APN_IOC_TUNNEL_KICK, NULL);
+		}
+		check(test_frames == 20 && !bad && next == 1020, "full-ring-then-drained",
+		      "%d test frames, %d out of order, next %u", test_frames, bad, next);
+	}
+
 	/* ---- a frame for the stack: a local UDP socket receives it ---- */
 	us = socket(AF_INET, SOCK_DGRAM, 0);
 	{
@@ -458,6 +525,30 @@ int main(int argc, char **argv)
 	r = xioctl(ep, APN_IOC_TUNNEL_KICK, NULL);
 	check(!r && stat_of("frames_to_wire") == v + 1 && t.tk->tail == t.tk->head, "to-wire",
 	      "kick %s, frames_to_wire %lld -> %lld", strerror(-r), v, stat_of("frames_to_wire"));
+
+	/*
+	 * ---- a frame that fits its slot but is longer than apn0 takes ----
+	 * (MTU + Ethernet header + VLAN tag): dropped and counted, not a bad value:
+	 * the tunnel stays attached and the next frame goes out.
+	 */
+	{
+		uint16_t len = (uint16_t)(t.slot_bytes - sizeof(struct apn_tun_slot));
+		long long dropped = stat_of("from_user_dropped");
+		int r2;
+
+		v = stat_of("frames_to_wire");
+		put(&t, NULL, len, APN_TUN_F_WIRE);
+		r = xioctl(ep, APN_IOC_TUNNEL_KICK, NULL);
+		put(&t, frame, 60, APN_TUN_F_WIRE);
+		r2 = xioctl(ep, APN_IOC_TUNNEL_KICK, NULL);
+		check(len > info.mtu + 18 && !r && !r2 && stat_of("state") == 1 &&
+		      stat_of("from_user_dropped") == dropped + 1 &&
+		      stat_of("frames_to_wire") == v + 1 && t.tk->tail == t.tk->head,
+		      "frame-over-mtu-dropped",
+		      "len %u (mtu %u), kicks %s / %s, state %lld, from_user_dropped %lld -> %lld, frames_to_wire %lld -> %lld",
+		      len, info.mtu, strerror(-r), strerror(-r2), stat_of("state"), dropped,
+		      stat_of("from_user_dropped"), v, stat_of("frames_to_wire"));
+	}
 
 	/* ---- detach; the stale mapping stays readable ---- */
 	v = stat_of("fallback_detach");
