@@ -14,7 +14,8 @@
  *              repeat of one held is dropped, a repeat of one accepted gets its
  *              ACCEPT again, and a full backlog is answered with ERROR
  *   ACCEPT     aims the outgoing aperture of the oldest APN_IOC_CONNECT to that
- *              host, then posted (one that answers none is dropped)
+ *              host and port (else to that host), then posted (one that
+ *              answers none is dropped)
  *   ERROR      drops the APN_IOC_CONNECTs pending to that host, then posted
  *   CLOSE, ALIVEACK  posted
  *   ALIVE      answered with ALIVEACK by the driver, not posted
@@ -167,10 +168,15 @@ static void apn_cm_connect_msg(struct apn_file *f, const struct apn_cm_peer *p,
 
 		if (!apn_cm_peer_eq(&a->peer, p))
 			continue;
-		/* our ACCEPT was lost: say it again while the aperture lives */
-		if (a->in_index < apn->num_in && apn->in_slots[a->in_index].owner == f)
+		/*
+		 * Our ACCEPT was lost: say it again while that aperture lives. The
+		 * nonce tells it from a new aperture at the same index, which was
+		 * never offered to this peer.
+		 */
+		if (a->in_index < apn->num_in && apn->in_slots[a->in_index].owner == f &&
+		    apn_in_nonce(apn, a->in_index) == a->nonce)
 			apn_cm_send(apn, f->endpoint, APN_MSG_ACCEPT, p->host, p->port,
-				    a->in_index, apn_in_nonce(apn, a->in_index), 0);
+				    a->in_index, a->nonce, 0);
 		return;
 	}
 	for (i = 0; i < cm->nbacklog; i++)
@@ -189,14 +195,27 @@ static void apn_cm_accept_msg(struct apn_file *f, const struct apn_cm_peer *p,
 			      const struct apn_event *ev)
 {
 	struct apn_dev *apn = f->apn;
-	struct apn_cm_pending *pc;
+	struct apn_cm_pending *pc, *match = NULL;
 
+	/*
+	 * The acceptor may answer from another port than the one dialled
+	 * (seed 004's port'): the oldest CONNECT to that host and port, else
+	 * the oldest to that host.
+	 */
 	list_for_each_entry(pc, &f->cm.pending, node) {
 		if (pc->host != p->host)
 			continue;
-		apn_cm_aim(apn, pc->out_index, p->host, p->in_index, p->nonce);
-		list_del(&pc->node);
-		kfree(pc);
+		if (pc->port == p->port) {
+			match = pc;
+			break;
+		}
+		if (!match)
+			match = pc;
+	}
+	if (match) {
+		apn_cm_aim(apn, match->out_index, p->host, p->in_index, p->nonce);
+		list_del(&match->node);
+		kfree(match);
 		apn_cm_post(apn, f->endpoint, ev);
 		return;
 	}
@@ -450,6 +469,7 @@ int apn_cm_ioc_accept(struct apn_file *f, void __user *uarg)
 	struct apn_cm_accepted *a;
 	struct apn_cm_peer p;
 	int ret, i = -1;
+	u32 nonce;
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
@@ -467,9 +487,10 @@ int apn_cm_ioc_accept(struct apn_file *f, void __user *uarg)
 	}
 	if (!ret) {
 		p = cm->backlog[i];
+		nonce = apn_in_nonce(apn, req.in_index);
 		/* sent first: if it cannot go, the CONNECT stays held and nothing changes */
 		ret = apn_cm_send(apn, f->endpoint, APN_MSG_ACCEPT, p.host, p.port, req.in_index,
-				  apn_in_nonce(apn, req.in_index), 0);
+				  nonce, 0);
 	}
 	if (!ret) {
 		apn_cm_aim(apn, req.out_index, p.host, p.in_index, p.nonce);
@@ -479,6 +500,7 @@ int apn_cm_ioc_accept(struct apn_file *f, void __user *uarg)
 		a = &cm->accepted[cm->naccepted++ % APN_CM_BACKLOG];
 		a->peer = p;
 		a->in_index = req.in_index;
+		a->nonce = nonce;
 		req.peer_host = p.host;
 		req.peer_port = p.port;
 		req.peer_in_index = p.in_index;

@@ -55,7 +55,7 @@ enum apn_tun_stat {
 	APN_TUN_TO_USER_DROPPED,	/* too long, or the process's tail was bad */
 	APN_TUN_TO_STACK,		/* to-kernel frames received by the stack */
 	APN_TUN_TO_WIRE,		/* to-kernel frames sent (APN_TUN_F_WIRE) */
-	APN_TUN_FROM_USER_DROPPED,	/* to-kernel frames lost: no memory, apnN down */
+	APN_TUN_FROM_USER_DROPPED,	/* to-kernel frames lost: too long, no memory, apnN down */
 	APN_TUN_KICKS,			/* APN_IOC_TUNNEL_KICK calls */
 	APN_TUN_FALLBACK_SENT,		/* to-user frames sent directly at a fallback */
 	APN_TUN_FALLBACK_DROPPED,	/* frames left in the rings at a fallback, lost */
@@ -353,7 +353,10 @@ static void apn_tun_fallback(struct apn_tunnel *t, enum apn_tun_stat cause, cons
 	apn_tun_count(apn, APN_TUN_FALLBACK_DROPPED, dropped);
 	dev_info(&apn->pdev->dev, "tunnel: %s, back to direct access (%u frames sent directly, %u dropped)\n",
 		 why, sent, dropped);
-	/* A process asleep in poll() finds out (its KICK fails now). */
+	/*
+	 * Pollers re-check; poll() has nothing to report for a tunnel that is
+	 * gone, so the process finds out from its next KICK (ENOTCONN).
+	 */
 	wake_up_interruptible_all(&apn->ep_wq[t->endpoint]);
 }
 
@@ -563,7 +566,8 @@ static int apn_tun_consume(struct apn_tunnel *t)
 		u16 len = READ_ONCE(slot->len), flags = READ_ONCE(slot->flags);
 		struct sk_buff *skb;
 
-		if (len < ETH_HLEN || len > t->max_frame) {
+		/* A slot holds slot_bytes: what the process may write (uapi). */
+		if (len < ETH_HLEN || len > t->slot_bytes - sizeof(*slot)) {
 			apn_tun_fallback_error(t, "frame length", len);
 			return 1;
 		}
@@ -571,7 +575,9 @@ static int apn_tun_consume(struct apn_tunnel *t)
 			apn_tun_fallback_error(t, "slot flags", flags);
 			return 1;
 		}
-		skb = __netdev_alloc_skb(ndev, len + NET_IP_ALIGN, GFP_KERNEL);
+		/* It fits its slot but neither apnN nor the device takes it. */
+		skb = len > t->max_frame ? NULL :
+		      __netdev_alloc_skb(ndev, len + NET_IP_ALIGN, GFP_KERNEL);
 		if (!skb) {
 			apn_tun_count(apn, APN_TUN_FROM_USER_DROPPED, 1);
 			continue;
@@ -645,11 +651,18 @@ static int apn_tun_kick(struct apn_file *f)
 	}
 	/* Pairs with the barrier in xmit after it stops the queue. */
 	smp_mb();
-	if (netif_queue_stopped(ndev) && netif_running(ndev) &&
-	    READ_ONCE(t->tu_head) - READ_ONCE(t->to_user->tail) < t->slots) {
-		local_bh_disable();
-		netif_wake_queue(ndev);
-		local_bh_enable();
+	if (netif_queue_stopped(ndev) && netif_running(ndev)) {
+		if (READ_ONCE(t->tu_head) - READ_ONCE(t->to_user->tail) < t->slots) {
+			local_bh_disable();
+			netif_wake_queue(ndev);
+			local_bh_enable();
+		} else {
+			/*
+			 * The process is alive (it kicked): its full ring is flow
+			 * control, not a hung transmitter for the TX watchdog.
+			 */
+			txq_trans_cond_update(netdev_get_tx_queue(ndev, 0));
+		}
 	}
 	mutex_unlock(&tun->lock);
 	return 0;
