@@ -40,6 +40,7 @@ static void io_record(const volatile void *p, unsigned width)
 #include <apertnic/apertnic.h>
 #include "apertnic.h"         /* uapi: APN_QUEUE_DATA_OFFSET */
 #include "apn_tool.h"
+#include "pub_consts.h"
 
 #define FILL 0xa5
 
@@ -1071,19 +1072,9 @@ START_TEST(counter_names)
 END_TEST
 
 /* The public header's event and message numbers are the device's (tests/pub_consts.c). */
-extern const unsigned apn_pub_consts[];
-extern const unsigned apn_pub_consts_count;
-
 START_TEST(public_constants)
 {
-	static const unsigned hw[] = {
-		APN_EV_CONNECT, APN_EV_ACCEPT, APN_EV_CLOSE, APN_EV_ALIVE, APN_EV_ALIVEACK,
-		APN_EV_ERROR_MSG, APN_EV_EVENT, APN_EV_VAR, APN_EV_RX_DROP, APN_EV_TX_ERROR,
-		APN_EV_READ_DONE, APN_EV_PUT_DONE, APN_EV_GET_DONE, APN_EV_OVERFLOW,
-		APN_EV_F_POSTED, APN_EV_F_APERTURE,
-		APN_MSG_CONNECT, APN_MSG_ACCEPT, APN_MSG_CLOSE, APN_MSG_ALIVE, APN_MSG_ALIVEACK,
-		APN_MSG_ERROR,
-	};
+	static const unsigned hw[] = { APN_SHARED_CONSTS };
 	unsigned i;
 
 	ck_assert_uint_eq(apn_pub_consts_count, sizeof(hw) / sizeof(hw[0]));
