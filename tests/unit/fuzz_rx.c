@@ -28,6 +28,7 @@
 #include "qemu/osdep.h"
 #include "apertnic_core.h"
 #include "fake.h"
+#include "apertnic_bytes.h"
 
 #define FZ_MEM          (1u << 20)
 #define FZ_OSQ          0x1000u
@@ -96,34 +97,6 @@ static ApnCore *fz_core;
 static Fake fz_fake;
 static uint8_t fz_tables[0x2000];  /* pristine FZ_IN_TABLE .. FZ_PAGE_LIST+4K */
 
-static void st_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = v;
-    p[1] = v >> 8;
-}
-
-static void st_le32(uint8_t *p, uint32_t v)
-{
-    st_le16(p, v);
-    st_le16(p + 2, v >> 16);
-}
-
-static void st_le64(uint8_t *p, uint64_t v)
-{
-    st_le32(p, v);
-    st_le32(p + 4, v >> 32);
-}
-
-static uint16_t ld_be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t ld_be32(const uint8_t *p)
-{
-    return (uint32_t)ld_be16(p) << 16 | ld_be16(p + 2);
-}
-
 static void fz_fail(const char *why)
 {
     fprintf(stderr, "fuzz_rx: %s\n", why);
@@ -155,12 +128,12 @@ static void fz_put_in(uint32_t idx, uint32_t flags, uint16_t ep, uint64_t base,
     uint8_t *p = fz_in(idx);
 
     memset(p, 0, APN_TABLE_ENTRY_SIZE);
-    st_le32(p + offsetof(struct apn_in_entry, flags), flags);
-    st_le16(p + offsetof(struct apn_in_entry, endpoint), ep);
-    st_le32(p + offsetof(struct apn_in_entry, nonce), fz_nonce[idx]);
-    st_le64(p + offsetof(struct apn_in_entry, base), base);
-    st_le32(p + offsetof(struct apn_in_entry, size), size);
-    st_le32(p + offsetof(struct apn_in_entry, first_byte), first_byte);
+    put_le32(p + offsetof(struct apn_in_entry, flags), flags);
+    put_le16(p + offsetof(struct apn_in_entry, endpoint), ep);
+    put_le32(p + offsetof(struct apn_in_entry, nonce), fz_nonce[idx]);
+    put_le64(p + offsetof(struct apn_in_entry, base), base);
+    put_le32(p + offsetof(struct apn_in_entry, size), size);
+    put_le32(p + offsetof(struct apn_in_entry, first_byte), first_byte);
 }
 
 static void fz_put_out(uint32_t idx, uint32_t flags, uint16_t ep,
@@ -169,11 +142,11 @@ static void fz_put_out(uint32_t idx, uint32_t flags, uint16_t ep,
     uint8_t *p = fz_fake.mem + FZ_OUT_TABLE + idx * APN_TABLE_ENTRY_SIZE;
 
     memset(p, 0, APN_TABLE_ENTRY_SIZE);
-    st_le32(p + offsetof(struct apn_out_entry, flags), flags);
-    st_le16(p + offsetof(struct apn_out_entry, endpoint), ep);
-    st_le16(p + offsetof(struct apn_out_entry, dest_host), dest_host);
-    st_le32(p + offsetof(struct apn_out_entry, dest_in_index), dest_in_index);
-    st_le32(p + offsetof(struct apn_out_entry, size), 0x1000);
+    put_le32(p + offsetof(struct apn_out_entry, flags), flags);
+    put_le16(p + offsetof(struct apn_out_entry, endpoint), ep);
+    put_le16(p + offsetof(struct apn_out_entry, dest_host), dest_host);
+    put_le32(p + offsetof(struct apn_out_entry, dest_in_index), dest_in_index);
+    put_le32(p + offsetof(struct apn_out_entry, size), 0x1000);
 }
 
 static void fz_reg(uint32_t addr, uint32_t val)
@@ -217,16 +190,16 @@ static void fz_setup(void)
     fz_put_in(AP_CONTIG, APN_ENTRY_VALID | APN_IN_CONTIG, 0, FZ_BUF, 0x1000,
               0);
     fz_put_in(AP_PAGES, APN_ENTRY_VALID, 1, FZ_PAGE_LIST, 0x2000, 0x800);
-    st_le64(fz_fake.mem + FZ_PAGE_LIST, FZ_PAGE0);
-    st_le64(fz_fake.mem + FZ_PAGE_LIST + 8, FZ_PAGE1);
-    st_le64(fz_fake.mem + FZ_PAGE_LIST + 16, FZ_PAGE2);
+    put_le64(fz_fake.mem + FZ_PAGE_LIST, FZ_PAGE0);
+    put_le64(fz_fake.mem + FZ_PAGE_LIST + 8, FZ_PAGE1);
+    put_le64(fz_fake.mem + FZ_PAGE_LIST + 16, FZ_PAGE2);
     fz_put_in(AP_SEQ, APN_ENTRY_VALID | APN_IN_CONTIG | APN_ENTRY_SEQ |
               APN_IN_CHECK_SRC_HOST, 0, FZ_BUF + 0x1000, 0x1000, 0);
     p = fz_in(AP_SEQ);
-    st_le16(p + offsetof(struct apn_in_entry, src_host), FZ_SRC_HOST);
-    st_le16(p + offsetof(struct apn_in_entry, src_host_mask), 0xffff);
-    st_le32(p + offsetof(struct apn_in_entry, narrow_start), 0x100);
-    st_le32(p + offsetof(struct apn_in_entry, narrow_len), 0x200);
+    put_le16(p + offsetof(struct apn_in_entry, src_host), FZ_SRC_HOST);
+    put_le16(p + offsetof(struct apn_in_entry, src_host_mask), 0xffff);
+    put_le32(p + offsetof(struct apn_in_entry, narrow_start), 0x100);
+    put_le32(p + offsetof(struct apn_in_entry, narrow_len), 0x200);
     fz_put_in(AP_SRC_MAC, APN_ENTRY_VALID | APN_IN_CONTIG |
               APN_IN_CHECK_SRC_MAC, 1, FZ_BUF + 0x2000, 0x1000, 0);
     memcpy(fz_in(AP_SRC_MAC) + offsetof(struct apn_in_entry, src_mac),
@@ -312,7 +285,7 @@ static void fz_check_sent(const uint8_t *in, size_t in_len,
         return;
     }
     if (in_len < APN_ETH_HLEN + APN_FRAME_HDR_LEN ||
-        ld_be16(in + 12) != APN_ETHERTYPE) {
+        get_be16(in + 12) != APN_ETHERTYPE) {
         fz_fail("a frame sent in answer to a frame that is not a CI frame");
     }
     if (in[6] & 1) {
@@ -335,18 +308,18 @@ static void fz_check_sent(const uint8_t *in, size_t in_len,
         /* One segment, from us to the source, CRC right, zero padding. */
         if (flen < APN_MIN_ETH_FRAME ||
             memcmp(f, in + 6, 6) || memcmp(f + 6, fz_mac, 6) ||
-            ld_be16(f + 12) != APN_ETHERTYPE ||
+            get_be16(f + 12) != APN_ETHERTYPE ||
             fc[0] != APN_WIRE_VERSION || fc[1] != 1 ||
-            ld_be16(fc + 2) != FZ_HOST || ld_be16(fc + 4) != ld_be16(ci + 2) ||
-            ld_be16(fc + 6) != 0) {
+            get_be16(fc + 2) != FZ_HOST || get_be16(fc + 4) != get_be16(ci + 2) ||
+            get_be16(fc + 6) != 0) {
             fz_fail("a sent frame is not one segment to the source");
         }
-        seg_len = ld_be16(h + 2);
+        seg_len = get_be16(h + 2);
         ci_len = APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN + APN_SEG_PAD(seg_len);
         end = APN_ETH_HLEN + ci_len + APN_CRC_LEN;
         if (end > flen || (end < APN_MIN_ETH_FRAME ? flen != APN_MIN_ETH_FRAME
                                                    : flen != end) ||
-            ld_be32(fc + ci_len) != apn_crc32c(0, fc, ci_len)) {
+            get_be32(fc + ci_len) != apn_crc32c(0, fc, ci_len)) {
             fz_fail("a sent frame's length or CRC is wrong");
         }
         for (size_t b = end; b < flen; b++) {
@@ -354,9 +327,9 @@ static void fz_check_sent(const uint8_t *in, size_t in_len,
                 fz_fail("a sent frame's padding is not zero");
             }
         }
-        in_index = ld_be32(h + 4);
-        reason = ld_be32(h + 16);
-        out_index = ld_be32(h + 20);
+        in_index = get_be32(h + 4);
+        reason = get_be32(h + 16);
+        out_index = get_be32(h + 20);
 
         if (h[0] == APN_SEG_READ_RESP) {
             if (!resp_left) {
@@ -364,32 +337,32 @@ static void fz_check_sent(const uint8_t *in, size_t in_len,
                 while (!s && next < nseg && pos + APN_SEG_HDR_LEN <= avail) {
                     const uint8_t *c = ci + pos, *q = c + APN_SEG_HDR_LEN;
 
-                    pos += APN_SEG_HDR_LEN + APN_SEG_PAD(ld_be16(c + 2));
+                    pos += APN_SEG_HDR_LEN + APN_SEG_PAD(get_be16(c + 2));
                     next++;
                     if (c[0] == APN_SEG_READ_REQ &&
-                        ld_be16(c + 2) == APN_READ_REQ_LEN && pos <= avail &&
-                        ld_be32(q + 4) == in_index &&
-                        ld_be32(q + 8) == ld_be32(h + 8) &&
-                        ld_be32(q + 12) == reason &&
-                        ld_be32(q + 16) == out_index) {
+                        get_be16(c + 2) == APN_READ_REQ_LEN && pos <= avail &&
+                        get_be32(q + 4) == in_index &&
+                        get_be32(q + 8) == get_be32(h + 8) &&
+                        get_be32(q + 12) == reason &&
+                        get_be32(q + 16) == out_index) {
                         s = c;
                     }
                 }
                 if (!s) {
                     fz_fail("a READ_RESP answers no READ_REQ (in order)");
                 }
-                resp_left = ld_be32(s + APN_SEG_HDR_LEN);
-                resp_in = ld_be32(s + APN_SEG_HDR_LEN + 4);
-                resp_nonce = ld_be32(s + APN_SEG_HDR_LEN + 8);
-                resp_off = ld_be32(s + APN_SEG_HDR_LEN + 12);
-                resp_tag = ld_be32(s + APN_SEG_HDR_LEN + 16);
+                resp_left = get_be32(s + APN_SEG_HDR_LEN);
+                resp_in = get_be32(s + APN_SEG_HDR_LEN + 4);
+                resp_nonce = get_be32(s + APN_SEG_HDR_LEN + 8);
+                resp_off = get_be32(s + APN_SEG_HDR_LEN + 12);
+                resp_tag = get_be32(s + APN_SEG_HDR_LEN + 16);
                 if (!resp_left || resp_left > APN_READ_MAX_LEN) {
                     fz_fail("a READ_REQ of a bad length was served");
                 }
             }
             if (h[1] != 0 || !seg_len || seg_len > resp_left ||
-                in_index != resp_in || ld_be32(h + 8) != resp_nonce ||
-                ld_be32(h + 12) != 0 || reason != resp_off ||
+                in_index != resp_in || get_be32(h + 8) != resp_nonce ||
+                get_be32(h + 12) != 0 || reason != resp_off ||
                 out_index != resp_tag) {
                 fz_fail("a READ_RESP does not answer its READ_REQ");
             }
@@ -398,7 +371,7 @@ static void fz_check_sent(const uint8_t *in, size_t in_len,
             continue;
         }
 
-        if (h[0] != APN_SEG_ERROR || seg_len != 0 || ld_be32(h + 8) != 0) {
+        if (h[0] != APN_SEG_ERROR || seg_len != 0 || get_be32(h + 8) != 0) {
             fz_fail("a sent segment is neither an ERROR nor a READ_RESP");
         }
         if (resp_left) {
@@ -417,24 +390,24 @@ static void fz_check_sent(const uint8_t *in, size_t in_len,
          */
         while (!s && next < nseg && pos + APN_SEG_HDR_LEN <= avail) {
             const uint8_t *c = ci + pos;
-            uint16_t clen = ld_be16(c + 2);
+            uint16_t clen = get_be16(c + 2);
             bool fits;
 
             pos += APN_SEG_HDR_LEN + APN_SEG_PAD(clen);
             next++;
-            fits = pos <= avail && ld_be32(c + 4) == in_index &&
-                   ld_be32(c + 20) == out_index;
+            fits = pos <= avail && get_be32(c + 4) == in_index &&
+                   get_be32(c + 20) == out_index;
             if (!fits) {
                 continue;
             }
             if (c[0] == APN_SEG_READ_REQ) {
                 fits = clen == APN_READ_REQ_LEN && h[1] == APN_SEG_F_READ &&
-                       ld_be32(h + 12) == ld_be32(c + APN_SEG_HDR_LEN + 16);
+                       get_be32(h + 12) == get_be32(c + APN_SEG_HDR_LEN + 16);
             } else {
                 fits = (c[0] == APN_SEG_WRITE ||
                         (c[0] == APN_SEG_EVENT && clen >= 1 && clen <= 8) ||
                         (c[0] == APN_SEG_CLOSE && clen == 0)) &&
-                       h[1] == 0 && ld_be32(h + 12) == 0;
+                       h[1] == 0 && get_be32(h + 12) == 0;
             }
             if (fits) {
                 s = c;
@@ -552,9 +525,9 @@ static bool fz_fix_ip(uint8_t *frame, size_t len)
     c = fz_csum_fold(fz_csum_add(0, ip, APN_IPV4_HLEN));
     ip[10] = c >> 8;
     ip[11] = c;
-    ulen = ld_be16(udp + 4);
+    ulen = get_be16(udp + 4);
     if (ulen >= APN_UDP_HLEN &&
-        ulen <= len - APN_ETH_HLEN - APN_IPV4_HLEN && ld_be16(udp + 6)) {
+        ulen <= len - APN_ETH_HLEN - APN_IPV4_HLEN && get_be16(udp + 6)) {
         udp[6] = udp[7] = 0;
         sum = fz_csum_add(0, ip + 12, 8) + 17 + ulen;
         c = fz_csum_fold(fz_csum_add(sum, udp, ulen));
@@ -581,7 +554,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     memcpy(copy, data, size);
-    if (size >= APN_ETH_HLEN && ld_be16(copy + 12) != APN_ETHERTYPE
+    if (size >= APN_ETH_HLEN && get_be16(copy + 12) != APN_ETHERTYPE
         ? fz_fix_ip(copy, size) : fz_fix_crc(copy, size)) {
         fz_one(copy, size);
     }
@@ -592,18 +565,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifndef APN_LIBFUZZER
 
 /* ---- seed corpus --------------------------------------------------------------- */
-
-static void st_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = v >> 8;
-    p[1] = v;
-}
-
-static void st_be32(uint8_t *p, uint32_t v)
-{
-    st_be16(p, v >> 16);
-    st_be16(p + 2, v);
-}
 
 typedef struct SeedSeg {
     uint8_t type;           /* 0: APN_SEG_WRITE */
@@ -623,32 +584,32 @@ static size_t seed_frame(uint8_t *buf, const uint8_t src_mac[6],
 
     memcpy(buf, fz_mac, 6);
     memcpy(buf + 6, src_mac, 6);
-    st_be16(buf + 12, APN_ETHERTYPE);
+    put_be16(buf + 12, APN_ETHERTYPE);
     ci[0] = APN_WIRE_VERSION;
     ci[1] = nseg;
-    st_be16(ci + 2, src_host);
-    st_be16(ci + 4, FZ_HOST);
-    st_be16(ci + 6, 0);
+    put_be16(ci + 2, src_host);
+    put_be16(ci + 4, FZ_HOST);
+    put_be16(ci + 6, 0);
     for (unsigned i = 0; i < nseg; i++) {
         uint8_t *h = ci + pos;
         uint8_t type = segs[i].type ? segs[i].type : APN_SEG_WRITE;
 
         h[0] = type;
         h[1] = segs[i].flags;
-        st_be16(h + 2, segs[i].len);
-        st_be32(h + 4, segs[i].in_index);
-        st_be32(h + 8, type == APN_SEG_ERROR ? 0
+        put_be16(h + 2, segs[i].len);
+        put_be32(h + 4, segs[i].in_index);
+        put_be32(h + 8, type == APN_SEG_ERROR ? 0
                                              : fz_nonce[segs[i].in_index]);
-        st_be32(h + 12, segs[i].seq);
-        st_be32(h + 16, segs[i].offset);
-        st_be32(h + 20, segs[i].out_index);
+        put_be32(h + 12, segs[i].seq);
+        put_be32(h + 16, segs[i].offset);
+        put_be32(h + 20, segs[i].out_index);
         for (unsigned b = 0; b < APN_SEG_PAD(segs[i].len); b++) {
             h[APN_SEG_HDR_LEN + b] = b < segs[i].len ? (uint8_t)(b * 13 + i)
                                                      : 0;
         }
         pos += APN_SEG_HDR_LEN + APN_SEG_PAD(segs[i].len);
     }
-    st_be32(ci + pos, apn_crc32c(0, ci, pos));
+    put_be32(ci + pos, apn_crc32c(0, ci, pos));
     total = APN_ETH_HLEN + pos + APN_CRC_LEN;
     if (total < APN_MIN_ETH_FRAME) {
         memset(buf + total, 0, APN_MIN_ETH_FRAME - total);
@@ -668,19 +629,19 @@ static size_t seed_datagram(uint8_t *buf, uint16_t sport, uint16_t dport,
 
     memcpy(buf, fz_mac, 6);
     memcpy(buf + 6, fz_src_mac, 6);
-    st_be16(buf + 12, 0x0800);
+    put_be16(buf + 12, 0x0800);
     memset(ip, 0, APN_IPV4_HLEN);
     ip[0] = 0x45;
-    st_be16(ip + 2, APN_IPV4_HLEN + ulen);
-    st_be16(ip + 6, 0x4000);
+    put_be16(ip + 2, APN_IPV4_HLEN + ulen);
+    put_be16(ip + 6, 0x4000);
     ip[8] = 64;
     ip[9] = 17;
-    st_be32(ip + 12, FZ_SRC_IP);
-    st_be32(ip + 16, FZ_IP);
-    st_be16(udp, sport);
-    st_be16(udp + 2, dport);
-    st_be16(udp + 4, ulen);
-    st_be16(udp + 6, 1);                /* nonzero: fz_fix_ip computes it */
+    put_be32(ip + 12, FZ_SRC_IP);
+    put_be32(ip + 16, FZ_IP);
+    put_be16(udp, sport);
+    put_be16(udp + 2, dport);
+    put_be16(udp + 4, ulen);
+    put_be16(udp + 6, 1);                /* nonzero: fz_fix_ip computes it */
     memcpy(udp + APN_UDP_HLEN, payload, len);
     if (total < APN_MIN_ETH_FRAME) {
         memset(buf + total, 0, APN_MIN_ETH_FRAME - total);
@@ -755,11 +716,11 @@ static int write_seeds(const char *dir)
         uint8_t *p = buf + APN_ETH_HLEN + APN_FRAME_HDR_LEN + APN_SEG_HDR_LEN;
 
         len = seed_frame(buf, fz_src_mac, 9, &rr, 1);
-        st_be32(p, 40);                 /* read_len */
-        st_be32(p + 4, 5);              /* reply_in_index */
-        st_be32(p + 8, 0x0a0b0c0d);     /* reply_nonce */
-        st_be32(p + 12, 0x80);          /* reply_offset */
-        st_be32(p + 16, 0x0102);        /* tag */
+        put_be32(p, 40);                 /* read_len */
+        put_be32(p + 4, 5);              /* reply_in_index */
+        put_be32(p + 8, 0x0a0b0c0d);     /* reply_nonce */
+        put_be32(p + 12, 0x80);          /* reply_offset */
+        put_be32(p + 16, 0x0102);        /* tag */
         fz_fix_crc(buf, len);
         if (write_seed(dir, "read-req", buf, len)) {
             return 1;
@@ -768,13 +729,13 @@ static int write_seeds(const char *dir)
 
     /* A CONNECT message to endpoint 1's port: APN_EV_CONNECT. */
     memset(msg, 0, sizeof(msg));
-    st_be32(msg, APN_MSG_MAGIC);
+    put_be32(msg, APN_MSG_MAGIC);
     msg[4] = APN_WIRE_VERSION;
     msg[5] = APN_MSG_CONNECT;
-    st_be16(msg + 6, 5000);             /* reply port */
-    st_be16(msg + 8, FZ_SRC_HOST);
-    st_be32(msg + 12, 12);              /* in_index */
-    st_be32(msg + 16, 0xabcdef01);      /* nonce */
+    put_be16(msg + 6, 5000);             /* reply port */
+    put_be16(msg + 8, FZ_SRC_HOST);
+    put_be32(msg + 12, 12);              /* in_index */
+    put_be32(msg + 16, 0xabcdef01);      /* nonce */
     len = seed_datagram(buf, 5000, FZ_PORT, msg, sizeof(msg));
     if (write_seed(dir, "msg-connect", buf, len)) {
         return 1;
@@ -850,13 +811,13 @@ static size_t mutate(uint8_t *buf, size_t len, size_t cap)
                 static const uint16_t v[] = { 0, 1, 0xff, 0x100, 0x7fff,
                                               0x8000, 0xfffc, 0xffff };
                 size_t at = rng() % (len - 1);
-                st_be16(buf + at, v[rng() % ARRAY_SIZE(v)]);
+                put_be16(buf + at, v[rng() % ARRAY_SIZE(v)]);
             }
             break;
         case 5:                         /* fix up a CRC somewhere */
             if (len > APN_ETH_HLEN + 4) {
                 size_t at = APN_ETH_HLEN + rng() % (len - APN_ETH_HLEN - 3);
-                st_be32(buf + at, apn_crc32c(0, buf + APN_ETH_HLEN,
+                put_be32(buf + at, apn_crc32c(0, buf + APN_ETH_HLEN,
                                              at - APN_ETH_HLEN));
             }
             break;

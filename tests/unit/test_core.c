@@ -15,6 +15,7 @@
 #include <check.h>
 #include "apertnic_core.h"
 #include "fake.h"
+#include "apertnic_bytes.h"
 
 /* ---- guest memory layout of the fake machine ------------------------------ */
 #define MEM_SIZE        (4u << 20)
@@ -36,59 +37,7 @@
 static const uint8_t tx_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x03 };
 static const uint8_t rx_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x07 };
 
-/* ---- byte helpers ------------------------------------------------------------ */
-
-static void st_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = v;
-    p[1] = v >> 8;
-}
-
-static void st_le32(uint8_t *p, uint32_t v)
-{
-    st_le16(p, v);
-    st_le16(p + 2, v >> 16);
-}
-
-static void st_le64(uint8_t *p, uint64_t v)
-{
-    st_le32(p, v);
-    st_le32(p + 4, v >> 32);
-}
-
-static uint32_t ld_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t ld_le64(const uint8_t *p)
-{
-    return ld_le32(p) | (uint64_t)ld_le32(p + 4) << 32;
-}
-
-static void st_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = v >> 8;
-    p[1] = v;
-}
-
-static void st_be32(uint8_t *p, uint32_t v)
-{
-    st_be16(p, v >> 16);
-    st_be16(p + 2, v);
-}
-
-static uint16_t ld_be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t ld_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
-}
+/* ---- test data ---------------------------------------------------------------- */
 
 static const uint8_t *pattern(void)
 {
@@ -224,14 +173,14 @@ static void put_out(Nic *n, uint32_t idx, const struct apn_out_entry *e)
         return;
     }
     memset(p, 0, APN_TABLE_ENTRY_SIZE);
-    st_le32(p + offsetof(struct apn_out_entry, flags), e->flags);
-    st_le16(p + offsetof(struct apn_out_entry, endpoint), e->endpoint);
-    st_le16(p + offsetof(struct apn_out_entry, dest_host), e->dest_host);
-    st_le32(p + offsetof(struct apn_out_entry, dest_in_index),
+    put_le32(p + offsetof(struct apn_out_entry, flags), e->flags);
+    put_le16(p + offsetof(struct apn_out_entry, endpoint), e->endpoint);
+    put_le16(p + offsetof(struct apn_out_entry, dest_host), e->dest_host);
+    put_le32(p + offsetof(struct apn_out_entry, dest_in_index),
             e->dest_in_index);
-    st_le32(p + offsetof(struct apn_out_entry, nonce), e->nonce);
-    st_le32(p + offsetof(struct apn_out_entry, size), e->size);
-    st_le32(p + offsetof(struct apn_out_entry, seq), e->seq);
+    put_le32(p + offsetof(struct apn_out_entry, nonce), e->nonce);
+    put_le32(p + offsetof(struct apn_out_entry, size), e->size);
+    put_le32(p + offsetof(struct apn_out_entry, seq), e->seq);
 }
 
 static void put_in(Nic *n, uint32_t idx, const struct apn_in_entry *e)
@@ -242,30 +191,30 @@ static void put_in(Nic *n, uint32_t idx, const struct apn_in_entry *e)
         return;
     }
     memset(p, 0, APN_TABLE_ENTRY_SIZE);
-    st_le32(p + offsetof(struct apn_in_entry, flags), e->flags);
-    st_le16(p + offsetof(struct apn_in_entry, endpoint), e->endpoint);
-    st_le16(p + offsetof(struct apn_in_entry, src_host), e->src_host);
-    st_le16(p + offsetof(struct apn_in_entry, src_host_mask),
+    put_le32(p + offsetof(struct apn_in_entry, flags), e->flags);
+    put_le16(p + offsetof(struct apn_in_entry, endpoint), e->endpoint);
+    put_le16(p + offsetof(struct apn_in_entry, src_host), e->src_host);
+    put_le16(p + offsetof(struct apn_in_entry, src_host_mask),
             e->src_host_mask);
     memcpy(p + offsetof(struct apn_in_entry, src_mac), e->src_mac, 6);
-    st_le32(p + offsetof(struct apn_in_entry, nonce), e->nonce);
-    st_le32(p + offsetof(struct apn_in_entry, seq), e->seq);
-    st_le64(p + offsetof(struct apn_in_entry, base), e->base);
-    st_le32(p + offsetof(struct apn_in_entry, size), e->size);
-    st_le32(p + offsetof(struct apn_in_entry, first_byte), e->first_byte);
-    st_le32(p + offsetof(struct apn_in_entry, narrow_start), e->narrow_start);
-    st_le32(p + offsetof(struct apn_in_entry, narrow_len), e->narrow_len);
+    put_le32(p + offsetof(struct apn_in_entry, nonce), e->nonce);
+    put_le32(p + offsetof(struct apn_in_entry, seq), e->seq);
+    put_le64(p + offsetof(struct apn_in_entry, base), e->base);
+    put_le32(p + offsetof(struct apn_in_entry, size), e->size);
+    put_le32(p + offsetof(struct apn_in_entry, first_byte), e->first_byte);
+    put_le32(p + offsetof(struct apn_in_entry, narrow_start), e->narrow_start);
+    put_le32(p + offsetof(struct apn_in_entry, narrow_len), e->narrow_len);
 }
 
 static uint32_t out_seq_in_mem(Nic *n, uint32_t idx)
 {
-    return ld_le32(n->fake.mem + table_base(n, true) + idx * 64 +
+    return get_le32(n->fake.mem + table_base(n, true) + idx * 64 +
                    offsetof(struct apn_out_entry, seq));
 }
 
 static uint32_t in_seq_in_mem(Nic *n, uint32_t idx)
 {
-    return ld_le32(n->fake.mem + table_base(n, false) + idx * 64 +
+    return get_le32(n->fake.mem + table_base(n, false) + idx * 64 +
                    offsetof(struct apn_in_entry, seq));
 }
 
@@ -466,12 +415,12 @@ static size_t build_frame(uint8_t *buf, size_t cap, const FrameSpec *fs)
     ck_assert_uint_ge(cap, APN_ETH_HLEN + APN_FRAME_HDR_LEN);
     memcpy(buf, fs->dst, 6);
     memcpy(buf + 6, fs->src, 6);
-    st_be16(buf + 12, fs->ethertype);
+    put_be16(buf + 12, fs->ethertype);
     ci[0] = fs->version;
     ci[1] = fs->nseg_field < 0 ? fs->nseg : (unsigned)fs->nseg_field;
-    st_be16(ci + 2, fs->src_host);
-    st_be16(ci + 4, fs->dst_host);
-    st_be16(ci + 6, fs->flags);
+    put_be16(ci + 2, fs->src_host);
+    put_be16(ci + 4, fs->dst_host);
+    put_be16(ci + 6, fs->flags);
     for (unsigned i = 0; i < fs->nseg; i++) {
         const SegSpec *s = &fs->seg[i];
         uint8_t *h = ci + pos;
@@ -480,19 +429,19 @@ static size_t build_frame(uint8_t *buf, size_t cap, const FrameSpec *fs)
                           APN_SEG_PAD(s->len) + APN_CRC_LEN, cap);
         h[0] = s->type;
         h[1] = s->flags;
-        st_be16(h + 2, s->len);
-        st_be32(h + 4, s->in_index);
-        st_be32(h + 8, s->nonce);
-        st_be32(h + 12, s->seq);
-        st_be32(h + 16, s->offset);
-        st_be32(h + 20, s->out_index);
+        put_be16(h + 2, s->len);
+        put_be32(h + 4, s->in_index);
+        put_be32(h + 8, s->nonce);
+        put_be32(h + 12, s->seq);
+        put_be32(h + 16, s->offset);
+        put_be32(h + 20, s->out_index);
         if (s->len) {
             memcpy(h + APN_SEG_HDR_LEN, s->payload, s->len);
         }
         memset(h + APN_SEG_HDR_LEN + s->len, 0, APN_SEG_PAD(s->len) - s->len);
         pos += APN_SEG_HDR_LEN + APN_SEG_PAD(s->len);
     }
-    st_be32(ci + pos, apn_crc32c(0, ci, pos));
+    put_be32(ci + pos, apn_crc32c(0, ci, pos));
     total = APN_ETH_HLEN + pos + APN_CRC_LEN;
     if (total < min) {
         ck_assert_uint_le(min, cap);
@@ -546,27 +495,27 @@ static unsigned parse_frame(const FakeFrame *f, SentSeg *segs, unsigned max)
     unsigned nseg;
 
     ck_assert_uint_ge(f->len, APN_MIN_ETH_FRAME);
-    ck_assert_uint_eq(ld_be16(f->data + 12), APN_ETHERTYPE);
+    ck_assert_uint_eq(get_be16(f->data + 12), APN_ETHERTYPE);
     ck_assert_uint_eq(ci[0], APN_WIRE_VERSION);
     nseg = ci[1];
     ck_assert_uint_ge(nseg, 1);
     ck_assert_uint_le(nseg, max);
-    ck_assert_uint_eq(ld_be16(ci + 6), 0);
+    ck_assert_uint_eq(get_be16(ci + 6), 0);
     for (unsigned i = 0; i < nseg; i++) {
         const uint8_t *h = ci + pos;
         SentSeg *s = &segs[i];
 
         ck_assert_uint_le(APN_ETH_HLEN + pos + APN_SEG_HDR_LEN, f->len);
-        s->src_host = ld_be16(ci + 2);
-        s->dst_host = ld_be16(ci + 4);
+        s->src_host = get_be16(ci + 2);
+        s->dst_host = get_be16(ci + 4);
         s->type = h[0];
         s->flags = h[1];
-        s->len = ld_be16(h + 2);
-        s->in_index = ld_be32(h + 4);
-        s->nonce = ld_be32(h + 8);
-        s->seq = ld_be32(h + 12);
-        s->offset = ld_be32(h + 16);
-        s->out_index = ld_be32(h + 20);
+        s->len = get_be16(h + 2);
+        s->in_index = get_be32(h + 4);
+        s->nonce = get_be32(h + 8);
+        s->seq = get_be32(h + 12);
+        s->offset = get_be32(h + 16);
+        s->out_index = get_be32(h + 20);
         s->payload = h + APN_SEG_HDR_LEN;
         pos += APN_SEG_HDR_LEN + APN_SEG_PAD(s->len);
         ck_assert_uint_le(APN_ETH_HLEN + pos + APN_CRC_LEN, f->len);
@@ -574,7 +523,7 @@ static unsigned parse_frame(const FakeFrame *f, SentSeg *segs, unsigned max)
             ck_assert_uint_eq(s->payload[b], 0);
         }
     }
-    ck_assert_uint_eq(ld_be32(ci + pos), apn_crc32c(0, ci, pos));
+    ck_assert_uint_eq(get_be32(ci + pos), apn_crc32c(0, ci, pos));
     /* Exactly the frame, or the minimum Ethernet frame zero-padded. */
     pos += APN_ETH_HLEN + APN_CRC_LEN;
     if (pos < APN_MIN_ETH_FRAME) {
@@ -949,7 +898,7 @@ START_TEST(test_regs_ro_ignore_writes)
         ck_assert_msg(qemu_log_guest_errors == 1,
                       "write to RO register 0x%x not reported", ro[i]);
     }
-    ck_assert_uint_eq(rd(n, APN_REG_MAC_LO), ld_le32(rx_mac));
+    ck_assert_uint_eq(rd(n, APN_REG_MAC_LO), get_le32(rx_mac));
     ck_assert_uint_eq(cnt(n, APN_CNT_IRQS), 5);
     nic_free(n);
 }
@@ -1256,30 +1205,30 @@ START_TEST(test_tx_frame_format)
     /* Ethernet header */
     ck_assert_mem_eq(f->data, rx_mac, 6);
     ck_assert_mem_eq(f->data + 6, tx_mac, 6);
-    ck_assert_uint_eq(ld_be16(f->data + 12), APN_ETHERTYPE);
+    ck_assert_uint_eq(get_be16(f->data + 12), APN_ETHERTYPE);
     /* frame header */
     ci = f->data + APN_ETH_HLEN;
     ck_assert_uint_eq(ci[0], APN_WIRE_VERSION);
     ck_assert_uint_eq(ci[1], 1);
-    ck_assert_uint_eq(ld_be16(ci + 2), TX_HOST);
-    ck_assert_uint_eq(ld_be16(ci + 4), RX_HOST);
-    ck_assert_uint_eq(ld_be16(ci + 6), 0);
+    ck_assert_uint_eq(get_be16(ci + 2), TX_HOST);
+    ck_assert_uint_eq(get_be16(ci + 4), RX_HOST);
+    ck_assert_uint_eq(get_be16(ci + 6), 0);
     /* segment header */
     seg = ci + APN_FRAME_HDR_LEN;
     ck_assert_uint_eq(seg[0], APN_SEG_WRITE);
     ck_assert_uint_eq(seg[1], 0);
-    ck_assert_uint_eq(ld_be16(seg + 2), 16);
-    ck_assert_uint_eq(ld_be32(seg + 4), RX_INDEX);
-    ck_assert_uint_eq(ld_be32(seg + 8), NONCE);
-    ck_assert_uint_eq(ld_be32(seg + 12), 0);
-    ck_assert_uint_eq(ld_be32(seg + 16), 0x100);
-    ck_assert_uint_eq(ld_be32(seg + 20), TX_SLOT);
+    ck_assert_uint_eq(get_be16(seg + 2), 16);
+    ck_assert_uint_eq(get_be32(seg + 4), RX_INDEX);
+    ck_assert_uint_eq(get_be32(seg + 8), NONCE);
+    ck_assert_uint_eq(get_be32(seg + 12), 0);
+    ck_assert_uint_eq(get_be32(seg + 16), 0x100);
+    ck_assert_uint_eq(get_be32(seg + 20), TX_SLOT);
     /* payload: the stores' bytes in address order (little-endian stores) */
     for (int i = 0; i < 16; i++) {
         ck_assert_uint_eq(seg[APN_SEG_HDR_LEN + i], i);
     }
     /* CRC32C over frame header .. end of segment, big-endian */
-    ck_assert_uint_eq(ld_be32(seg + APN_SEG_HDR_LEN + 16),
+    ck_assert_uint_eq(get_be32(seg + APN_SEG_HDR_LEN + 16),
                       apn_crc32c(0, ci, APN_FRAME_HDR_LEN +
                                  APN_SEG_HDR_LEN + 16));
 
@@ -1381,7 +1330,7 @@ START_TEST(test_roundtrip_pagelist)
     put_out(tx, 6, &oe);
     put_in(rx, 10, &ie);
     for (size_t i = 0; i < ARRAY_SIZE(pages); i++) {
-        st_le64(rx->fake.mem + PAGE_LIST + 8 * i, pages[i]);
+        put_le64(rx->fake.mem + PAGE_LIST + 8 * i, pages[i]);
     }
     snap = snapshot(rx);
 
@@ -1432,8 +1381,8 @@ START_TEST(test_rx_pagelist_dma_error)
     size_t len;
 
     put_in(rx, 10, &ie);
-    st_le64(rx->fake.mem + PAGE_LIST, 0x250000);
-    st_le64(rx->fake.mem + PAGE_LIST + 8, (uint64_t)MEM_SIZE);   /* unmapped */
+    put_le64(rx->fake.mem + PAGE_LIST, 0x250000);
+    put_le64(rx->fake.mem + PAGE_LIST + 8, (uint64_t)MEM_SIZE);   /* unmapped */
     spec_default(&fs, 0xff8, 16);
     fs.seg[0].in_index = 10;
     fs.seg[0].flags = APN_SEG_F_SEQ;
@@ -2611,7 +2560,7 @@ static const uint8_t *osq_event(Nic *n, uint32_t slot)
 
 static uint32_t osq_ctrl(Nic *n, size_t field)
 {
-    return ld_le32(n->fake.mem + OSQ_ADDR + field);
+    return get_le32(n->fake.mem + OSQ_ADDR + field);
 }
 
 static unsigned osq_writes_seen;
@@ -2648,8 +2597,8 @@ START_TEST(test_osq_event_layout)
     ck_assert_uint_eq(ev[0], APN_EV_TEST);
     ck_assert_uint_eq(ev[1], 0);                   /* flags */
     ck_assert_uint_eq(ev[2] | ev[3] << 8, 0);      /* endpoint */
-    ck_assert_uint_eq(ld_le32(ev + 4), 0);         /* info: the vector */
-    ck_assert_uint_eq(ld_le64(ev + 8), 0);         /* data */
+    ck_assert_uint_eq(get_le32(ev + 4), 0);         /* info: the vector */
+    ck_assert_uint_eq(get_le64(ev + 8), 0);         /* data */
     ck_assert_uint_eq(osq_event(n, 1)[0], 0xaa);
     ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, wrptr)), 1);
     ck_assert_uint_eq(rd(n, APN_REG_OSQ_WRPTR), 1);
@@ -2659,7 +2608,7 @@ START_TEST(test_osq_event_layout)
     wr(n, APN_REG_IRQ_TEST, 1);
     ev = osq_event(n, 1);
     ck_assert_uint_eq(ev[0], APN_EV_TEST);
-    ck_assert_uint_eq(ld_le32(ev + 4), 1);
+    ck_assert_uint_eq(get_le32(ev + 4), 1);
     ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, wrptr)), 2);
     ck_assert_uint_eq(n->fake.nnotify, 2);
     ck_assert_uint_eq(n->fake.notify_vec[1], 1);
@@ -2738,15 +2687,15 @@ START_TEST(test_osq_overflow)
     wr(n, APN_REG_OSQ_RDPTR, 2);
     wr(n, APN_REG_IRQ_TEST, 1);
     wr(n, APN_REG_IRQ_TEST, 1);
-    ck_assert_uint_eq(ld_le32(osq_event(n, 0) + 4), 1);
-    ck_assert_uint_eq(ld_le32(osq_event(n, 1) + 4), 1);
-    ck_assert_uint_eq(ld_le32(osq_event(n, 2) + 4), 0);
+    ck_assert_uint_eq(get_le32(osq_event(n, 0) + 4), 1);
+    ck_assert_uint_eq(get_le32(osq_event(n, 1) + 4), 1);
+    ck_assert_uint_eq(get_le32(osq_event(n, 2) + 4), 0);
     ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, wrptr)), 6);
     wr(n, APN_REG_IRQ_TEST, 0);
     ck_assert_uint_eq(cnt(n, APN_CNT_OSQ_OVERFLOWS), 2);
     ck_assert_uint_eq(osq_ctrl(n, offsetof(struct apn_queue_ctrl, overflows)),
                       2);
-    ck_assert_uint_eq(ld_le32(osq_event(n, 2) + 4), 0);
+    ck_assert_uint_eq(get_le32(osq_event(n, 2) + 4), 0);
     free(snap);
     nic_free(n);
 }
@@ -2768,10 +2717,10 @@ START_TEST(test_osq_link_events)
     apn_core_set_link(&n->core, false);
     ck_assert_uint_eq(rd(n, APN_REG_STATUS), 0);
     ck_assert_uint_eq(osq_event(n, 0)[0], APN_EV_LINK);
-    ck_assert_uint_eq(ld_le32(osq_event(n, 0) + 4), 0);
+    ck_assert_uint_eq(get_le32(osq_event(n, 0) + 4), 0);
     apn_core_set_link(&n->core, true);
     ck_assert_uint_eq(osq_event(n, 1)[0], APN_EV_LINK);
-    ck_assert_uint_eq(ld_le32(osq_event(n, 1) + 4), APN_STATUS_LINK_UP);
+    ck_assert_uint_eq(get_le32(osq_event(n, 1) + 4), APN_STATUS_LINK_UP);
     ck_assert_uint_eq(n->fake.nnotify, 2);
     ck_assert_uint_eq(n->fake.notify_vec[0], APN_VEC_OSQ);
     ck_assert_uint_eq(n->fake.notify_vec[1], APN_VEC_OSQ);
@@ -2796,8 +2745,8 @@ START_TEST(test_osq_dma_error_event)
     assert_only_rx_drop(rx, APN_CNT_RX_DROP_INDEX, 1);
     ev = osq_event(rx, 0);
     ck_assert_uint_eq(ev[0], APN_EV_DEVICE_ERROR);
-    ck_assert_uint_eq(ld_le32(ev + 4), APN_ERR_DMA);
-    ck_assert_uint_eq(ld_le64(ev + 8),
+    ck_assert_uint_eq(get_le32(ev + 4), APN_ERR_DMA);
+    ck_assert_uint_eq(get_le64(ev + 8),
                       0x100000000ull + IN_TABLE + RX_INDEX * 64);
     ck_assert_uint_eq(rx->fake.nnotify, 1);
     ck_assert_uint_eq(rx->fake.notify_vec[0], APN_VEC_OSQ);
@@ -2979,7 +2928,7 @@ static Ev ev_at(const uint8_t *p)
 {
     return (Ev) {
         .type = p[0], .flags = p[1], .endpoint = (uint16_t)(p[2] | p[3] << 8),
-        .info = ld_le32(p + 4), .data = ld_le64(p + 8),
+        .info = get_le32(p + 4), .data = get_le64(p + 8),
     };
 }
 
@@ -2995,12 +2944,12 @@ static Ev osq_ev(Nic *n, uint32_t slot)
 
 static uint32_t evq_ctrl(Nic *n, uint32_t ep, size_t field)
 {
-    return ld_le32(n->fake.mem + EVQ_ADDR(ep) + field);
+    return get_le32(n->fake.mem + EVQ_ADDR(ep) + field);
 }
 
 static uint32_t varq_ctrl(Nic *n, uint32_t ep, size_t field)
 {
-    return ld_le32(n->fake.mem + VARQ_ADDR(ep) + field);
+    return get_le32(n->fake.mem + VARQ_ADDR(ep) + field);
 }
 
 #define assert_ev(ev, t, ep, i, d) do {                                       \
@@ -3058,7 +3007,7 @@ static Nic *ev_nic(uint32_t ep, uint32_t evq)
 static uint16_t ref_csum(const uint8_t *p, size_t len, uint32_t sum)
 {
     for (size_t i = 0; i + 1 < len; i += 2) {
-        sum += ld_be16(p + i);
+        sum += get_be16(p + i);
     }
     if (len & 1) {
         sum += (uint32_t)p[len - 1] << 8;
@@ -3073,16 +3022,16 @@ static uint16_t ref_csum(const uint8_t *p, size_t len, uint32_t sum)
 static void ip_fix(uint8_t *f, bool udp_csum)
 {
     uint8_t *ip = f + APN_ETH_HLEN, *udp = ip + APN_IPV4_HLEN;
-    uint16_t ulen = ld_be16(udp + 4), c;
-    uint32_t pseudo = ld_be16(ip + 12) + ld_be16(ip + 14) +
-                      ld_be16(ip + 16) + ld_be16(ip + 18) + 17 + ulen;
+    uint16_t ulen = get_be16(udp + 4), c;
+    uint32_t pseudo = get_be16(ip + 12) + get_be16(ip + 14) +
+                      get_be16(ip + 16) + get_be16(ip + 18) + 17 + ulen;
 
-    st_be16(ip + 10, 0);
-    st_be16(ip + 10, ref_csum(ip, APN_IPV4_HLEN, 0));
-    st_be16(udp + 6, 0);
+    put_be16(ip + 10, 0);
+    put_be16(ip + 10, ref_csum(ip, APN_IPV4_HLEN, 0));
+    put_be16(udp + 6, 0);
     if (udp_csum) {
         c = ref_csum(udp, ulen, pseudo);
-        st_be16(udp + 6, c ? c : 0xffff);
+        put_be16(udp + 6, c ? c : 0xffff);
     }
 }
 
@@ -3095,18 +3044,18 @@ static size_t build_udp(uint8_t *f, uint16_t sport, uint16_t dport,
 
     memcpy(f, rx_mac, 6);
     memcpy(f + 6, tx_mac, 6);
-    st_be16(f + 12, 0x0800);
+    put_be16(f + 12, 0x0800);
     memset(ip, 0, APN_IPV4_HLEN);
     ip[0] = 0x45;
-    st_be16(ip + 2, APN_IPV4_HLEN + APN_UDP_HLEN + len);
-    st_be16(ip + 6, 0x4000);
+    put_be16(ip + 2, APN_IPV4_HLEN + APN_UDP_HLEN + len);
+    put_be16(ip + 6, 0x4000);
     ip[8] = 64;
     ip[9] = 17;
-    st_be32(ip + 12, TX_IP);
-    st_be32(ip + 16, RX_IP);
-    st_be16(udp, sport);
-    st_be16(udp + 2, dport);
-    st_be16(udp + 4, APN_UDP_HLEN + len);
+    put_be32(ip + 12, TX_IP);
+    put_be32(ip + 16, RX_IP);
+    put_be16(udp, sport);
+    put_be16(udp + 2, dport);
+    put_be16(udp + 4, APN_UDP_HLEN + len);
     if (len) {
         memcpy(udp + APN_UDP_HLEN, payload, len);
     }
@@ -3122,15 +3071,15 @@ static void build_msg(uint8_t m[APN_MSG_LEN], uint8_t type, uint16_t port,
                       uint16_t src_host, uint32_t in_index, uint32_t nonce,
                       uint32_t info)
 {
-    st_be32(m, APN_MSG_MAGIC);
+    put_be32(m, APN_MSG_MAGIC);
     m[4] = APN_WIRE_VERSION;
     m[5] = type;
-    st_be16(m + 6, port);
-    st_be16(m + 8, src_host);
-    st_be16(m + 10, 0);
-    st_be32(m + 12, in_index);
-    st_be32(m + 16, nonce);
-    st_be32(m + 20, info);
+    put_be16(m + 6, port);
+    put_be16(m + 8, src_host);
+    put_be16(m + 10, 0);
+    put_be32(m + 12, in_index);
+    put_be32(m + 16, nonce);
+    put_be32(m + 20, info);
 }
 
 /* Receive a `len`-byte datagram (pattern bytes) from TX_IP:sport to dport. */
@@ -3403,8 +3352,8 @@ START_TEST(test_evq_post_layout)
     uint8_t *snap;
 
     /* The consumer's own control fields are the consumer's. */
-    st_le32(ctrl + offsetof(struct apn_queue_ctrl, rdptr), 0x11111111);
-    st_le32(ctrl + offsetof(struct apn_queue_ctrl, irq), 0x22222222);
+    put_le32(ctrl + offsetof(struct apn_queue_ctrl, rdptr), 0x11111111);
+    put_le32(ctrl + offsetof(struct apn_queue_ctrl, irq), 0x22222222);
     snap = snapshot(n);
     for (unsigned len = 1; len <= 4; len++) {
         rx_event(n, EV_INDEX, 0x10 * len, 0x8877665544332211ull, len);
@@ -3613,8 +3562,8 @@ static void assert_var_rec(Nic *n, uint32_t ep, uint32_t size, uint32_t pos,
 
     ck_assert_ptr_nonnull(want);
     memset(want, 0, rec);
-    st_le32(want, len);
-    st_le32(want + 4, TX_IP);
+    put_le32(want, len);
+    put_le32(want + 4, TX_IP);
     memcpy(want + 8, payload, len);
     for (uint32_t i = 0; i < rec; i++) {
         ck_assert_msg(q[(pos + i) & (size - 1)] == want[i],
@@ -3870,10 +3819,10 @@ START_TEST(test_cmd_trust)
         ck_assert_uint_eq(cmd_status(n, ~0u), APN_CMD_OK);
         ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_EPERM);
         ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 3);
-        ck_assert_uint_eq(ld_le32(entry_ptr(n, true, TX_SLOT) +
+        ck_assert_uint_eq(get_le32(entry_ptr(n, true, TX_SLOT) +
                                   offsetof(struct apn_out_entry, nonce)),
                           NONCE2);
-        ck_assert_uint_eq(ld_le32(entry_ptr(n, false, RX_INDEX) +
+        ck_assert_uint_eq(get_le32(entry_ptr(n, false, RX_INDEX) +
                                   offsetof(struct apn_in_entry, nonce)),
                           NONCE2);
         free(snap);
@@ -3907,7 +3856,7 @@ START_TEST(test_cmd_out_commit)
     ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_OK);
     ck_assert_uint_eq(n->fake.nframes, 0);          /* closed, still packed */
     memcpy(before, e, 64);
-    ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_out_entry, seq)), 43);
+    ck_assert_uint_eq(get_le32(e + offsetof(struct apn_out_entry, seq)), 43);
     store(n, TX_SLOT, 8, 0x2222, 8);
     ck_assert_uint_eq(cnt(n, APN_CNT_CACHE_MISSES), 2);  /* re-read */
     fence(n);
@@ -3923,13 +3872,13 @@ START_TEST(test_cmd_out_commit)
     ck_assert_uint_eq(s[1].offset, 8);
 
     /* Only dest_host, dest_in_index and nonce were written. */
-    ck_assert_uint_eq(ld_le32(e), APN_ENTRY_VALID | APN_ENTRY_SEQ);
+    ck_assert_uint_eq(get_le32(e), APN_ENTRY_VALID | APN_ENTRY_SEQ);
     ck_assert_uint_eq(e[4] | e[5] << 8, CMD_EP_N);
     ck_assert_uint_eq(e[6] | e[7] << 8, RX_HOST);
-    ck_assert_uint_eq(ld_le32(e + 8), 12);
-    ck_assert_uint_eq(ld_le32(e + 12), NONCE2);
-    ck_assert_uint_eq(ld_le32(e + 16), 4096);
-    ck_assert_uint_eq(ld_le32(e + 20), 44);
+    ck_assert_uint_eq(get_le32(e + 8), 12);
+    ck_assert_uint_eq(get_le32(e + 12), NONCE2);
+    ck_assert_uint_eq(get_le32(e + 16), 4096);
+    ck_assert_uint_eq(get_le32(e + 20), 44);
     for (int i = 24; i < 64; i++) {
         ck_assert_uint_eq(e[i], 0xa5);
     }
@@ -4026,18 +3975,18 @@ START_TEST(test_cmd_in_commit)
             start = narrow[i].start;
             len = narrow[i].len;
         }
-        ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_in_entry, nonce)),
+        ck_assert_uint_eq(get_le32(e + offsetof(struct apn_in_entry, nonce)),
                           nonce);
-        ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_in_entry,
+        ck_assert_uint_eq(get_le32(e + offsetof(struct apn_in_entry,
                                                narrow_start)), start);
-        ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_in_entry,
+        ck_assert_uint_eq(get_le32(e + offsetof(struct apn_in_entry,
                                                narrow_len)), len);
         /* Everything else is the OS's. */
         ck_assert_mem_eq(e, before, offsetof(struct apn_in_entry, nonce));
         ck_assert_mem_eq(e + 20, before + 20, 40 - 20);
         ck_assert_mem_eq(e + 48, before + 48, 16);
     }
-    ck_assert_uint_eq(ld_le32(e), APN_ENTRY_VALID | APN_IN_CONTIG |
+    ck_assert_uint_eq(get_le32(e), APN_ENTRY_VALID | APN_IN_CONTIG |
                       APN_IN_CHECK_SRC_HOST);
     for (int i = 48; i < 64; i++) {
         ck_assert_uint_eq(e[i], 0x5a);
@@ -4061,7 +4010,7 @@ START_TEST(test_cmd_in_commit)
     ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_ENOENT);
     cmd_in(n, CMD_EP_N, TABLE_COUNT, 1, 0, 0);
     ck_assert_uint_eq(cmd_status(n, CMD_EP_N), APN_CMD_ENOENT);
-    ck_assert_uint_eq(ld_le32(e + offsetof(struct apn_in_entry, nonce)),
+    ck_assert_uint_eq(get_le32(e + offsetof(struct apn_in_entry, nonce)),
                       nonce);
     ck_assert_uint_eq(cnt(n, APN_CNT_CMD_REFUSED), 0);
     nic_free(n);
@@ -4195,7 +4144,7 @@ START_TEST(test_msg_encoding)
             0xa1b2c3d4u, 0x55667788u);
     ck_assert_uint_eq(cmd_status(tx, CMD_EP_N), APN_CMD_OK);
     ck_assert_uint_eq(tx->fake.nframes, 2);
-    ck_assert_uint_eq(ld_be16(tx->fake.frames[0].data + 12), APN_ETHERTYPE);
+    ck_assert_uint_eq(get_be16(tx->fake.frames[0].data + 12), APN_ETHERTYPE);
     ck_assert(!tx->core.burst.active && !tx->core.pend.active);
     f = &tx->fake.frames[1];
     ck_assert_uint_eq(f->len, APN_ETH_HLEN + APN_IPV4_HLEN + APN_UDP_HLEN +
@@ -4204,42 +4153,42 @@ START_TEST(test_msg_encoding)
     /* Ethernet */
     ck_assert_mem_eq(f->data, rx_mac, 6);
     ck_assert_mem_eq(f->data + 6, tx_mac, 6);
-    ck_assert_uint_eq(ld_be16(f->data + 12), 0x0800);
+    ck_assert_uint_eq(get_be16(f->data + 12), 0x0800);
     /* IPv4: 45 00 0034 0000 4000 40 11 csum src dst */
     ip = f->data + APN_ETH_HLEN;
     ck_assert_uint_eq(ip[0], 0x45);
     ck_assert_uint_eq(ip[1], 0);
-    ck_assert_uint_eq(ld_be16(ip + 2), 52);
-    ck_assert_uint_eq(ld_be16(ip + 4), 0);
-    ck_assert_uint_eq(ld_be16(ip + 6), 0x4000);
+    ck_assert_uint_eq(get_be16(ip + 2), 52);
+    ck_assert_uint_eq(get_be16(ip + 4), 0);
+    ck_assert_uint_eq(get_be16(ip + 6), 0x4000);
     ck_assert_uint_eq(ip[8], 64);
     ck_assert_uint_eq(ip[9], 17);
-    ck_assert_uint_eq(ld_be32(ip + 12), TX_IP);
-    ck_assert_uint_eq(ld_be32(ip + 16), RX_IP);
+    ck_assert_uint_eq(get_be32(ip + 12), TX_IP);
+    ck_assert_uint_eq(get_be32(ip + 16), RX_IP);
     /* 4500 + 0034 + 4000 + 4011 + 0a00 + 0003 + 0a00 + 0007 = d94f */
-    ck_assert_uint_eq(ld_be16(ip + 10), 0x26b0);
+    ck_assert_uint_eq(get_be16(ip + 10), 0x26b0);
     ck_assert_uint_eq(ref_csum(ip, APN_IPV4_HLEN, 0), 0);
     /* UDP: from the endpoint's port, length 32, checksum over the pseudo
      * header */
     udp = ip + APN_IPV4_HLEN;
-    ck_assert_uint_eq(ld_be16(udp), 4000);
-    ck_assert_uint_eq(ld_be16(udp + 2), RX_PORT);
-    ck_assert_uint_eq(ld_be16(udp + 4), 32);
-    ck_assert_uint_ne(ld_be16(udp + 6), 0);
+    ck_assert_uint_eq(get_be16(udp), 4000);
+    ck_assert_uint_eq(get_be16(udp + 2), RX_PORT);
+    ck_assert_uint_eq(get_be16(udp + 4), 32);
+    ck_assert_uint_ne(get_be16(udp + 6), 0);
     pseudo = (TX_IP >> 16) + (TX_IP & 0xffff) + (RX_IP >> 16) +
              (RX_IP & 0xffff) + 17 + 32;
     ck_assert_uint_eq(ref_csum(udp, 32, pseudo), 0);
     /* struct apn_msg, big-endian */
     m = udp + APN_UDP_HLEN;
-    ck_assert_uint_eq(ld_be32(m), APN_MSG_MAGIC);
+    ck_assert_uint_eq(get_be32(m), APN_MSG_MAGIC);
     ck_assert_uint_eq(m[4], APN_WIRE_VERSION);
     ck_assert_uint_eq(m[5], APN_MSG_ERROR);
-    ck_assert_uint_eq(ld_be16(m + 6), 4000);
-    ck_assert_uint_eq(ld_be16(m + 8), TX_HOST);
-    ck_assert_uint_eq(ld_be16(m + 10), 0);
-    ck_assert_uint_eq(ld_be32(m + 12), 0x01020304u);
-    ck_assert_uint_eq(ld_be32(m + 16), 0xa1b2c3d4u);
-    ck_assert_uint_eq(ld_be32(m + 20), 0x55667788u);
+    ck_assert_uint_eq(get_be16(m + 6), 4000);
+    ck_assert_uint_eq(get_be16(m + 8), TX_HOST);
+    ck_assert_uint_eq(get_be16(m + 10), 0);
+    ck_assert_uint_eq(get_be32(m + 12), 0x01020304u);
+    ck_assert_uint_eq(get_be32(m + 16), 0xa1b2c3d4u);
+    ck_assert_uint_eq(get_be32(m + 20), 0x55667788u);
     /* Byte-exact against the independent builder. */
     build_msg(msg, APN_MSG_ERROR, 4000, TX_HOST, 0x01020304u, 0xa1b2c3d4u,
               0x55667788u);
@@ -4368,7 +4317,7 @@ START_TEST(test_rx_ip_checks)
         memset(f + len, 0x77, sizeof(f) - len);
         switch (c) {
         case 1: ip[6] = 0; ip[8] = 1; break;
-        case 2: st_be32(ip + 16, 0xffffffffu); break;
+        case 2: put_be32(ip + 16, 0xffffffffu); break;
         case 3: udp_csum = false; break;
         case 4:
             len = build_udp(f, 1234, RX_PORT, payload, 4);
@@ -4378,15 +4327,15 @@ START_TEST(test_rx_ip_checks)
         case 5: len += 10; break;
         case 6: ip[0] = 0x65; break;
         case 7: ip[0] = 0x46; break;
-        case 8: st_be16(ip + 2, 27); break;
-        case 9: st_be16(ip + 2, len - APN_ETH_HLEN + 1); break;
+        case 8: put_be16(ip + 2, 27); break;
+        case 9: put_be16(ip + 2, len - APN_ETH_HLEN + 1); break;
         case 10: ip[6] |= 0x20; break;
         case 11: ip[7] = 1; break;
         case 12: ip[9] = 6; break;
         case 13: ip_fix(f, true); ip[11] ^= 1; fix = false; break;
-        case 14: st_be32(ip + 16, RX_IP + 1); break;
-        case 15: st_be16(udp + 4, 7); break;
-        case 16: st_be16(udp + 4, ld_be16(ip + 2) - APN_IPV4_HLEN + 1); break;
+        case 14: put_be32(ip + 16, RX_IP + 1); break;
+        case 15: put_be16(udp + 4, 7); break;
+        case 16: put_be16(udp + 4, get_be16(ip + 2) - APN_IPV4_HLEN + 1); break;
         case 17: ip_fix(f, true); udp[APN_UDP_HLEN] ^= 1; fix = false; break;
         case 18: len = APN_ETH_HLEN + 27; break;
         }
@@ -4419,7 +4368,7 @@ START_TEST(test_rx_ip_checks)
         ep_setup(n, 6, APN_EP_VALID, RX_PORT, 8, 256);
         wr(n, APN_REG_IP_ADDR, 0);
         receive(n, f, len);
-        st_be32(f + APN_ETH_HLEN + 16, 0xffffffffu);
+        put_be32(f + APN_ETH_HLEN + 16, 0xffffffffu);
         ip_fix(f, true);
         receive(n, f, len);
         assert_only_rx_drop(n, APN_CNT_RX_DROP_BAD_IP, 2);
@@ -5252,7 +5201,6 @@ START_TEST(test_cache_hash_stride)
     check_hash_stride(strides, ARRAY_SIZE(strides), 3);
 }
 END_TEST
-
 
 /* ============================================================================ */
 /* Migration of a pending frame and of endpoints                                 */
