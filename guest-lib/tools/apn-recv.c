@@ -197,82 +197,51 @@ static int listen_mode(struct apn_device *dev, const struct apn_device_info *inf
 		       uint16_t port, uint32_t size, uint32_t want, uint32_t timeout,
 		       const char *reply, const char *reply2)
 {
-	struct apn_endpoint_attr attr = { .port = port, .flags = APN_ENDPOINT_F_TRUSTED };
-	long pg = sysconf(_SC_PAGESIZE);
-	struct apn_out_aperture oa;
-	struct apn_in_aperture ia;
-	struct apn_endpoint ep;
-	struct listener l;
-	struct apn_msg_info m;
-	struct apn_mr mr;
-	size_t maplen;
 	uint32_t done, stale = htole32(STALE_WORD);
+	struct apn_tool_conn c;
+	struct apn_msg_info m;
+	struct listener l;
 	int r, ret = 1;
 
-	r = apn_endpoint_create(&ep, dev, &attr);
-	if (r)
-		return fail(r == -EPERM ? "create trusted endpoint (needs CAP_NET_ADMIN or trust_users=1)"
-			    : "create trusted endpoint", r);
-	maplen = ((size_t)size + (size_t)(pg > 0 ? pg : 4096) - 1) & ~((size_t)(pg > 0 ? pg : 4096) - 1);
+	if (apn_tool_conn_open(&c, "apn-recv", dev, port, size))
+		return 1;
 	memset(&l, 0, sizeof(l));
-	l.buf = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (l.buf == MAP_FAILED) {
-		fail("mmap buffer", -errno);
-		goto out_ep;
-	}
-	madvise(l.buf, maplen, MADV_DONTFORK);
-	memset(l.buf, 0, maplen);
-	r = apn_mr_reg(&mr, &ep, l.buf, maplen);
-	if (r) {
-		fail("register memory", r);
-		goto out_buf;
-	}
-	r = apn_in_aperture_create(&ia, &ep, &mr, 0, size, 0, 0);
-	if (r) {
-		fail("create incoming aperture", r);
-		goto out_mr;
-	}
-	/* Aimed nowhere useful until a CONNECT says where: nothing is stored before. */
-	r = apn_out_aperture_create(&oa, &ep, 0, 0, 0, size);
-	if (r) {
-		fail("create outgoing aperture", r);
-		goto out_ia;
-	}
-	l.ep = &ep;
-	l.ia = &ia;
-	l.oa = &oa;
+	l.buf = c.buf;
+	l.ep = &c.ep;
+	l.ia = &c.ia;
+	l.oa = &c.oa;
 	l.size = size;
 	l.deadline = timeout ? apn_tool_now() + timeout : 1e300;
 
 	printf(APN_READY_TAG " host=%u port=%u in_index=%u nonce=0x%08x\n", info->host_id,
-	       apn_endpoint_port(&ep), ia.in_index, ia.nonce);
+	       apn_endpoint_port(&c.ep), c.ia.in_index, c.ia.nonce);
 	fflush(stdout);
 
 	if (wait_connect(&l, &m) || accept_peer(&l, &m))
-		goto out_oa;
+		goto out_conn;
 	done = wait_message(&l);
 	if (!done) {
 		fprintf(stderr, "apn-recv: timed out waiting for the connector's message\n");
-		goto out_oa;
+		goto out_conn;
 	}
 	if (apn_tool_print_received(stdout, "apn-recv", l.buf, done, size, want) ||
 	    store_message(&l, reply))
-		goto out_oa;
+		goto out_conn;
 
 	if (reply2) {
 		if (wait_connect(&l, &m))
-			goto out_oa;
+			goto out_conn;
 		/* Still aimed with the old nonce: the connector's NIC must drop this. */
-		r = apn_out_aperture_write(&oa, size - 4, &stale, 4);
+		r = apn_out_aperture_write(&c.oa, size - 4, &stale, 4);
 		if (r) {
 			fail("store with the stale nonce", r);
-			goto out_oa;
+			goto out_conn;
 		}
-		apn_out_aperture_fence(&oa);
-		printf("APN-STALE-SENT nonce=0x%08x\n", oa.nonce);
+		apn_out_aperture_fence(&c.oa);
+		printf("APN-STALE-SENT nonce=0x%08x\n", c.oa.nonce);
 		fflush(stdout);
 		if (accept_peer(&l, &m) || store_message(&l, reply2))
-			goto out_oa;
+			goto out_conn;
 		/*
 		 * The connector's NIC refused the stale store and said so: the
 		 * device reports it to us as APN_EV_TX_ERROR (printed as
@@ -282,16 +251,8 @@ static int listen_mode(struct apn_device *dev, const struct apn_device_info *inf
 	}
 	ret = 0;
 
-out_oa:
-	apn_out_aperture_destroy(&oa);
-out_ia:
-	apn_in_aperture_destroy(&ia);
-out_mr:
-	apn_mr_dereg(&mr);
-out_buf:
-	munmap(l.buf, maplen);
-out_ep:
-	apn_endpoint_destroy(&ep);
+out_conn:
+	apn_tool_conn_close(&c);
 	return ret;
 }
 

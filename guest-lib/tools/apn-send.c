@@ -152,92 +152,50 @@ static int receive_reply(const unsigned char *buf, uint32_t size, double deadlin
 static int connect_mode(struct apn_device *dev, uint16_t host, uint16_t port, uint32_t size,
 			uint32_t timeout, int reconnect, const char *msg)
 {
-	struct apn_endpoint_attr attr = { .flags = APN_ENDPOINT_F_TRUSTED };
 	double deadline = apn_tool_now() + (timeout ? timeout : 1e9);
-	long pg = sysconf(_SC_PAGESIZE);
-	size_t len = strlen(msg), maplen;
-	struct apn_out_aperture oa;
-	struct apn_in_aperture ia;
-	struct apn_endpoint ep;
-	struct apn_mr mr;
-	unsigned char *buf;
-	uint32_t done = htole32((uint32_t)len), old;
+	uint32_t done = htole32((uint32_t)strlen(msg)), old;
+	size_t len = strlen(msg);
+	struct apn_tool_conn c;
 	int r, ret = 1;
 
-	if (pg <= 0)
-		pg = 4096;
-	r = apn_endpoint_create(&ep, dev, &attr);
-	if (r)
-		return fail(r == -EPERM ? "create trusted endpoint (needs CAP_NET_ADMIN or trust_users=1)"
-			    : "create trusted endpoint", r);
-	maplen = ((size_t)size + (size_t)pg - 1) & ~((size_t)pg - 1);
-	buf = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED) {
-		fail("mmap buffer", -errno);
-		goto out_ep;
-	}
-	madvise(buf, maplen, MADV_DONTFORK);
-	memset(buf, 0, maplen);
-	r = apn_mr_reg(&mr, &ep, buf, maplen);
-	if (r) {
-		fail("register memory", r);
-		goto out_buf;
-	}
-	r = apn_in_aperture_create(&ia, &ep, &mr, 0, size, 0, 0);
-	if (r) {
-		fail("create incoming aperture", r);
-		goto out_mr;
-	}
-	/* Aimed by the ACCEPT; nothing is stored before. */
-	r = apn_out_aperture_create(&oa, &ep, 0, 0, 0, size);
-	if (r) {
-		fail("create outgoing aperture", r);
-		goto out_ia;
-	}
-	if (handshake(&ep, &ia, &oa, host, port, deadline))
-		goto out_oa;
-	r = apn_out_aperture_write(&oa, 0, msg, len);
+	if (apn_tool_conn_open(&c, "apn-send", dev, 0, size))
+		return 1;
+	if (handshake(&c.ep, &c.ia, &c.oa, host, port, deadline))
+		goto out_conn;
+	r = apn_out_aperture_write(&c.oa, 0, msg, len);
 	if (!r) {
-		apn_out_aperture_fence(&oa);
-		r = apn_out_aperture_write(&oa, size - 4, &done, sizeof(done));
+		apn_out_aperture_fence(&c.oa);
+		r = apn_out_aperture_write(&c.oa, size - 4, &done, sizeof(done));
 	}
 	if (r) {
 		fail("store message", r);
-		goto out_oa;
+		goto out_conn;
 	}
-	apn_out_aperture_fence(&oa);
+	apn_out_aperture_fence(&c.oa);
 	printf(APN_SENT_TAG " len=%zu\n", len);
 	fflush(stdout);
-	if (receive_reply(buf, size, deadline))
-		goto out_oa;
+	if (receive_reply(c.buf, size, deadline))
+		goto out_conn;
 
 	if (reconnect) {
 		/* Nothing is in flight: the acceptor waits for our next CONNECT. */
-		memset(buf, 0, size);
-		old = ia.nonce;
-		r = apn_in_aperture_set_nonce(&ia, old ^ 0x5a5a5a5au);
+		memset(c.buf, 0, size);
+		old = c.ia.nonce;
+		r = apn_in_aperture_set_nonce(&c.ia, old ^ 0x5a5a5a5au);
 		if (r) {
 			fail("set a new nonce (user-page command)", r);
-			goto out_oa;
+			goto out_conn;
 		}
-		printf("APN-RENONCE old=0x%08x new=0x%08x\n", old, ia.nonce);
+		printf("APN-RENONCE old=0x%08x new=0x%08x\n", old, c.ia.nonce);
 		fflush(stdout);
-		if (handshake(&ep, &ia, &oa, host, port, deadline) ||
-		    receive_reply(buf, size, deadline))
-			goto out_oa;
+		if (handshake(&c.ep, &c.ia, &c.oa, host, port, deadline) ||
+		    receive_reply(c.buf, size, deadline))
+			goto out_conn;
 	}
 	ret = 0;
 
-out_oa:
-	apn_out_aperture_destroy(&oa);
-out_ia:
-	apn_in_aperture_destroy(&ia);
-out_mr:
-	apn_mr_dereg(&mr);
-out_buf:
-	munmap(buf, maplen);
-out_ep:
-	apn_endpoint_destroy(&ep);
+out_conn:
+	apn_tool_conn_close(&c);
 	return ret;
 }
 

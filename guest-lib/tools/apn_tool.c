@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <apertnic/apertnic.h>
 #include "apn_tool.h"
@@ -249,4 +251,72 @@ void apn_tool_log_event(const char *prog, const struct apn_event *ev)
 		return;
 	}
 	fflush(stdout);
+}
+
+static int conn_fail(const char *prog, const char *what, int err)
+{
+	fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(-err));
+	return 1;
+}
+
+int apn_tool_conn_open(struct apn_tool_conn *c, const char *prog, struct apn_device *dev,
+		       uint16_t port, uint32_t size)
+{
+	struct apn_endpoint_attr attr = { .port = port, .flags = APN_ENDPOINT_F_TRUSTED };
+	long pg = sysconf(_SC_PAGESIZE);
+	int r;
+
+	if (pg <= 0)
+		pg = 4096;
+	memset(c, 0, sizeof(*c));
+	r = apn_endpoint_create(&c->ep, dev, &attr);
+	if (r)
+		return conn_fail(prog, r == -EPERM ?
+				 "create trusted endpoint (needs CAP_NET_ADMIN or trust_users=1)" :
+				 "create trusted endpoint", r);
+	c->maplen = ((size_t)size + (size_t)pg - 1) & ~((size_t)pg - 1);
+	c->buf = mmap(NULL, c->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c->buf == MAP_FAILED) {
+		r = conn_fail(prog, "mmap buffer", -errno);
+		goto out_ep;
+	}
+	/* a child must not share the pinned pages copy-on-write */
+	madvise(c->buf, c->maplen, MADV_DONTFORK);
+	memset(c->buf, 0, c->maplen);
+	r = apn_mr_reg(&c->mr, &c->ep, c->buf, c->maplen);
+	if (r) {
+		r = conn_fail(prog, "register memory", r);
+		goto out_buf;
+	}
+	r = apn_in_aperture_create(&c->ia, &c->ep, &c->mr, 0, size, 0, 0);
+	if (r) {
+		r = conn_fail(prog, "create incoming aperture", r);
+		goto out_mr;
+	}
+	/* aimed by the handshake: nothing is stored before */
+	r = apn_out_aperture_create(&c->oa, &c->ep, 0, 0, 0, size);
+	if (r) {
+		r = conn_fail(prog, "create outgoing aperture", r);
+		goto out_ia;
+	}
+	return 0;
+
+out_ia:
+	apn_in_aperture_destroy(&c->ia);
+out_mr:
+	apn_mr_dereg(&c->mr);
+out_buf:
+	munmap(c->buf, c->maplen);
+out_ep:
+	apn_endpoint_destroy(&c->ep);
+	return r;
+}
+
+void apn_tool_conn_close(struct apn_tool_conn *c)
+{
+	apn_out_aperture_destroy(&c->oa);
+	apn_in_aperture_destroy(&c->ia);
+	apn_mr_dereg(&c->mr);
+	munmap(c->buf, c->maplen);
+	apn_endpoint_destroy(&c->ep);
 }

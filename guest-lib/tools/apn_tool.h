@@ -7,8 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct apn_endpoint;
-struct apn_event;
+#include <apertnic/apertnic.h>
 
 /* What apn-recv prints and apn-send -r reads: the receiver's address. */
 struct apn_ready {
@@ -87,5 +86,24 @@ void apn_tool_log_event(const char *prog, const struct apn_event *ev);
  * passes. Returns 1 with *ev filled, 0 at the deadline, or -errno.
  */
 int apn_tool_next_event(struct apn_endpoint *ep, double deadline, struct apn_event *ev);
+
+/*
+ * What a connecting tool holds: a trusted endpoint on `port` (0: any), `size`
+ * bytes of zeroed registered memory behind an incoming aperture, and an unaimed
+ * outgoing aperture of the same size (the handshake aims it).
+ */
+struct apn_tool_conn {
+	struct apn_endpoint ep;
+	unsigned char *buf;
+	size_t maplen;
+	struct apn_mr mr;
+	struct apn_in_aperture ia;
+	struct apn_out_aperture oa;
+};
+
+/* Returns 0, or 1 after printing "PROG: what failed: why" (nothing is left open). */
+int apn_tool_conn_open(struct apn_tool_conn *c, const char *prog, struct apn_device *dev,
+		       uint16_t port, uint32_t size);
+void apn_tool_conn_close(struct apn_tool_conn *c);
 
 #endif /* APN_TOOL_H */
